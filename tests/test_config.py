@@ -1,0 +1,224 @@
+"""Reading ``PREFIX_*`` keys into a client class and its arguments (no server needed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import redis
+
+from flask_redis.config import client_arguments, read_config
+
+from .conftest import SECRET
+
+
+class NamespacedRedis(redis.Redis):
+    """A custom client class with an argument of its own, passing the rest on."""
+
+    def __init__(self, *args: Any, namespace: str = "", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.namespace = namespace
+
+
+class NotAClient:
+    def __init__(self, host: str = "localhost") -> None:
+        self.host = host
+
+
+def test_defaults_to_redis_with_no_arguments() -> None:
+    config = read_config({})
+    assert config.client_class is redis.Redis
+    assert config.kwargs == {}
+
+
+def test_reads_every_keyword_of_the_class_signature() -> None:
+    names = client_arguments(redis.Redis)
+    for name in ("host", "port", "db", "password", "socket_timeout", "ssl_ca_certs",
+                 "health_check_interval", "client_name", "username", "protocol", "retry",
+                 "decode_responses", "connection_pool", "unix_socket_path"):  # fmt: skip
+        assert name in names
+    values = {name: object() for name in names if name not in ("port", "db")}
+    config = read_config({f"REDIS_{name.upper()}": value for name, value in values.items()})
+    assert config.kwargs == values
+
+
+def test_legacy_charset_and_errors_are_not_keys_of_their_own() -> None:
+    assert "charset" not in client_arguments(redis.Redis)
+    assert "errors" not in client_arguments(redis.Redis)
+
+
+def test_custom_class_arguments_include_those_passed_on_through_kwargs() -> None:
+    names = client_arguments(NamespacedRedis)
+    assert names[0] == "namespace"
+    assert "socket_timeout" in names
+    config = read_config(
+        {"REDIS_CLASS": NamespacedRedis, "REDIS_NAMESPACE": "app:", "REDIS_DB": 3}
+    )
+    assert config.kwargs == {"namespace": "app:", "db": 3}
+
+
+def test_class_without_kwargs_takes_only_its_own_arguments() -> None:
+    assert client_arguments(NotAClient) == ["host"]
+
+
+def test_keys_of_another_prefix_are_not_read() -> None:
+    config = read_config({"REDIS_DB": 1, "REDIS2_DB": 2, "REDIS_2_DB": 3}, "REDIS2")
+    assert config.kwargs == {"db": 2}
+
+
+@pytest.mark.parametrize("path", ["redis.Redis", "redis.StrictRedis", "redis:Redis",
+                                  "tests.test_config.NamespacedRedis"])  # fmt: skip
+def test_class_from_dotted_path(path: str) -> None:
+    expected = NamespacedRedis if path.endswith("NamespacedRedis") else redis.Redis
+    assert read_config({"REDIS_CLASS": path}).client_class is expected
+
+
+def test_class_path_that_does_not_import_names_the_key() -> None:
+    with pytest.raises(ValueError, match=r"CACHE_CLASS .*'no\.such\.Module' does not import"):
+        read_config({"CACHE_CLASS": "no.such.Module"}, "CACHE")
+
+
+def test_class_that_is_not_a_class_names_the_key() -> None:
+    with pytest.raises(TypeError, match="REDIS_CLASS must be a class"):
+        read_config({"REDIS_CLASS": "redis.from_url"})
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "name", "expected"),
+    [
+        ("REDIS_PORT", "6380", "port", 6380),
+        ("REDIS_DB", "4", "db", 4),
+        ("REDIS_SOCKET_TIMEOUT", "0.5", "socket_timeout", 0.5),
+        ("REDIS_DECODE_RESPONSES", "true", "decode_responses", True),
+        ("REDIS_SSL", "no", "ssl", False),
+        ("REDIS_MAX_CONNECTIONS", "10", "max_connections", 10),
+    ],
+)
+def test_text_values_are_converted(key: str, value: str, name: str, expected: object) -> None:
+    assert read_config({key: value}).kwargs[name] == expected
+
+
+@pytest.mark.parametrize(
+    ("config", "error", "message"),
+    [
+        ({"REDIS_PORT": "six"}, ValueError, "REDIS_PORT must be an integer, got 'six'"),
+        ({"REDIS_PORT": 6379.5}, TypeError, "REDIS_PORT must be an integer, got 6379.5"),
+        ({"REDIS_PORT": 70000}, ValueError, "REDIS_PORT must be between 1 and 65535"),
+        ({"REDIS_DB": True}, TypeError, "REDIS_DB must be an integer"),
+        ({"REDIS_SOCKET_TIMEOUT": "soon"}, ValueError, "REDIS_SOCKET_TIMEOUT must be a number"),
+        ({"REDIS_SSL": "maybe"}, ValueError, "REDIS_SSL must be a boolean"),
+    ],
+)
+def test_bad_values_name_the_key(config: dict[str, Any], error: type[Exception],
+                                 message: str) -> None:  # fmt: skip
+    with pytest.raises(error, match=message):
+        read_config(config)
+
+
+def test_host_holding_a_socket_path_connects_through_it() -> None:
+    assert read_config({"REDIS_HOST": "/run/redis.sock"}).kwargs == {
+        "unix_socket_path": "/run/redis.sock"
+    }
+    assert read_config({"REDIS_HOST": "file:///run/redis.sock"}).kwargs == {
+        "unix_socket_path": "/run/redis.sock"
+    }
+
+
+def test_url_sets_every_part() -> None:
+    url = f"redis://user:{SECRET}@example.org:6380/12/?socket_timeout=2.5&decode_responses=yes"
+    assert read_config({"REDIS_URL": url}).kwargs == {
+        "username": "user",
+        "password": SECRET,
+        "host": "example.org",
+        "port": 6380,
+        "db": 12,
+        "socket_timeout": 2.5,
+        "decode_responses": True,
+    }
+
+
+def test_url_values_win_over_separate_keys() -> None:
+    kwargs = read_config({
+        "REDIS_URL": "redis://example.org/2", "REDIS_HOST": "other", "REDIS_DB": 5,
+        "REDIS_SOCKET_TIMEOUT": 1,
+    }).kwargs  # fmt: skip
+    assert kwargs == {"host": "example.org", "db": 2, "socket_timeout": 1}
+
+
+def test_url_db_query_argument_wins_over_the_path() -> None:
+    assert read_config({"REDIS_URL": "redis://h/2?db=3"}).kwargs["db"] == 3
+
+
+def test_rediss_url_turns_ssl_on() -> None:
+    assert read_config({"REDIS_URL": "rediss://h:6390"}).kwargs == {
+        "host": "h", "port": 6390, "ssl": True
+    }  # fmt: skip
+
+
+def test_unix_url_replaces_host_and_port_keys() -> None:
+    kwargs = read_config({
+        "REDIS_URL": "unix:///run/r%20edis.sock?db=1", "REDIS_HOST": "h", "REDIS_PORT": 1
+    }).kwargs  # fmt: skip
+    assert kwargs == {"unix_socket_path": "/run/r edis.sock", "db": 1}
+
+
+def test_tcp_url_replaces_a_unix_socket_key() -> None:
+    kwargs = read_config(
+        {"REDIS_URL": "redis://h", "REDIS_UNIX_SOCKET_PATH": "/run/redis.sock"}
+    ).kwargs
+    assert kwargs == {"host": "h"}
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        (f"http://u:{SECRET}@h/0", "REDIS_URL must be a redis://, rediss:// or unix:// URL"),
+        (f"redis://u:{SECRET}@h:port/0", "REDIS_URL has a port that is not a number"),
+        (f"redis://u:{SECRET}@h/zero", r"REDIS_URL \(database path\) must be an integer"),
+        (f"redis://u:{SECRET}@h/0?colour=blue", "REDIS_URL has a query argument 'colour'"),
+        (f"redis://u:{SECRET}@h/0?socket_timeout=x", "REDIS_URL .* must be a number"),
+    ],
+)
+def test_bad_url_names_the_key_and_never_the_password(url: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message) as raised:
+        read_config({"REDIS_URL": url})
+    assert SECRET not in str(raised.value)
+
+
+def test_url_that_is_not_text_names_the_key() -> None:
+    with pytest.raises(TypeError, match="REDIS_URL must be a string, got a value of type bytes"):
+        read_config({"REDIS_URL": SECRET.encode()})
+
+
+def test_argument_the_class_does_not_take_names_its_key() -> None:
+    with pytest.raises(TypeError, match="takes no argument 'password', set by REDIS_PASSWORD"):
+        read_config({"REDIS_CLASS": NotAClient, "REDIS_URL": f"redis://:{SECRET}@h"})
+
+
+@pytest.mark.parametrize(("old", "new", "name"), [("CHARSET", "ENCODING", "encoding"),
+                                                  ("ERRORS", "ENCODING_ERRORS", "encoding_errors")])  # fmt: skip
+def test_legacy_keys_warn_and_map_to_the_new_argument(old: str, new: str, name: str) -> None:
+    with pytest.warns(DeprecationWarning, match=f"REDIS_{old} is deprecated; use REDIS_{new}"):
+        config = read_config({f"REDIS_{old}": "latin-1"})
+    assert config.kwargs == {name: "latin-1"}
+
+
+def test_legacy_key_beside_its_new_key_is_an_error() -> None:
+    with pytest.raises(ValueError, match="REDIS_CHARSET and REDIS_ENCODING are both set"):
+        read_config({"REDIS_CHARSET": "latin-1", "REDIS_ENCODING": "utf-8"})
+
+
+def test_unix_socket_path_key_is_read_without_warning() -> None:
+    assert read_config({"REDIS_UNIX_SOCKET_PATH": "/run/redis.sock"}).kwargs == {
+        "unix_socket_path": "/run/redis.sock"
+    }
+
+
+def test_ready_connection_pool_is_passed_as_it_is() -> None:
+    pool = redis.ConnectionPool()
+    assert read_config({"REDIS_CONNECTION_POOL": pool}).kwargs == {"connection_pool": pool}
+
+
+def test_connection_pool_beside_a_url_is_an_error() -> None:
+    with pytest.raises(ValueError, match="REDIS_URL and REDIS_CONNECTION_POOL are both set"):
+        read_config({"REDIS_CONNECTION_POOL": redis.ConnectionPool(), "REDIS_URL": "redis://h"})
