@@ -11,7 +11,7 @@ for line in (HERE / "flask_redis" / "__init__.py").read_text().splitlines():
 setup(
     name="Flask-And-Redis",
     version=version["__version__"],
-    description="Redis for Flask apps: several databases, Sentinel, Cluster, and every call in sight",
+    description="Redis for Flask apps: one configured redis-py client per config prefix",
     long_description=(HERE / "README.rst").read_text(),
     long_description_content_type="text/x-rst",
     license="BSD-3-Clause",

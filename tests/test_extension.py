@@ -210,13 +210,10 @@ def test_connection_keywords_reach_the_connection(app: Flask) -> None:
                       REDIS_HEALTH_CHECK_INTERVAL=30, REDIS_PROTOCOL=3)  # fmt: skip
     ext = Redis(app)
     assert ext.client_getname() in ("flask-app", b"flask-app")
-    connection = ext.connection_pool.get_connection()
-    try:
-        assert connection.socket_timeout == 2.5
-        assert connection.health_check_interval == 30
-        assert str(connection.protocol) == "3"
-    finally:
-        ext.connection_pool.release(connection)
+    connection_kwargs = ext.connection_pool.connection_kwargs
+    assert connection_kwargs["socket_timeout"] == 2.5
+    assert connection_kwargs["health_check_interval"] == 30
+    assert connection_kwargs["protocol"] == 3
 
 
 def test_ready_connection_pool_is_used_as_it_is(app: Flask, redis_server: RedisServer) -> None:
