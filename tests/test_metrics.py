@@ -1,0 +1,633 @@
+"""Prometheus metrics of the instrumented client: per prefix, per command, per request."""
+
+from __future__ import annotations
+
+import gc
+import itertools
+import logging
+import os
+import shutil
+import subprocess
+import weakref
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any, Callable, ContextManager, Optional
+
+import pytest
+import redis
+from flask import Flask
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+import flask_redis.instrument
+import flask_redis.metrics
+from flask_redis import Redis
+
+from .servers import RedisServer, free_port
+
+COMMANDS = "flask_redis_commands_total"
+ERRORS = "flask_redis_command_errors_total"
+DURATION = "flask_redis_command_duration_seconds"
+REQUEST_COMMANDS = "flask_redis_request_commands"
+REQUEST_DURATION = "flask_redis_request_duration_seconds"
+POOL = "flask_redis_pool_connections"
+
+#: The wall time of every round trip under the :func:`fake_clock` fixture.
+ROUND_TRIP = 0.003
+
+
+class Samples:
+    """Exact sample values of one registry; ``None`` where nothing was recorded."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    def __call__(self, name: str, **labels: str) -> Optional[float]:
+        return self.registry.get_sample_value(name, labels)
+
+    def commands(self, command: str, prefix: str = "redis") -> Optional[float]:
+        return self(COMMANDS, prefix=prefix, command=command)
+
+    def round_trips(self, command: str, prefix: str = "redis") -> Optional[float]:
+        return self(f"{DURATION}_count", prefix=prefix, command=command)
+
+    def errors(self, command: str, error: str, prefix: str = "redis") -> Optional[float]:
+        return self(ERRORS, prefix=prefix, command=command, error=error)
+
+    def request_commands(
+        self, endpoint: str, prefix: str = "redis"
+    ) -> tuple[Optional[float], Optional[float]]:
+        """``(sum, count)`` of the commands per request of ``endpoint``."""
+        labels = {"prefix": prefix, "endpoint": endpoint}
+        return (
+            self(f"{REQUEST_COMMANDS}_sum", **labels),
+            self(f"{REQUEST_COMMANDS}_count", **labels),
+        )
+
+    def requests(self, endpoint: str, prefix: str = "redis") -> Optional[float]:
+        return self(f"{REQUEST_DURATION}_count", prefix=prefix, endpoint=endpoint)
+
+    def matching(self, name: str, **labels: str) -> dict[tuple[tuple[str, str], ...], float]:
+        """Every sample called ``name`` whose labels include ``labels``, by its labels."""
+        return {
+            tuple(sorted(sample.labels.items())): sample.value
+            for metric in self.registry.collect()
+            for sample in metric.samples
+            if sample.name == name and labels.items() <= sample.labels.items()
+        }
+
+    def prefixes(self) -> set[str]:
+        """The ``prefix`` labels of every sample in the registry."""
+        return {
+            sample.labels["prefix"]
+            for metric in self.registry.collect()
+            for sample in metric.samples
+            if "prefix" in sample.labels
+        }
+
+
+@pytest.fixture()
+def registry() -> CollectorRegistry:
+    return CollectorRegistry()
+
+
+@pytest.fixture()
+def samples(registry: CollectorRegistry) -> Samples:
+    return Samples(registry)
+
+
+@pytest.fixture()
+def metrics_app(app: Flask, registry: CollectorRegistry, redis_server: RedisServer) -> Flask:
+    """:func:`app` with metrics of ``REDIS`` (database 0) and ``CACHE`` (database 1) kept in
+    :func:`registry`."""
+    app.config.update(
+        REDIS_METRICS_REGISTRY=registry,
+        CACHE_HOST="127.0.0.1",
+        CACHE_PORT=redis_server.port,
+        CACHE_DB=1,
+        CACHE_METRICS_REGISTRY=registry,
+    )
+    return app
+
+
+@pytest.fixture()
+def ext(metrics_app: Flask) -> Redis:
+    return Redis(metrics_app)
+
+
+@pytest.fixture()
+def cache(metrics_app: Flask) -> Redis:
+    return Redis(metrics_app, "CACHE")
+
+
+@pytest.fixture()
+def fake_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every observed round trip take exactly :data:`ROUND_TRIP` seconds."""
+    ticks = itertools.count()
+    monkeypatch.setattr(flask_redis.instrument, "perf_counter", lambda: next(ticks) * ROUND_TRIP)
+
+
+@pytest.fixture()
+def observer_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the metrics observer raise, with its once-per-process log not yet written."""
+
+    def fail(*args: Any) -> None:
+        raise RuntimeError("observer failed")
+
+    monkeypatch.setattr(flask_redis.metrics.PrefixMetrics, "observe", fail)
+    monkeypatch.setattr(flask_redis.instrument, "_observer_failed", False)
+
+
+def get(app: Flask, path: str) -> int:
+    """The status code of a GET of ``path`` from ``app``."""
+    return app.test_client().get(path).status_code
+
+
+def run(app: Flask, in_request: bool, work: Callable[[], Any]) -> None:
+    """Call ``work`` inside a request of ``app`` (at endpoint ``work``), or outside one."""
+    if not in_request:
+        work()
+        return
+
+    def view() -> str:
+        work()
+        return ""
+
+    app.add_url_rule("/work", "work", view)
+    assert get(app, "/work") == 200
+
+
+where = pytest.mark.parametrize("in_request", [False, True], ids=["outside", "in-request"])
+
+
+def test_two_prefixes_in_one_request_are_counted_apart(
+    metrics_app: Flask, ext: Redis, cache: Redis, samples: Samples, redis_server: RedisServer
+) -> None:
+    @metrics_app.route("/both")
+    def both() -> str:
+        ext.set("a", 1)
+        ext.get("a")
+        cache.incr("n")
+        return ""
+
+    assert get(metrics_app, "/both") == 200
+    assert redis_server.client(db=1).get("n") == b"1"
+    assert (samples.commands("SET"), samples.commands("GET")) == (1, 1)
+    assert (samples.round_trips("SET"), samples.round_trips("GET")) == (1, 1)
+    assert samples.commands("INCRBY", "cache") == 1
+    assert samples.round_trips("INCRBY", "cache") == 1
+    assert samples.commands("INCRBY") is None
+    assert samples.request_commands("both") == (2, 1)
+    assert samples.request_commands("both", "cache") == (1, 1)
+    assert samples.requests("both") == samples.requests("both", "cache") == 1
+
+
+def test_a_prefix_unused_in_a_request_observes_zero_commands(
+    metrics_app: Flask, ext: Redis, cache: Redis, samples: Samples
+) -> None:
+    @metrics_app.route("/redis-only")
+    def redis_only() -> str:
+        ext.get("a")
+        return ""
+
+    assert get(metrics_app, "/redis-only") == 200
+    assert samples.request_commands("redis_only", "cache") == (0, 1)
+    labels = {"prefix": "cache", "endpoint": "redis_only"}
+    assert samples(f"{REQUEST_COMMANDS}_bucket", le="0.0", **labels) == 1
+    assert samples.requests("redis_only", "cache") == 1
+    assert samples(f"{REQUEST_DURATION}_sum", **labels) == 0
+
+
+def test_each_endpoint_has_its_own_request_figures(
+    metrics_app: Flask, ext: Redis, cache: Redis, samples: Samples
+) -> None:
+    @metrics_app.route("/one")
+    def one() -> str:
+        ext.get("a")
+        return ""
+
+    @metrics_app.route("/three")
+    def three() -> str:
+        ext.mget("a", "b")
+        ext.get("a")
+        ext.exists("a")
+        return ""
+
+    for path in ("/one", "/three", "/three"):
+        assert get(metrics_app, path) == 200
+    assert samples.request_commands("one") == (1, 1)
+    assert samples.request_commands("three") == (6, 2)
+    assert samples.requests("one") == 1
+    assert samples.requests("three") == 2
+    assert samples.commands("GET") == 3
+    assert samples(f"{REQUEST_COMMANDS}_bucket", prefix="redis", endpoint="three", le="2.0") == 0
+    assert samples(f"{REQUEST_COMMANDS}_bucket", prefix="redis", endpoint="three", le="5.0") == 2
+
+
+def test_a_request_without_endpoint_is_labelled_none(
+    metrics_app: Flask, ext: Redis, cache: Redis, samples: Samples
+) -> None:
+    assert get(metrics_app, "/no-such-page") == 404
+    assert samples.request_commands("none") == (0, 1)
+    assert samples.request_commands("none", "cache") == (0, 1)
+
+
+def test_request_duration_is_the_sum_of_its_round_trips(
+    metrics_app: Flask, ext: Redis, cache: Redis, samples: Samples
+) -> None:
+    @metrics_app.route("/busy")
+    def busy() -> str:
+        ext.set("a", 1)
+        ext.get("a")
+        with ext.pipeline() as pipe:
+            pipe.incr("a").get("a").execute()
+        cache.get("b")
+        return ""
+
+    assert get(metrics_app, "/busy") == 200
+    for prefix in ("redis", "cache"):
+        round_trips = samples.matching(f"{DURATION}_sum", prefix=prefix).values()
+        request_sum = samples(f"{REQUEST_DURATION}_sum", prefix=prefix, endpoint="busy")
+        assert request_sum is not None and request_sum > 0
+        assert request_sum == pytest.approx(sum(round_trips))
+
+
+@pytest.mark.usefixtures("fake_clock")
+@where
+def test_duration_buckets_are_those_of_each_round_trip(
+    metrics_app: Flask, ext: Redis, samples: Samples, in_request: bool
+) -> None:
+    def work() -> None:
+        ext.set("a", 1)
+        ext.get("a")
+        ext.get("a")
+
+    run(metrics_app, in_request, work)
+    for command, count in (("SET", 1), ("GET", 2)):
+        labels = {"prefix": "redis", "command": command}
+        assert samples(f"{DURATION}_bucket", le="0.0025", **labels) == 0
+        assert samples(f"{DURATION}_bucket", le="0.005", **labels) == count
+        assert samples(f"{DURATION}_bucket", le="+Inf", **labels) == count
+        assert samples(f"{DURATION}_sum", **labels) == pytest.approx(count * ROUND_TRIP)
+    if in_request:
+        labels = {"prefix": "redis", "endpoint": "work"}
+        assert samples(f"{REQUEST_DURATION}_sum", **labels) == pytest.approx(3 * ROUND_TRIP)
+        assert samples(f"{REQUEST_DURATION}_bucket", le="0.005", **labels) == 0
+        assert samples(f"{REQUEST_DURATION}_bucket", le="0.01", **labels) == 1
+
+
+@where
+@pytest.mark.parametrize(
+    ("transaction", "round_trip"), [(False, "PIPELINE"), (True, "MULTI")]
+)
+def test_a_pipeline_is_one_round_trip_of_counted_commands(
+    metrics_app: Flask,
+    ext: Redis,
+    samples: Samples,
+    in_request: bool,
+    transaction: bool,
+    round_trip: str,
+) -> None:
+    def work() -> None:
+        with ext.pipeline(transaction=transaction) as pipe:
+            assert pipe.set("a", 1).incr("a").get("a").execute() == [True, 2, b"2"]
+
+    run(metrics_app, in_request, work)
+    assert samples.round_trips(round_trip) == 1
+    assert samples.commands(round_trip) is None
+    assert [samples.commands(name) for name in ("SET", "INCRBY", "GET")] == [1, 1, 1]
+    assert [samples.round_trips(name) for name in ("SET", "INCRBY", "GET")] == [None] * 3
+    assert samples.commands("EXEC") is None
+    if in_request:
+        assert samples.request_commands("work") == (3, 1)
+
+
+@where
+def test_a_watched_transaction_counts_watch_and_its_reads(
+    metrics_app: Flask, ext: Redis, samples: Samples, plain: redis.Redis, in_request: bool
+) -> None:
+    def increment(pipe: Any) -> None:
+        value = int(pipe.get("counter") or 0)
+        pipe.multi()
+        pipe.set("counter", value + 1)
+
+    run(metrics_app, in_request, lambda: ext.transaction(increment, "counter"))
+    assert plain.get("counter") == b"1"
+    assert (samples.commands("WATCH"), samples.round_trips("WATCH")) == (1, 1)
+    assert (samples.commands("GET"), samples.round_trips("GET")) == (1, 1)
+    assert (samples.commands("SET"), samples.round_trips("SET")) == (1, None)
+    assert (samples.commands("MULTI"), samples.round_trips("MULTI")) == (None, 1)
+    if in_request:
+        assert samples.request_commands("work") == (3, 1)
+
+
+@where
+def test_an_empty_pipeline_observes_nothing(
+    metrics_app: Flask, ext: Redis, samples: Samples, in_request: bool
+) -> None:
+    run(metrics_app, in_request, lambda: ext.pipeline().execute())
+    assert samples.matching(f"{DURATION}_count") == {}
+    assert samples.matching(COMMANDS) == {}
+    if in_request:
+        assert samples.request_commands("work") == (0, 1)
+
+
+@where
+def test_a_wrong_type_error_reaches_the_caller_and_is_counted(
+    metrics_app: Flask, ext: Redis, samples: Samples, in_request: bool
+) -> None:
+    def work() -> None:
+        ext.set("s", "x")
+        with pytest.raises(redis.ResponseError, match="WRONGTYPE") as info:
+            ext.lpush("s", 1)
+        assert type(info.value) is redis.ResponseError
+
+    run(metrics_app, in_request, work)
+    assert samples.errors("LPUSH", "ResponseError") == 1
+    assert samples.errors("SET", "ResponseError") is None
+    assert (samples.commands("LPUSH"), samples.round_trips("LPUSH")) == (1, 1)
+
+
+@where
+def test_a_failed_command_of_a_pipeline_is_counted_under_its_name(
+    metrics_app: Flask, ext: Redis, samples: Samples, in_request: bool
+) -> None:
+    def work() -> None:
+        with ext.pipeline(transaction=False) as pipe:
+            replies = pipe.set("s", "x").lpush("s", 1).get("s").execute(raise_on_error=False)
+        assert replies[0] is True and replies[2] == b"x"
+        assert type(replies[1]) is redis.ResponseError
+
+    run(metrics_app, in_request, work)
+    assert samples.errors("LPUSH", "ResponseError") == 1
+    assert samples.matching(ERRORS, command="PIPELINE") == {}
+    assert samples.round_trips("PIPELINE") == 1
+
+
+@pytest.mark.parametrize(("transaction", "round_trip"), [(False, "PIPELINE"), (True, "MULTI")])
+def test_an_error_raised_by_execute_is_counted_under_the_round_trip(
+    ext: Redis, samples: Samples, transaction: bool, round_trip: str
+) -> None:
+    ext.set("s", "x")
+    with ext.pipeline(transaction=transaction) as pipe:
+        pipe.lpush("s", 1).get("s")
+        with pytest.raises(redis.ResponseError):
+            pipe.execute()
+    assert samples.errors(round_trip, "ResponseError") == 1
+    assert samples.errors("LPUSH", "ResponseError") is None
+    assert samples.round_trips(round_trip) == 1
+
+
+@where
+def test_a_connection_error_reaches_the_caller_and_is_counted(
+    metrics_app: Flask, samples: Samples, in_request: bool
+) -> None:
+    metrics_app.config.update(
+        REDIS_PORT=free_port(), REDIS_SOCKET_CONNECT_TIMEOUT=0.5, REDIS_RETRY=Retry(NoBackoff(), 0)
+    )
+    ext = Redis(metrics_app)
+
+    def work() -> None:
+        with pytest.raises(redis.ConnectionError):
+            ext.get("k")
+
+    run(metrics_app, in_request, work)
+    assert samples.errors("GET", "ConnectionError") == 1
+    assert samples.round_trips("GET") == 1
+
+
+@pytest.mark.parametrize(
+    "context", ["none", "app", "test_request"], ids=lambda name: f"{name}-context"
+)
+def test_outside_a_request_each_round_trip_is_recorded_at_once(
+    metrics_app: Flask, ext: Redis, samples: Samples, context: str
+) -> None:
+    contexts: dict[str, Callable[[], ContextManager[Any]]] = {
+        "none": nullcontext,
+        "app": metrics_app.app_context,
+        "test_request": metrics_app.test_request_context,
+    }
+    with contexts[context]():
+        ext.set("a", 1)
+        assert samples.commands("SET") == 1
+        assert samples.round_trips("SET") == 1
+    assert samples.matching(f"{REQUEST_COMMANDS}_count") == {}
+
+
+@where
+def test_an_unknown_command_is_labelled_other(
+    metrics_app: Flask, ext: Redis, samples: Samples, in_request: bool
+) -> None:
+    def work() -> None:
+        with pytest.raises(redis.ResponseError):
+            ext.execute_command("NOSUCHCMD", "x")
+
+    run(metrics_app, in_request, work)
+    assert samples.commands("OTHER") == 1
+    assert samples.round_trips("OTHER") == 1
+    assert samples.errors("OTHER", "ResponseError") == 1
+    assert samples.commands("NOSUCHCMD") is None
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["shared-registry", "default-registry"])
+def test_many_apps_and_prefixes_share_a_registry(redis_server: RedisServer, shared: bool) -> None:
+    registry = CollectorRegistry() if shared else REGISTRY
+    before = Samples(registry).request_commands("none", "cache")[1] or 0
+    for _ in range(5):
+        app = Flask(__name__, root_path=str(Path(__file__).parent))
+        for prefix in ("REDIS", "CACHE"):
+            app.config.update({f"{prefix}_HOST": "127.0.0.1", f"{prefix}_PORT": redis_server.port})
+            if shared:
+                app.config[f"{prefix}_METRICS_REGISTRY"] = registry
+            Redis(app, prefix)
+        assert get(app, "/") == 404
+    assert Samples(registry).request_commands("none", "cache")[1] == before + 5
+
+
+@pytest.mark.parametrize("value", [False, "false"])
+def test_metrics_off_gives_the_configured_class_and_records_nothing(
+    metrics_app: Flask, cache: Redis, samples: Samples, value: object
+) -> None:
+    metrics_app.config["REDIS_METRICS"] = value
+    ext = Redis(metrics_app)
+    assert type(ext.connection) is redis.Redis
+    run(metrics_app, True, lambda: ext.set("a", 1))
+    assert "redis" not in samples.prefixes()
+    assert samples.request_commands("work", "cache") == (0, 1)
+
+
+def test_metrics_on_gives_a_subclass_named_as_the_configured_class(ext: Redis) -> None:
+    assert isinstance(ext.connection, redis.Redis)
+    assert type(ext.connection).__name__ == "Redis"
+    assert isinstance(ext.pipeline(), redis.client.Pipeline)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "error"),
+    [
+        ("REDIS_METRICS", "maybe", ValueError),
+        ("REDIS_METRICS_PATH", "metrics", ValueError),
+        ("REDIS_METRICS_REGISTRY", object(), TypeError),
+    ],
+)
+def test_a_bad_metrics_setting_names_its_key(
+    metrics_app: Flask, key: str, value: object, error: type[Exception]
+) -> None:
+    metrics_app.config[key] = value
+    with pytest.raises(error, match=key):
+        Redis(metrics_app)
+
+
+def test_metrics_path_serves_the_text_format(
+    metrics_app: Flask, samples: Samples, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    metrics_app.config["REDIS_METRICS_PATH"] = "/metrics"
+    ext = Redis(metrics_app)
+    run(metrics_app, True, lambda: ext.set("a", 1))
+    response = metrics_app.test_client().get("/metrics")
+    assert response.status_code == 200
+    assert response.content_type.startswith("text/plain")
+    served = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.get_data(as_text=True))
+        for sample in family.samples
+    }
+    assert served[COMMANDS, (("command", "SET"), ("prefix", "redis"))] == 1
+    assert served[f"{DURATION}_count", (("command", "SET"), ("prefix", "redis"))] == 1
+    assert served[f"{REQUEST_COMMANDS}_count", (("endpoint", "work"), ("prefix", "redis"))] == 1
+
+
+def test_without_metrics_path_there_is_no_metrics_route(ext: Redis, metrics_app: Flask) -> None:
+    assert get(metrics_app, "/metrics") == 404
+
+
+@pytest.mark.usefixtures("observer_fails")
+@where
+def test_a_failing_observer_is_logged_once_and_commands_still_work(
+    metrics_app: Flask, ext: Redis, caplog: pytest.LogCaptureFixture, in_request: bool
+) -> None:
+    caplog.set_level(logging.ERROR, logger="flask_redis")
+
+    def work() -> None:
+        assert ext.set("k", "v") is True
+        assert ext.get("k") == b"v"
+        assert ext.pipeline().incr("n").get("n").execute() == [1, b"1"]
+        with pytest.raises(redis.ResponseError):
+            ext.execute_command("NOSUCHCMD")
+
+    run(metrics_app, in_request, work)
+    records = [record for record in caplog.records if record.name == "flask_redis"]
+    assert len(records) == 1
+    assert records[0].exc_info is not None and records[0].exc_info[0] is RuntimeError
+
+
+def test_pool_gauge_after_a_request_shows_the_idle_connection(
+    metrics_app: Flask, ext: Redis, samples: Samples
+) -> None:
+    run(metrics_app, True, lambda: ext.get("a"))
+    assert samples(POOL, prefix="redis", state="in_use") == 0
+    idle = samples(POOL, prefix="redis", state="idle")
+    assert idle is not None and idle >= 1
+
+
+def test_publish_is_counted_and_subscribing_times_nothing(ext: Redis, samples: Samples) -> None:
+    pubsub = ext.pubsub()
+    try:
+        pubsub.subscribe("ch")
+        assert pubsub.get_message(timeout=5)["type"] == "subscribe"
+        assert ext.publish("ch", "m") == 1
+        assert pubsub.get_message(timeout=5)["data"] == b"m"
+        assert [pubsub.get_message(timeout=0.2) for _ in range(2)] == [None, None]
+    finally:
+        pubsub.close()
+    assert samples.commands("PUBLISH") == 1
+    assert samples.matching(f"{DURATION}_count") == {
+        (("command", "PUBLISH"), ("prefix", "redis")): 1
+    }
+
+
+@pytest.mark.parametrize(
+    "config", [{"REDIS_DECODE_RESPONSES": True}, {"REDIS_PROTOCOL": 3}], ids=["decoded", "resp3"]
+)
+def test_decoded_and_resp3_clients_are_counted(
+    metrics_app: Flask, samples: Samples, config: dict[str, Any]
+) -> None:
+    metrics_app.config.update(config)
+    ext = Redis(metrics_app)
+
+    def work() -> None:
+        ext.hset("h", "f", "v")
+        assert ext.hgetall("h") in ({"f": "v"}, {b"f": b"v"})
+        with ext.pipeline() as pipe:
+            replies = pipe.set("s", "x").lpush("s", 1).execute(raise_on_error=False)
+        assert type(replies[1]) is redis.ResponseError
+
+    run(metrics_app, True, work)
+    assert [samples.commands(name) for name in ("HSET", "HGETALL", "SET", "LPUSH")] == [1] * 4
+    assert samples.commands("HELLO") is None
+    assert samples.round_trips("MULTI") == 1
+    assert samples.errors("LPUSH", "ResponseError") == 1
+    assert samples.request_commands("work") == (4, 1)
+
+
+def test_promtool_finds_no_problem_in_the_metrics(
+    metrics_app: Flask, ext: Redis, cache: Redis, registry: CollectorRegistry
+) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        message = "promtool is not on PATH (Debian: apt install prometheus)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+    def work() -> None:
+        ext.set("s", "x")
+        ext.pipeline().get("s").lpush("s", 1).execute(raise_on_error=False)
+        cache.get("s")
+
+    run(metrics_app, True, work)
+    text = generate_latest(registry)
+    for name in (COMMANDS, ERRORS, DURATION, REQUEST_COMMANDS, REQUEST_DURATION, POOL):
+        assert name.encode() in text
+    result = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, timeout=60
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (0, b"", b"")
+
+
+def test_a_request_inside_another_keeps_the_outer_figures(
+    metrics_app: Flask, ext: Redis, samples: Samples
+) -> None:
+    @metrics_app.route("/inner")
+    def inner() -> str:
+        ext.get("a")
+        return ""
+
+    @metrics_app.route("/outer")
+    def outer() -> str:
+        ext.set("a", 1)
+        assert get(metrics_app, "/inner") == 200
+        ext.get("a")
+        return ""
+
+    assert get(metrics_app, "/outer") == 200
+    assert samples.request_commands("inner") == (1, 1)
+    assert (samples.commands("SET"), samples.commands("GET")) == (1, 2)
+    assert samples.request_commands("outer") == (2, 1)
+
+
+def test_a_registry_no_longer_used_is_freed(redis_server: RedisServer) -> None:
+    registry = CollectorRegistry()
+    app = Flask(__name__, root_path=str(Path(__file__).parent))
+    app.config.update(
+        REDIS_HOST="127.0.0.1", REDIS_PORT=redis_server.port, REDIS_METRICS_REGISTRY=registry
+    )
+    Redis(app).ping()
+    freed = weakref.ref(registry)
+    del app, registry
+    gc.collect()
+    assert freed() is None
+

@@ -1,0 +1,238 @@
+"""The metrics of several gunicorn workers, added up through ``PROMETHEUS_MULTIPROC_DIR``.
+
+A real gunicorn (4 sync workers) serves :mod:`tests.gunicorn_app` against the suite's
+redis-server; the test sends a known number of requests and checks the exact totals that
+``/metrics`` reports for all workers together. Only the gunicorn process gets
+``PROMETHEUS_MULTIPROC_DIR``: the pytest process's environment is left alone.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, FrozenSet, Tuple
+
+import pytest
+
+from .servers import RedisServer, free_port
+
+pytest.importorskip("prometheus_client")
+pytest.importorskip("gunicorn")
+if sys.platform == "win32":  # pragma: no cover
+    pytest.skip("gunicorn does not run on Windows", allow_module_level=True)
+
+from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKERS = 4
+REQUESTS = 40
+#: What one request to ``/work`` of tests/gunicorn_app.py sends, by command, the three
+#: commands of its pipeline included.
+WORK_COMMANDS = {"SET": 2, "GET": 1, "INCRBY": 1, "HSET": 1, "LPUSH": 1}
+WORK_TOTAL = sum(WORK_COMMANDS.values())
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 15.0
+HTTP_TIMEOUT = 10.0
+
+#: The gunicorn config file: the hook is the one prometheus-client documents for
+#: multiprocess mode. gunicorn 25.1+ would also open a control socket in ~/.gunicorn,
+#: shared by every gunicorn of the user; older releases ignore the unknown setting.
+GUNICORN_CONFIG = """\
+from prometheus_client import multiprocess
+
+control_socket_disable = True
+
+
+def child_exit(server, worker):
+    multiprocess.mark_process_dead(worker.pid)
+"""
+
+Samples = Dict[Tuple[str, FrozenSet[Tuple[str, str]]], float]
+
+
+@dataclass
+class Gunicorn:
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    multiproc_dir: Path
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else "(no log)"
+
+
+def _get(url: str) -> tuple[int, str]:
+    # A new connection per request: urllib sends "Connection: close".
+    with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT) as response:
+        return response.status, response.read().decode()
+
+
+def _start(tmp_path: Path, redis_server: RedisServer, attempt: int) -> Gunicorn | None:
+    """Start gunicorn on a free port; ``None`` when it exits before answering (port taken)."""
+    multiproc_dir = tmp_path / f"prometheus-{attempt}"
+    multiproc_dir.mkdir()  # fresh and empty, as prometheus-client wants it at start
+    config = tmp_path / "gunicorn.conf.py"
+    config.write_text(GUNICORN_CONFIG)
+    log = tmp_path / f"gunicorn-{attempt}.log"
+    port = free_port()
+    env = dict(
+        os.environ,
+        PROMETHEUS_MULTIPROC_DIR=str(multiproc_dir),
+        FLASK_REDIS_TEST_PORT=str(redis_server.port),
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    )
+    command = [
+        sys.executable, "-m", "gunicorn",
+        "--config", str(config),
+        "--bind", f"127.0.0.1:{port}",
+        "--workers", str(WORKERS),
+        "--worker-class", "sync",
+        "--timeout", "30",
+        "--graceful-timeout", "5",
+        "--chdir", str(ROOT),
+        "tests.gunicorn_app:app",
+    ]  # fmt: skip
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=output,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    server = Gunicorn(f"http://127.0.0.1:{port}", process, log, multiproc_dir)
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return None
+        # Ready: every worker booted, and one of them answers.
+        if server.log_text().count("Booting worker") >= WORKERS:
+            try:
+                if _get(server.url + "/health") == (200, "ok"):
+                    return server
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+        time.sleep(0.1)
+    _stop(server)
+    pytest.fail(f"gunicorn did not answer within {START_TIMEOUT}s:\n{server.log_text()}")
+
+
+def _stop(server: Gunicorn) -> None:
+    """SIGTERM to the master, which stops its workers; SIGKILL to its group if it hangs."""
+    process = server.process
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:  # pragma: no cover - a hung server
+            try:
+                os.killpg(process.pid, signal.SIGKILL)  # its own session: master and workers
+            except ProcessLookupError:
+                pass
+            process.wait(timeout=STOP_TIMEOUT)
+
+
+@pytest.fixture()
+def gunicorn(redis_server: RedisServer, tmp_path: Path) -> Iterator[Gunicorn]:
+    """gunicorn serving tests/gunicorn_app.py with 4 sync workers, stopped afterwards."""
+    for attempt in range(3):  # a free port can be taken before gunicorn binds it
+        server = _start(tmp_path, redis_server, attempt)
+        if server is not None:
+            break
+    else:
+        pytest.fail(f"gunicorn did not start:\n{(tmp_path / 'gunicorn-2.log').read_text()}")
+    try:
+        yield server
+    finally:
+        _stop(server)
+
+
+def _scrape(server: Gunicorn) -> Samples:
+    status, text = _get(server.url + "/metrics")
+    assert status == 200
+    samples: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[sample.name, frozenset(sample.labels.items())] = sample.value
+    return samples
+
+
+def _value(samples: Samples, name: str, **labels: str) -> float | None:
+    return samples.get((name, frozenset(labels.items())))
+
+
+def test_workers_metrics_are_added_up(gunicorn: Gunicorn) -> None:
+    environ_before = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    # Concurrent requests, each on a connection of its own: the route holds its worker a
+    # moment, so the other workers take the rest.
+    with ThreadPoolExecutor(max_workers=2 * WORKERS) as pool:
+        replies = list(pool.map(lambda _: _get(gunicorn.url + "/work"), range(REQUESTS)))
+    assert [status for status, _pid in replies] == [200] * REQUESTS
+    pids = {int(pid) for _status, pid in replies}
+    assert len(pids) >= 2, f"one worker served every request: {pids}"
+
+    samples = _scrape(gunicorn)
+
+    def value(name: str, **labels: str) -> float | None:
+        return _value(samples, name, **labels)  # the latest scrape
+
+    for command, per_request in WORK_COMMANDS.items():
+        assert value("flask_redis_commands_total", prefix="redis", command=command) == (
+            per_request * REQUESTS
+        ), command
+    # A pipeline is one round trip; its commands are counted, not the pipeline.
+    assert value("flask_redis_commands_total", prefix="redis", command="PIPELINE") is None
+    duration = "flask_redis_command_duration_seconds"
+    assert value(duration + "_count", prefix="redis", command="PIPELINE") == REQUESTS
+    assert value(duration + "_bucket", prefix="redis", command="PIPELINE", le="+Inf") == (
+        REQUESTS
+    )
+    assert value(duration + "_count", prefix="redis", command="SET") == 2 * REQUESTS
+    assert value(duration + "_count", prefix="redis", command="GET") == REQUESTS
+    # The pipeline's commands are not round trips of their own.
+    assert value(duration + "_count", prefix="redis", command="INCRBY") is None
+    assert not [
+        key for key, count in samples.items()
+        if key[0] == "flask_redis_command_errors_total" and count
+    ]  # fmt: skip
+
+    request_commands = "flask_redis_request_commands"
+    assert value(request_commands + "_count", prefix="redis", endpoint="work") == REQUESTS
+    assert value(request_commands + "_sum", prefix="redis", endpoint="work") == (
+        WORK_TOTAL * REQUESTS
+    )
+    assert value(request_commands + "_bucket", prefix="redis", endpoint="work", le="5.0") == 0
+    assert value(request_commands + "_bucket", prefix="redis", endpoint="work", le="10.0") == (
+        REQUESTS
+    )
+    assert value(request_commands + "_sum", prefix="redis", endpoint="health") == 0
+    request_duration = "flask_redis_request_duration_seconds"
+    assert value(request_duration + "_count", prefix="redis", endpoint="work") == REQUESTS
+    seconds = value(request_duration + "_sum", prefix="redis", endpoint="work")
+    assert seconds is not None and 0 < seconds < REQUESTS * HTTP_TIMEOUT
+
+    # livesum: the live workers' gauges added up. A sync worker serves one request at a
+    # time, so each worker that served /work holds one idle connection, none in use.
+    pool_gauge = "flask_redis_pool_connections"
+    assert value(pool_gauge, prefix="redis", state="in_use") == 0
+    assert value(pool_gauge, prefix="redis", state="idle") == len(pids)
+
+    # A worker that exits: child_exit drops its live gauges, its counters stay.
+    gone = min(pids)
+    os.kill(gone, signal.SIGTERM)
+    livesum_file = gunicorn.multiproc_dir / f"gauge_livesum_{gone}.db"
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while livesum_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not livesum_file.exists(), gunicorn.log_text()
+    samples = _scrape(gunicorn)
+    assert value("flask_redis_commands_total", prefix="redis", command="SET") == 2 * REQUESTS
+    assert value(pool_gauge, prefix="redis", state="idle") == len(pids) - 1
+
+    assert os.environ.get("PROMETHEUS_MULTIPROC_DIR") == environ_before
