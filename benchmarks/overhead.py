@@ -3,9 +3,12 @@
 1. Client CPU added per command: both clients on an in-memory redis-py connection (no
    socket), in alternating rounds; the minimum of many rounds is the figure.
 2. The ratio over loopback, on a real redis-server: GET, and a pipeline of 100 SET.
-3. The time of one ``/metrics`` scrape with 10 prefixes x 50 commands.
+3. The time of one ``/metrics`` scrape with 10 prefixes x 50 commands, and the time per
+   exposed line of plain prometheus-client counters, for scale.
+4. With ``--instructions`` (needs valgrind): the instructions added per command, counted
+   by callgrind. Unlike times, these counts repeat exactly on a busy machine.
 
-Run from the project root: ``python benchmarks/overhead.py [--rounds N]``.
+Run from the project root: ``python benchmarks/overhead.py [--rounds N] [--instructions]``.
 """
 
 from __future__ import annotations
@@ -13,6 +16,9 @@ from __future__ import annotations
 import argparse
 import gc
 import platform
+import re
+import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
@@ -23,6 +29,7 @@ from typing import Any
 import prometheus_client
 import redis
 from flask import Flask
+from flask.signals import request_started
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -153,27 +160,81 @@ def loopback(rounds: int, server: RedisServer) -> list[tuple[str, float]]:
     }).items())  # fmt: skip
 
 
-def scrape(rounds: int) -> float:
-    registry = CollectorRegistry()
-    metrics = metrics_for(registry)
-    commands = sorted(COMMANDS)[:50]
-    for index in range(10):
-        observe = metrics.for_prefix(f"PREFIX{index}").observe
-        for name in commands:
-            observe((name, "key"), 0.0003, None, None, None)
-            observe((name, "key"), 0.0003, None, ValueError(), None)
+def fastest(rounds: int, call: Callable[[], Any]) -> float:
     times = []
     for _ in range(rounds):
         start = perf_counter()
-        generate_latest(registry)
+        call()
         times.append(perf_counter() - start)
     return min(times)
+
+
+def scrape(rounds: int) -> tuple[int, float, float]:
+    """Lines and seconds of one scrape of 10 prefixes x 50 commands; and, for scale, the
+    seconds per line of a registry of plain counters with as many lines."""
+    registry = CollectorRegistry()
+    metrics = metrics_for(registry)
+    for index in range(10):
+        observe = metrics.for_prefix(f"PREFIX{index}").observe
+        for name in sorted(COMMANDS)[:50]:
+            observe((name, "key"), 0.0003, None, None, None)
+    lines = len(generate_latest(registry).splitlines())
+    reference = CollectorRegistry()
+    counter = Counter("reference", "Plain counters.", ["a", "b"], registry=reference)
+    for index in range(lines // 2):  # a counter child exposes _total and _created
+        counter.labels(str(index % 10), str(index)).inc()
+    per_line = fastest(rounds, lambda: generate_latest(reference)) / (lines // 2 * 2)
+    return lines, fastest(rounds, lambda: generate_latest(registry)), per_line
+
+
+# Instruction counts: this script runs itself under callgrind with --count CASE N.
+COUNT_CASES = ("plain", "metrics, outside a request", "metrics, in a request")
+
+
+def count(case: str, n: int) -> None:
+    """Run ``n`` GETs of ``case`` on an in-memory connection (the child of --instructions)."""
+    memory = redis.ConnectionPool(connection_class=MemoryConnection)
+    app, clients = app_with({"BENCH": {
+        "CONNECTION_POOL": memory, "METRICS": case != "plain",
+        "METRICS_REGISTRY": CollectorRegistry(),
+    }})  # fmt: skip
+    client = clients["BENCH"].connection
+    client.get("key")  # the first command connects
+    with app.test_request_context():
+        if case.endswith("in a request"):
+            request_started.send(app)
+        for _ in range(n):
+            client.get("key")
+
+
+def instructions(n: int = 2000) -> dict[str, float]:
+    """Instructions per GET of each case: callgrind's totals for n and for 0 GETs."""
+    totals: dict[str, float] = {}
+    for case in COUNT_CASES:
+        counts = []
+        for calls in (0, n):
+            result = subprocess.run(
+                ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+                 sys.executable, __file__, "--count", case, str(calls)],
+                capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            found = re.search(r"Collected : (\d+)", result.stderr)
+            assert found, result.stderr
+            counts.append(int(found.group(1)))
+        totals[case] = (counts[1] - counts[0]) / n
+    return totals
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=30, help="alternating rounds per case")
+    parser.add_argument("--instructions", action="store_true",
+                        help="also count instructions per command with valgrind")
+    parser.add_argument("--count", nargs=2, metavar=("CASE", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.count:
+        count(args.count[0], int(args.count[1]))
+        return
     print(f"Python {platform.python_version()}, redis-py {redis.__version__},"
           f" prometheus-client {getattr(prometheus_client, '__version__', '')}".rstrip(", "))  # fmt: skip
     print(f"{platform.machine()}, {platform.processor() or 'unknown processor'}; rounds: {args.rounds}\n")
@@ -199,8 +260,19 @@ def main() -> None:
         print(f"   {case:20} plain {plain * 1e6:8.1f} us  metrics {metrics * 1e6:8.1f} us"
               f"  ratio {metrics / plain:.3f}")  # fmt: skip
 
+    lines, seconds, per_line = scrape(args.rounds)
     print("\n3. One /metrics scrape, 10 prefixes x 50 commands")
-    print(f"   generate_latest {scrape(args.rounds) * 1e3:.2f} ms")
+    print(f"   generate_latest {seconds * 1e3:.1f} ms for {lines} lines"
+          f" ({seconds / lines * 1e6:.1f} us a line; plain counters: {per_line * 1e6:.1f} us a line)")
+
+    if args.instructions:
+        if not shutil.which("valgrind"):
+            sys.exit("--instructions needs valgrind")
+        counted = instructions()
+        plain = counted["plain"]
+        print("\n4. Instructions per GET, in-memory connection (callgrind)")
+        for case, value in counted.items():
+            print(f"   {case:34} {value:10.0f}  +{(value - plain) / plain:.1%}")
 
 
 if __name__ == "__main__":

@@ -52,14 +52,24 @@ def _report_observer_error() -> None:
         logger.exception("flask_redis: recording a Redis command failed; the command itself did not")
 
 
-def _ignore(
-    command: Command,
-    seconds: float,
-    reply: Any,
-    error: Optional[BaseException],
-    commands: Optional[Sequence[Command]],
-) -> None:
-    """The observer of a client that :func:`observe` was not called on."""
+class _Ignore:
+    """The observer of a client that :func:`observe` was not called on.
+
+    An instance, not a function: as a class attribute it must not bind to the client.
+    """
+
+    def __call__(
+        self,
+        command: Command,
+        seconds: float,
+        reply: Any,
+        error: Optional[BaseException],
+        commands: Optional[Sequence[Command]],
+    ) -> None:
+        pass
+
+
+_ignore = _Ignore()
 
 
 def _observe(
@@ -79,7 +89,7 @@ def _observe(
 class _InstrumentedPipeline:
     """Mixed into a client's pipeline class: ``execute()`` is one observed round trip."""
 
-    _flask_redis_observe: Observer = staticmethod(_ignore)
+    _flask_redis_observe: Observer = _ignore
 
     def execute(self, raise_on_error: bool = True) -> Any:
         commands = [args for args, _options in self.command_stack]  # type: ignore[attr-defined]
@@ -111,7 +121,7 @@ class _InstrumentedPipeline:
 class _InstrumentedClient:
     """Mixed into the configured client class: each command is one observed round trip."""
 
-    _flask_redis_observe: Observer = staticmethod(_ignore)
+    _flask_redis_observe: Observer = _ignore
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
         # The hot path: _observe() is inlined here to save a call per command.

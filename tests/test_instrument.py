@@ -1,0 +1,179 @@
+"""The instrumented client: what each round trip hands to its observer (real server)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Optional, Sequence
+
+import pytest
+import redis
+
+from flask_redis.instrument import Command, instrumented, observe
+
+from .servers import RedisServer
+
+
+class Recorder:
+    """An observer that keeps every round trip it is given."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Command, float, Any, Optional[BaseException], Any]] = []
+
+    def __call__(
+        self,
+        command: Command,
+        seconds: float,
+        reply: Any,
+        error: Optional[BaseException],
+        commands: Optional[Sequence[Command]],
+    ) -> None:
+        self.calls.append((command, seconds, reply, error, commands))
+
+    @property
+    def commands(self) -> list[Command]:
+        return [call[0] for call in self.calls]
+
+
+@pytest.fixture()
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture()
+def client(redis_server: RedisServer, plain: redis.Redis, recorder: Recorder) -> Iterator[Any]:
+    client = instrumented(redis.Redis)(host="127.0.0.1", port=redis_server.port)
+    observe(client, recorder)
+    yield client
+    client.close()
+
+
+def test_each_command_is_one_observation_with_its_reply(client: Any, recorder: Recorder) -> None:
+    assert client.set("k", "v") is True
+    assert client.get("k") == b"v"
+    assert recorder.commands == [("SET", "k", "v"), ("GET", "k")]
+    assert [call[2] for call in recorder.calls] == [True, b"v"]
+    assert all(0 < call[1] < 5 and call[3] is None for call in recorder.calls)
+
+
+def test_the_caller_gets_the_very_error_the_observer_saw(
+    client: Any, recorder: Recorder
+) -> None:
+    client.set("k", "v")
+    with pytest.raises(redis.ResponseError) as raised:
+        client.hget("k", "field")
+    command, _seconds, reply, error, _commands = recorder.calls[-1]
+    assert (command, reply) == (("HGET", "k", "field"), None)
+    assert error is raised.value
+
+
+def test_the_subclass_is_made_once_per_base_class_and_keeps_its_name() -> None:
+    cls = instrumented(redis.Redis)
+    assert instrumented(redis.Redis) is cls
+    assert issubclass(cls, redis.Redis) and cls is not redis.Redis
+    assert (cls.__name__, cls.__module__) == ("Redis", redis.Redis.__module__)
+
+
+def test_a_pipeline_is_one_round_trip_with_its_commands(client: Any, recorder: Recorder) -> None:
+    with client.pipeline(transaction=False) as pipe:
+        assert isinstance(pipe, redis.client.Pipeline)
+        pipe.set("a", 1).incr("a")
+        assert pipe.execute() == [True, 2]
+    assert recorder.calls[0][0] == ("PIPELINE",)
+    assert recorder.calls[0][2] == [True, 2]
+    assert list(recorder.calls[0][4]) == [("SET", "a", 1), ("INCRBY", "a", 1)]
+    assert len(recorder.calls) == 1
+
+
+def test_a_transaction_with_watch_observes_watch_then_multi(
+    client: Any, recorder: Recorder
+) -> None:
+    def add_one(pipe: Any) -> None:
+        value = int(pipe.get("n") or 0)
+        pipe.multi()
+        pipe.set("n", value + 1)
+
+    assert client.transaction(add_one, "n") == [True]
+    assert [call[0][0] for call in recorder.calls] == ["WATCH", "GET", "MULTI"]
+    assert list(recorder.calls[-1][4]) == [("SET", "n", 1)]
+
+
+def test_a_watch_conflict_reaches_the_caller_as_watch_error(
+    client: Any, recorder: Recorder, plain: redis.Redis
+) -> None:
+    with client.pipeline() as pipe:
+        pipe.watch("n")
+        plain.set("n", "changed")  # another client changes the watched key
+        pipe.multi()
+        pipe.set("n", "mine")
+        with pytest.raises(redis.WatchError) as raised:
+            pipe.execute()
+    assert recorder.calls[-1][0] == ("MULTI",)
+    assert recorder.calls[-1][3] is raised.value
+    assert plain.get("n") == b"changed"
+
+
+def test_an_empty_pipeline_makes_no_observation(client: Any, recorder: Recorder) -> None:
+    assert client.pipeline().execute() == []
+    assert recorder.calls == []
+
+
+def test_clients_made_by_client_share_the_observer(client: Any, recorder: Recorder) -> None:
+    with client.client() as single:
+        single.ping()
+    assert recorder.commands == [("PING",)]
+
+
+def test_a_client_made_by_the_class_itself_is_not_observed(
+    redis_server: RedisServer, recorder: Recorder
+) -> None:
+    other = instrumented(redis.Redis).from_url(redis_server.url)
+    assert other.ping() is True
+    other.close()
+    assert recorder.calls == []
+
+
+def test_locks_and_scripts_go_through_the_observer(client: Any, recorder: Recorder) -> None:
+    with client.lock("resource", timeout=5):
+        pass
+    names = {call[0][0] for call in recorder.calls}
+    assert "SET" in names and names & {"EVALSHA", "EVAL"}
+
+
+def test_pubsub_listening_is_not_timed(client: Any, recorder: Recorder) -> None:
+    pubsub = client.pubsub()
+    pubsub.subscribe("channel")
+    assert client.publish("channel", "hello") == 1
+    messages = [pubsub.get_message(timeout=0.2) for _ in range(3)]
+    pubsub.close()
+    assert any(m and m["type"] == "message" for m in messages)
+    assert recorder.commands == [("PUBLISH", "channel", "hello")]
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_decoded_replies_reach_the_observer_in_both_protocols(
+    redis_server: RedisServer, plain: redis.Redis, recorder: Recorder, protocol: int
+) -> None:
+    client = instrumented(redis.Redis)(
+        port=redis_server.port, decode_responses=True, protocol=protocol
+    )
+    observe(client, recorder)
+    client.hset("h", mapping={"a": "1"})
+    assert client.hgetall("h") == {"a": "1"}
+    assert recorder.calls[-1][2] == {"a": "1"}
+    client.close()
+
+
+def test_a_custom_subclass_keeps_its_own_behaviour(
+    redis_server: RedisServer, plain: redis.Redis, recorder: Recorder
+) -> None:
+    class Prefixed(redis.Redis):
+        def get(self, name: str) -> Any:  # type: ignore[override]
+            return super().get(f"app:{name}")
+
+    client = instrumented(Prefixed)(port=redis_server.port)
+    observe(client, recorder)
+    plain.set("app:k", "v")
+    assert client.get("k") == b"v"
+    assert isinstance(client, Prefixed)
+    assert recorder.commands == [("GET", "app:k")]
+    client.close()
