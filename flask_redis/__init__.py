@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from .extension import Redis
+from .recording import RecordedCall, RecordedCalls, get_recorded_calls
 
 __version__ = "2.0.0.dev0"
 
-__all__ = ["Redis", "__version__"]
+__all__ = ["RecordedCall", "RecordedCalls", "Redis", "__version__", "get_recorded_calls"]

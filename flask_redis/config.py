@@ -10,7 +10,7 @@ import importlib.util
 import inspect
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Tuple
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import redis
@@ -37,37 +37,28 @@ def _to_bool(text: str) -> bool:
     raise ValueError(text)
 
 
-_A_BOOLEAN = "a boolean (true/false, yes/no, 1/0)"
+# Converters of text values: the function, and what a bad value should have been.
+_Converter = Tuple[Callable[[str], Any], str]
+_INTEGER: _Converter = (int, "an integer")
+_NUMBER: _Converter = (float, "a number")
+_BOOLEAN: _Converter = (_to_bool, "a boolean (true/false, yes/no, 1/0)")
 
 # Arguments whose value may come as text (environment variables, URL query strings) and is
-# converted to the type redis-py expects. The name says what a bad value should have been.
-_CONVERTERS: dict[str, tuple[Callable[[str], Any], str]] = {
-    **{
-        name: (int, "an integer")
-        for name in (
-            "port",
-            "db",
-            "max_connections",
-            "health_check_interval",
-            "socket_read_size",
-            "protocol",
-        )
-    },
-    **{name: (float, "a number") for name in ("socket_timeout", "socket_connect_timeout")},
-    **{
-        name: (_to_bool, _A_BOOLEAN)
-        for name in (
-            "decode_responses",
-            "ssl",
-            "ssl_check_hostname",
-            "ssl_validate_ocsp",
-            "ssl_validate_ocsp_stapled",
-            "retry_on_timeout",
-            "socket_keepalive",
-            "single_connection_client",
-        )
-    },
-}
+# converted to the type redis-py expects.
+_CONVERTERS: dict[str, _Converter] = {
+    **dict.fromkeys(
+        ("port", "db", "max_connections", "health_check_interval", "socket_read_size",
+         "protocol"),
+        _INTEGER,
+    ),
+    **dict.fromkeys(("socket_timeout", "socket_connect_timeout"), _NUMBER),
+    **dict.fromkeys(
+        ("decode_responses", "ssl", "ssl_check_hostname", "ssl_validate_ocsp",
+         "ssl_validate_ocsp_stapled", "retry_on_timeout", "socket_keepalive",
+         "single_connection_client"),
+        _BOOLEAN,
+    ),
+}  # fmt: skip
 
 
 def _is_secret(key: str) -> bool:
@@ -95,6 +86,18 @@ class ClientConfig:
     metrics_registry: Any = None
     #: Where to serve the metrics from (``PREFIX_METRICS_PATH``), if anywhere.
     metrics_path: str | None = None
+    #: Record each request's calls (``PREFIX_RECORD_CALLS``); ``None``: when the app debugs.
+    record_calls: bool | None = None
+    #: Calls recorded per request at most (``PREFIX_RECORD_CALLS_MAX``).
+    record_calls_max: int = 1000
+    #: Record each call's whole stack (``PREFIX_RECORD_STACK``).
+    record_stack: bool = False
+    #: Globs of keys whose values are not recorded (``PREFIX_RECORD_REDACT_KEYS``).
+    redact_keys: tuple[str, ...] = ()
+    #: Send a ``Server-Timing`` header (``PREFIX_SERVER_TIMING``).
+    server_timing: bool = False
+    #: Log round trips slower than this many seconds (``PREFIX_SLOW_LOG_THRESHOLD``).
+    slow_log_threshold: float | None = None
 
     def create(self) -> Any:
         """Create the client."""
@@ -144,13 +147,18 @@ def _client_class(config: Mapping[str, Any], key: str) -> type[Any]:
 
 def _convert(key: str, name: str, value: Any) -> Any:
     """Convert the text value of argument ``name`` (read from ``key``) to its type."""
-    if name not in _CONVERTERS or not isinstance(value, str):
+    converter = _CONVERTERS.get(name)
+    return value if converter is None else _convert_with(key, value, converter)
+
+
+def _convert_with(key: str, value: Any, converter: _Converter) -> Any:
+    """Convert ``value``, read from ``key``, if it is text; other values pass unchanged."""
+    if not isinstance(value, str):
         return value
-    converter, expected = _CONVERTERS[name]
     try:
-        return converter(value)
+        return converter[0](value)
     except ValueError:
-        raise ValueError(f"{key} must be {expected}, got {_shown(key, value)}") from None
+        raise ValueError(f"{key} must be {converter[1]}, got {_shown(key, value)}") from None
 
 
 def _check_types(prefix: str, kwargs: dict[str, Any]) -> None:
@@ -263,21 +271,20 @@ def read_config(config: Mapping[str, Any], prefix: str = DEFAULT_PREFIX) -> Clie
             f" {unknown[0]!r}, set by {prefix}_{unknown[0].upper()} or {url_key}"
         )
     _check_types(prefix, kwargs)
-    return ClientConfig(prefix, client_class, kwargs, *_metrics_settings(config, prefix))
+    return ClientConfig(
+        prefix, client_class, kwargs,
+        **_metrics_settings(config, prefix), **_recording_settings(config, prefix),
+    )  # fmt: skip
 
 
 def _flag(config: Mapping[str, Any], key: str, default: bool) -> bool:
-    value = config.get(key, default)
-    try:
-        value = _to_bool(value) if isinstance(value, str) else value
-    except ValueError:
-        raise ValueError(f"{key} must be {_A_BOOLEAN}, got {value!r}") from None
+    value = _convert_with(key, config.get(key, default), _BOOLEAN)
     if not isinstance(value, bool):
-        raise TypeError(f"{key} must be {_A_BOOLEAN}, got {value!r}")
+        raise TypeError(f"{key} must be {_BOOLEAN[1]}, got {value!r}")
     return value
 
 
-def _metrics_settings(config: Mapping[str, Any], prefix: str) -> tuple[bool, Any, str | None]:
+def _metrics_settings(config: Mapping[str, Any], prefix: str) -> dict[str, Any]:
     key = f"{prefix}_METRICS"
     available = importlib.util.find_spec("prometheus_client") is not None
     enabled = _flag(config, key, available)
@@ -296,4 +303,34 @@ def _metrics_settings(config: Mapping[str, Any], prefix: str) -> tuple[bool, Any
     path = config.get(path_key)
     if path is not None and not (isinstance(path, str) and path.startswith("/")):
         raise ValueError(f"{path_key} must be a URL path starting with '/', got {path!r}")
-    return enabled, registry, path
+    return {"metrics": enabled, "metrics_registry": registry, "metrics_path": path}
+
+
+def _recording_settings(config: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    key = f"{prefix}_RECORD_CALLS"
+    record = None if config.get(key) is None else _flag(config, key, False)
+    key = f"{prefix}_RECORD_CALLS_MAX"
+    most = _convert_with(key, config.get(key, 1000), _INTEGER)
+    if isinstance(most, bool) or not isinstance(most, int) or most < 0:
+        raise ValueError(f"{key} must be a whole number of calls (0 or more), got {most!r}")
+    key = f"{prefix}_RECORD_REDACT_KEYS"
+    globs = config.get(key, ())
+    globs = (globs,) if isinstance(globs, str) else globs
+    if not isinstance(globs, (list, tuple, set, frozenset)) or not all(
+        isinstance(glob, str) for glob in globs
+    ):
+        raise TypeError(f"{key} must be a list of key patterns (globs), got {globs!r}")
+    key = f"{prefix}_SLOW_LOG_THRESHOLD"
+    threshold = _convert_with(key, config.get(key), _NUMBER)
+    if threshold is not None and (
+        isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or threshold < 0
+    ):
+        raise ValueError(f"{key} must be a number of seconds (0 or more), got {threshold!r}")
+    return {
+        "record_calls": record,
+        "record_calls_max": most,
+        "record_stack": _flag(config, f"{prefix}_RECORD_STACK", False),
+        "redact_keys": tuple(globs),
+        "server_timing": _flag(config, f"{prefix}_SERVER_TIMING", False),
+        "slow_log_threshold": None if threshold is None else float(threshold),
+    }

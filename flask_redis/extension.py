@@ -8,7 +8,8 @@ from typing import Any
 from flask import Flask, current_app
 
 from .config import DEFAULT_PREFIX, ClientConfig, read_config
-from .instrument import instrumented, observe
+from . import recording
+from .instrument import Observer, combine, instrumented, observe
 
 
 class Redis:
@@ -112,14 +113,44 @@ class Redis:
 def _create_client(app: Flask, config: ClientConfig) -> Any:
     """The client of ``config``: of the configured class itself when nothing observes it,
     else of its instrumented subclass."""
-    if not config.metrics:
+    observers = _observers(app, config)
+    if not observers:
         return config.create()
-    from . import metrics  # prometheus-client is an optional dependency
-
-    observer = metrics.metrics_for(config.metrics_registry).for_prefix(config.prefix)
     client = instrumented(config.client_class)(**config.kwargs)
-    observe(client, observer.observe)
-    metrics.track_requests(app, observer, getattr(client, "connection_pool", None))
-    if config.metrics_path is not None:
-        metrics.serve_metrics(app, config.metrics_path, config.metrics_registry)
+    observe(client, combine(*(observer for observer, _track in observers)))
+    for _observer, track in observers:
+        track(client)
     return client
+
+
+def _observers(app: Flask, config: ClientConfig) -> list[tuple[Observer, Any]]:
+    """The observers ``config`` asks for, each with what sets it up for a client."""
+    observers: list[tuple[Observer, Any]] = []
+    if config.metrics:
+        from . import metrics  # prometheus-client is an optional dependency
+
+        prefix_metrics = metrics.metrics_for(config.metrics_registry).for_prefix(config.prefix)
+
+        def track_metrics(client: Any) -> None:
+            metrics.track_requests(app, prefix_metrics, getattr(client, "connection_pool", None))
+            if config.metrics_path is not None:
+                metrics.serve_metrics(app, config.metrics_path, config.metrics_registry)
+
+        observers.append((prefix_metrics.observe, track_metrics))
+    record = app.debug if config.record_calls is None else config.record_calls
+    if record or config.server_timing:
+        # Server-Timing alone records no call, but counts them and their time.
+        most = config.record_calls_max if record else 0
+        recorder = recording.PrefixRecorder(
+            config.prefix, app, most, config.redact_keys, config.record_stack
+        )
+        observers.append((
+            recorder.observe,
+            lambda client: recording.track_requests(app, recorder, config.server_timing),
+        ))  # fmt: skip
+    if config.slow_log_threshold is not None:
+        slow = recording.SlowLog(
+            config.prefix, config.slow_log_threshold, app, config.redact_keys
+        )
+        observers.append((slow.observe, lambda client: None))
+    return observers

@@ -179,6 +179,24 @@ def instrumented(base: type[ClientT]) -> type[ClientT]:
     return _subclass(base, _InstrumentedClient)
 
 
+def combine(*observers: Observer) -> Observer:
+    """One observer that calls each of ``observers`` in turn."""
+    if len(observers) == 1:
+        return observers[0]
+
+    def observe_all(
+        command: Command,
+        seconds: float,
+        reply: Any,
+        error: Optional[BaseException],
+        commands: Optional[Sequence[Command]],
+    ) -> None:
+        for observer in observers:
+            observer(command, seconds, reply, error, commands)
+
+    return observe_all
+
+
 def observe(client: Any, observer: Observer) -> None:
     """Hand every round trip of ``client``, an instance of :func:`instrumented`, to
     ``observer``. Errors reach the caller unchanged; an error in ``observer`` is logged

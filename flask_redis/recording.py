@@ -1,0 +1,426 @@
+"""The per-request log of Redis calls that the debug toolbar panel shows.
+
+Each prefix with recording on has a :class:`PrefixRecorder`, an observer of its
+instrumented client. During a request it appends a :class:`RecordedCall` per command to
+the request's log (at most ``PREFIX_RECORD_CALLS_MAX``, then only counted); outside a
+request it does nothing. Secrets are redacted before anything is stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import weakref
+from contextvars import ContextVar
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from time import perf_counter
+from types import FrameType
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import redis
+from flask import Flask, Response, current_app, has_request_context, request
+from flask.signals import request_started
+
+from .instrument import Command
+
+logger = logging.getLogger("flask_redis.slow")
+
+#: Characters of an argument kept for display; the rest is cut and its size shown.
+ARGUMENT_LIMIT = 200
+#: Arguments of a call kept for display; the rest are counted.
+ARGUMENTS_LIMIT = 50
+#: Frames kept of a full stack (``PREFIX_RECORD_STACK``).
+STACK_LIMIT = 40
+REDACTED = "***"
+
+# Files of these folders are not the caller: the first frame outside them is.
+_SKIPPED = tuple(
+    os.path.dirname(module.__file__) + os.sep
+    for module in (redis, sys.modules[__package__])
+    if module.__file__
+)
+
+#: Reads whose nil reply is a miss; MGET and HMGET count each key or field.
+_READS = frozenset({
+    "GET", "GETEX", "GETDEL", "HGET", "HGETALL", "LINDEX", "ZSCORE", "SMEMBERS",
+    "HEXISTS", "EXISTS", "LRANGE", "ZRANGE", "GETRANGE", "STRLEN",
+})  # fmt: skip
+_MULTI_READS = frozenset({"MGET", "HMGET"})
+_EMPTY_IS_MISS = frozenset({"HGETALL", "SMEMBERS", "LRANGE", "ZRANGE"})
+
+
+@dataclass
+class RecordedCall:
+    """One command of a request, as the debug toolbar panel shows it. Treat it as
+    read-only (it is not frozen: a frozen dataclass costs more to create)."""
+
+    #: The config prefix of the client, as configured (``"REDIS"``).
+    prefix: str
+    #: The command, upper-case as sent (``"GET"``, ``"CLIENT SETNAME"``).
+    command: str
+    #: The arguments after the command, as display strings: secrets are ``"***"``, long
+    #: values are cut, binary values are shown as hex.
+    args: Tuple[str, ...]
+    #: Arguments not kept, beyond the first :data:`ARGUMENTS_LIMIT`.
+    args_left_out: int
+    #: Seconds from the start of the request to the start of the round trip.
+    start: float
+    #: Seconds of the round trip; the commands of a pipeline share it.
+    duration: float
+    #: The pipeline or transaction of the command within the request (1, 2, ...).
+    pipeline: Optional[int]
+    #: The command was part of a transaction (``MULTI`` ... ``EXEC``).
+    transaction: bool
+    #: The error, as ``"ClassName: message"``; only the class for a call with a secret.
+    error: Optional[str]
+    #: The caller, ``path/relative/to/app/root.py:42``.
+    location: Optional[str]
+    #: The caller's whole stack, innermost last, when ``PREFIX_RECORD_STACK`` is on.
+    stack: Optional[Tuple[str, ...]]
+    #: The server that answered, for Sentinel and Cluster clients.
+    node: Optional[str]
+    #: Keys read that existed, and that did not (nil reply).
+    hits: int
+    misses: int
+    #: Some argument was redacted.
+    redacted: bool
+
+
+class RecordedCalls(List[RecordedCall]):
+    """The calls of one request, in order (see :func:`get_recorded_calls`)."""
+
+    def __init__(self, started: float, outer: Optional[RecordedCalls] = None) -> None:
+        super().__init__()
+        #: :func:`time.perf_counter` at the start of the request.
+        self.started = started
+        #: Per config prefix, the calls beyond its cap: counted, not stored.
+        self.dropped: Dict[str, int] = {}
+        #: Per config prefix, the calls stored.
+        self.counts: Dict[str, int] = {}
+        #: Per config prefix, the seconds of all its round trips, dropped ones included.
+        self.seconds: Dict[str, float] = {}
+        #: Pipelines recorded so far; the last one's id.
+        self.pipelines = 0
+        # The calls of the request this one runs inside of, if any.
+        self._outer = outer
+
+
+_request_calls: ContextVar[Optional[RecordedCalls]] = ContextVar(
+    "flask_redis_request_calls", default=None
+)
+
+
+def get_recorded_calls() -> RecordedCalls:
+    """The Redis calls of the current request, for every prefix with recording on.
+
+    Empty outside a request, and when no prefix of the app records calls.
+    """
+    calls = _request_calls.get()
+    return calls if calls is not None else RecordedCalls(perf_counter())
+
+
+def _shown(value: Any) -> str:
+    """An argument as display text: cut to :data:`ARGUMENT_LIMIT`, binary as hex."""
+    if isinstance(value, bytes):
+        size = len(value)
+        head = value[:ARGUMENT_LIMIT]
+        try:
+            text = head.decode("utf-8")
+            printable = text.isprintable()
+        except UnicodeDecodeError:
+            printable = False
+        if not printable:
+            text = "0x" + head[: ARGUMENT_LIMIT // 2].hex()
+            if size > ARGUMENT_LIMIT // 2:
+                text += f"... ({size} bytes)"
+            return text
+    else:
+        text = value if isinstance(value, str) else str(value)
+        size = len(text)
+        text = text[:ARGUMENT_LIMIT]
+    if size > ARGUMENT_LIMIT:
+        text += f"... ({size} bytes)" if isinstance(value, bytes) else f"... ({size} characters)"
+    return text
+
+
+def _word(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace").upper()
+    return str(value).upper()
+
+
+_NONE: frozenset[int] = frozenset()
+_SECRET_COMMANDS = frozenset({"AUTH", "HELLO", "MIGRATE", "ACL", "CONFIG"})
+
+
+def secret_positions(name: str, args: Sequence[Any]) -> frozenset[int] | set[int]:
+    """Positions in ``args`` (the arguments after command ``name``) that hold a secret."""
+    if name.split(" ", 1)[0].upper() not in _SECRET_COMMANDS:
+        return _NONE
+    words = name.upper().split()
+    command, sub = words[0], (words[1] if len(words) > 1 else None)
+    if sub is None and args:
+        sub = _word(args[0]) if command in ("ACL", "CONFIG") else None
+        offset = 1
+    else:
+        offset = 0
+    if command == "AUTH":
+        return set(range(len(args)))
+    if command == "HELLO":
+        for index, value in enumerate(args):
+            if _word(value) == "AUTH":
+                return {index + 2} if index + 2 < len(args) else set()
+        return set()
+    if command == "MIGRATE":
+        for index, value in enumerate(args):
+            word = _word(value)
+            if word == "AUTH":
+                return {index + 1} if index + 1 < len(args) else set()
+            if word == "AUTH2":
+                return {index + 2} if index + 2 < len(args) else set()
+        return set()
+    if command == "ACL" and sub == "SETUSER":
+        # ACL SETUSER name rule...: >pass and <pass add and remove a password, #hash and
+        # !hash a hashed one.
+        return {
+            index for index in range(offset + 1, len(args))
+            if _word(args[index])[:1] in (">", "<", "#", "!")
+        }  # fmt: skip
+    if command == "CONFIG" and sub == "SET":
+        return {
+            index + 1 for index in range(offset, len(args) - 1, 2)
+            if _word(args[index]) in ("REQUIREPASS", "MASTERAUTH", "MASTERUSER")
+        }  # fmt: skip
+    return set()
+
+
+def _value_positions(
+    name: str, args: Sequence[Any], globs: Sequence[str]
+) -> frozenset[int] | set[int]:
+    """Positions of the values of keys matching ``globs`` (``PREFIX_RECORD_REDACT_KEYS``)."""
+    if not globs or not args:
+        return _NONE
+
+    def matches(key: Any) -> bool:
+        text = key.decode("utf-8", "replace") if isinstance(key, bytes) else str(key)
+        return any(fnmatchcase(text, glob) for glob in globs)
+
+    if name.upper() in ("MSET", "MSETNX"):
+        return {index + 1 for index in range(0, len(args) - 1, 2) if matches(args[index])}
+    return set(range(1, len(args))) if matches(args[0]) else set()
+
+
+def displayed(
+    command: Command, redact_keys: Sequence[str], limit: int
+) -> Tuple[str, Tuple[str, ...], int, bool]:
+    """A command as it may be shown: its upper-case name, its first ``limit`` arguments as
+    display strings with secrets redacted, the number of arguments left out, and whether
+    any argument was redacted."""
+    name = command[0] if isinstance(command[0], str) else _word(command[0])
+    args = command[1:]
+    hidden = secret_positions(name, args) | _value_positions(name, args, redact_keys)
+    kept = args[:limit]
+    shown = tuple(REDACTED if i in hidden else _shown(arg) for i, arg in enumerate(kept))
+    return name.upper(), shown, len(args) - len(kept), bool(hidden)
+
+
+def _hits_and_misses(name: str, reply: Any) -> Tuple[int, int]:
+    command = name.upper()
+    if command in _MULTI_READS and isinstance(reply, list):
+        misses = sum(1 for item in reply if item is None)
+        return len(reply) - misses, misses
+    if command in _READS:
+        missing = reply is None or (command in _EMPTY_IS_MISS and not reply)
+        if command in ("EXISTS", "HEXISTS"):
+            missing = not reply
+        return (0, 1) if missing else (1, 0)
+    return 0, 0
+
+
+class PrefixRecorder:
+    """Records the calls of one config prefix; its :meth:`observe` is an observer."""
+
+    def __init__(
+        self,
+        prefix: str,
+        app: Flask,
+        max_calls: int,
+        redact_keys: Sequence[str],
+        stack: bool,
+    ) -> None:
+        self.prefix = prefix
+        self.root = app.root_path + os.sep
+        self.max_calls = max_calls
+        self.redact_keys = tuple(redact_keys)
+        self.stack = stack
+        self.node: Optional[str] = None
+
+    def observe(
+        self,
+        command: Command,
+        seconds: float,
+        reply: Any,
+        error: Optional[BaseException],
+        commands: Optional[Sequence[Command]],
+    ) -> None:
+        calls = _request_calls.get()
+        if calls is None:  # outside a request: nothing to do
+            return
+        start = perf_counter() - seconds - calls.started
+        calls.seconds[self.prefix] = calls.seconds.get(self.prefix, 0.0) + seconds
+        if commands is None:
+            self._add(calls, command, start, seconds, reply, error, None, False)
+            return
+        calls.pipelines += 1
+        transaction = command[0] == "MULTI"
+        replies = reply if isinstance(reply, list) else [None] * len(commands)
+        for args, item in zip(commands, replies):
+            failed = item if isinstance(item, Exception) else error
+            self._add(calls, args, start, seconds, item, failed, calls.pipelines, transaction)
+
+    def _add(
+        self,
+        calls: RecordedCalls,
+        command: Command,
+        start: float,
+        seconds: float,
+        reply: Any,
+        error: Optional[BaseException],
+        pipeline: Optional[int],
+        transaction: bool,
+    ) -> None:
+        prefix = self.prefix
+        count = calls.counts.get(prefix, 0)
+        if count >= self.max_calls:
+            calls.dropped[prefix] = calls.dropped.get(prefix, 0) + 1
+            return
+        calls.counts[prefix] = count + 1
+        name, shown, left_out, redacted = displayed(command, self.redact_keys, ARGUMENTS_LIMIT)
+        hits, misses = _hits_and_misses(name, reply) if error is None else (0, 0)
+        location, stack = self._caller()
+        calls.append(RecordedCall(
+            prefix=prefix, command=name, args=shown, args_left_out=left_out, start=start,
+            duration=seconds, pipeline=pipeline, transaction=transaction,
+            error=_error_text(error, redacted), location=location, stack=stack,
+            node=self.node, hits=hits, misses=misses, redacted=redacted,
+        ))  # fmt: skip
+
+    def _caller(self) -> Tuple[Optional[str], Optional[Tuple[str, ...]]]:
+        """The caller's location, and its stack if asked for."""
+        frame = _caller_frame(sys._getframe(2))
+        if frame is None:
+            return None, None
+        location = f"{_relative(frame.f_code.co_filename, self.root)}:{frame.f_lineno}"
+        if not self.stack:
+            return location, None
+        lines: List[str] = []
+        while frame is not None and len(lines) < STACK_LIMIT:
+            code = frame.f_code
+            path = _relative(code.co_filename, self.root)
+            lines.append(f"{path}:{frame.f_lineno} in {code.co_name}")
+            frame = frame.f_back
+        return location, tuple(reversed(lines))
+
+
+def _caller_frame(frame: Optional[FrameType]) -> Optional[FrameType]:
+    """The first frame from ``frame`` outwards that is neither redis-py's nor ours."""
+    while frame is not None and frame.f_code.co_filename.startswith(_SKIPPED):
+        frame = frame.f_back
+    return frame
+
+
+def _relative(filename: str, root: str) -> str:
+    return filename[len(root):] if filename.startswith(root) else filename
+
+
+def _error_text(error: Optional[BaseException], secret: bool) -> Optional[str]:
+    if error is None:
+        return None
+    name = type(error).__name__
+    # A message may quote the command (redis-py does for pipelines): not for a secret.
+    return name if secret or not str(error) else f"{name}: {_shown(str(error))}"
+
+
+class SlowLog:
+    """Logs round trips slower than ``PREFIX_SLOW_LOG_THRESHOLD`` seconds; an observer."""
+
+    def __init__(
+        self, prefix: str, threshold: float, app: Flask, redact_keys: Sequence[str]
+    ) -> None:
+        self.prefix = prefix
+        self.threshold = threshold
+        self.root = app.root_path + os.sep
+        self.redact_keys = tuple(redact_keys)
+
+    def observe(
+        self,
+        command: Command,
+        seconds: float,
+        reply: Any,
+        error: Optional[BaseException],
+        commands: Optional[Sequence[Command]],
+    ) -> None:
+        if seconds < self.threshold:
+            return
+        name, args, left_out, _redacted = displayed(command, self.redact_keys, 10)
+        shown = " ".join(args) + (f" ... ({left_out} more)" if left_out else "")
+        if commands is not None:
+            shown = f"({len(commands)} commands)"
+        frame = _caller_frame(sys._getframe(1))
+        caller = "unknown"
+        if frame is not None:
+            caller = f"{_relative(frame.f_code.co_filename, self.root)}:{frame.f_lineno}"
+        endpoint = request.endpoint if has_request_context() else None
+        logger.warning(
+            "slow Redis call: %s %s %s took %.1f ms (caller %s, endpoint %s)",
+            self.prefix, name, shown, seconds * 1000, caller, endpoint or "none",
+        )
+
+
+# The recording prefixes of each app, and the apps that send Server-Timing headers.
+_app_recorders: weakref.WeakKeyDictionary[Flask, List[PrefixRecorder]] = (
+    weakref.WeakKeyDictionary()
+)
+_timed_apps: weakref.WeakSet[Flask] = weakref.WeakSet()
+
+
+def track_requests(app: Flask, recorder: PrefixRecorder, server_timing: bool) -> None:
+    """Record the calls of ``recorder`` per request of ``app``."""
+    recorders = _app_recorders.get(app)
+    if recorders is None:
+        recorders = _app_recorders[app] = []
+        request_started.connect(_start_request, app, weak=False)
+        app.teardown_request(_finish_request)
+    recorders.append(recorder)
+    if server_timing and app not in _timed_apps:
+        _timed_apps.add(app)
+        app.after_request(_server_timing)
+
+
+def _start_request(app: Flask, **extra: Any) -> None:
+    _request_calls.set(RecordedCalls(perf_counter(), _request_calls.get()))
+
+
+def _finish_request(error: Optional[BaseException]) -> None:
+    calls = _request_calls.get()
+    if calls is not None:
+        _request_calls.set(calls._outer)  # a request run inside another one ends first
+
+
+def _server_timing(response: Response) -> Response:
+    """Add a ``Server-Timing`` entry per prefix: its Redis time and number of calls."""
+    calls = _request_calls.get()
+    if calls is None:
+        return response
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    for recorder in _app_recorders.get(app, ()):
+        prefix = recorder.prefix
+        count = calls.counts.get(prefix, 0) + calls.dropped.get(prefix, 0)
+        milliseconds = calls.seconds.get(prefix, 0.0) * 1000
+        response.headers.add(
+            "Server-Timing",
+            f'redis-{prefix.lower()};dur={milliseconds:.3f};desc="{count} calls"',
+        )
+    return response
