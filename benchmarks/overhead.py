@@ -34,7 +34,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from flask_redis import Redis  # noqa: E402
+from flask_redis import Redis, get_recorded_calls  # noqa: E402
 from flask_redis.instrument import observe  # noqa: E402
 from flask_redis.metrics import COMMANDS, DURATION_BUCKETS, metrics_for  # noqa: E402
 from tests.servers import RedisServer  # noqa: E402
@@ -110,13 +110,17 @@ def in_request(app: Flask, client: Redis, n: int, work: Callable[[Redis], Any]) 
 
 
 def cpu_per_command(rounds: int) -> list[tuple[str, float]]:
+    n = 2000
     memory = lambda: redis.ConnectionPool(connection_class=MemoryConnection)  # noqa: E731
+    recording = {"RECORD_CALLS": True, "RECORD_CALLS_MAX": n}  # every call recorded
     app, clients = app_with({
         "PLAIN": {"CONNECTION_POOL": memory(), "METRICS": False},
         "METRICS": {"CONNECTION_POOL": memory(), "METRICS_REGISTRY": CollectorRegistry()},
+        "RECORDING": {"CONNECTION_POOL": memory(), "METRICS": False, **recording},
+        "BOTH": {"CONNECTION_POOL": memory(), "METRICS_REGISTRY": CollectorRegistry(),
+                 **recording},
     })  # fmt: skip
     plain, instrumented = clients["PLAIN"], clients["METRICS"]
-    n = 2000
     get = lambda c: c.connection.get("key")  # noqa: E731
 
     # prometheus-client's own observe + inc, on cached children: the floor of a design that
@@ -135,6 +139,8 @@ def cpu_per_command(rounds: int) -> list[tuple[str, float]]:
         "metrics, outside a request": timed_loop(lambda: get(instrumented), n),
         "plain, in a request": in_request(app, plain, n, get),
         "metrics, in a request": in_request(app, instrumented, n, get),
+        "recording, in a request": in_request(app, clients["RECORDING"], n, get),
+        "metrics + recording, in a request": in_request(app, clients["BOTH"], n, get),
         "prometheus observe + inc alone": timed_loop(prometheus_call, n),
     })  # fmt: skip
     return list(result.items())
@@ -188,12 +194,40 @@ def scrape(rounds: int) -> tuple[int, float, float]:
     return lines, fastest(rounds, lambda: generate_latest(registry)), per_line
 
 
+def recording_memory() -> tuple[int, int, int]:
+    """Traced memory after 10,000 and after 100,000 recorded GETs in one request (the
+    default cap of 1000 records holds), and the records kept."""
+    import tracemalloc
+
+    memory = redis.ConnectionPool(connection_class=MemoryConnection)
+    app, clients = app_with({"BENCH": {"CONNECTION_POOL": memory, "RECORD_CALLS": True}})
+    client = clients["BENCH"].connection
+    sizes: list[int] = []
+
+    @app.route("/memory")
+    def many_calls() -> str:
+        tracemalloc.start()
+        for total in (10_000, 100_000):
+            while client_calls[0] < total:
+                client.get("key")
+                client_calls[0] += 1
+            sizes.append(tracemalloc.get_traced_memory()[0])
+        tracemalloc.stop()
+        kept.append(len(get_recorded_calls()))
+        return ""
+
+    client_calls, kept = [0], []
+    app.test_client().get("/memory")
+    return sizes[0], sizes[1], kept[0]
+
+
 # Instruction counts: this script runs itself under callgrind with --count CASE N.
 COUNT_CASES = (
     "plain",
     "timing only (observer does nothing)",
     "metrics, outside a request",
     "metrics, in a request",
+    "recording, in a request",
 )
 
 
@@ -201,8 +235,9 @@ def count(case: str, n: int) -> None:
     """Run ``n`` GETs of ``case`` on an in-memory connection (the child of --instructions)."""
     memory = redis.ConnectionPool(connection_class=MemoryConnection)
     app, clients = app_with({"BENCH": {
-        "CONNECTION_POOL": memory, "METRICS": case != "plain",
-        "METRICS_REGISTRY": CollectorRegistry(),
+        "CONNECTION_POOL": memory, "METRICS": case.startswith(("metrics", "timing")),
+        "METRICS_REGISTRY": CollectorRegistry(), "RECORD_CALLS": case.startswith("recording"),
+        "RECORD_CALLS_MAX": n,
     }})  # fmt: skip
     client = clients["BENCH"].connection
     if case.startswith("timing only"):  # the floor of the subclass design
@@ -251,10 +286,11 @@ def main() -> None:
     print("1. Client CPU per GET, in-memory connection (minimum of the rounds)")
     for name, seconds in cpu.items():
         print(f"   {name:34} {seconds * 1e6:8.2f} us")
-    for where in ("outside a request", "in a request"):
-        added = cpu[f"metrics, {where}"] - cpu[f"plain, {where}"]
-        print(f"   added by metrics, {where:17} {added * 1e6:8.2f} us"
-              f"  ({added / cpu[f'plain, {where}']:.1%} of plain redis-py's GET)")  # fmt: skip
+    for case in ("metrics, outside a request", "metrics, in a request",
+                 "recording, in a request", "metrics + recording, in a request"):  # fmt: skip
+        base = cpu["plain, outside a request" if "outside" in case else "plain, in a request"]
+        added = cpu[case] - base
+        print(f"   added: {case:34} {added * 1e6:8.2f} us  ({added / base:.1%} of plain)")
 
     with tempfile.TemporaryDirectory() as folder:
         server = RedisServer(Path(folder)).start()
@@ -272,6 +308,11 @@ def main() -> None:
     print("\n3. One /metrics scrape, 10 prefixes x 50 commands")
     print(f"   generate_latest {seconds * 1e3:.1f} ms for {lines} lines"
           f" ({seconds / lines * 1e6:.1f} us a line; plain counters: {per_line * 1e6:.1f} us a line)")
+
+    after_10k, after_100k, kept = recording_memory()
+    print("\n5. Recording, 100,000 GETs in one request (default cap)")
+    print(f"   traced memory after 10,000: {after_10k / 1024:.0f} KiB, after 100,000:"
+          f" {after_100k / 1024:.0f} KiB; records kept: {kept}")
 
     if args.instructions:
         if not shutil.which("valgrind"):

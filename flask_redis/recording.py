@@ -49,6 +49,7 @@ _READS = frozenset({
 })  # fmt: skip
 _MULTI_READS = frozenset({"MGET", "HMGET"})
 _EMPTY_IS_MISS = frozenset({"HGETALL", "SMEMBERS", "LRANGE", "ZRANGE"})
+_ALL_READS = _READS | _MULTI_READS
 
 
 @dataclass
@@ -105,6 +106,19 @@ class RecordedCalls(List[RecordedCall]):
         self.pipelines = 0
         # The calls of the request this one runs inside of, if any.
         self._outer = outer
+        # Calls recorded as tuples of RecordedCall's fields, cheaper to make than the
+        # dataclass; made into RecordedCall objects when they are asked for.
+        self._pending: List[Tuple[Any, ...]] = []
+
+    def _materialize(self) -> RecordedCalls:
+        if self._pending:
+            for fields in self._pending:
+                call = RecordedCall(*fields)
+                # Short numbers were kept as they were sent (see displayed()).
+                call.args = tuple([a if type(a) is str else str(a) for a in call.args])
+                self.append(call)
+            self._pending.clear()
+        return self
 
 
 _request_calls: ContextVar[Optional[RecordedCalls]] = ContextVar(
@@ -118,7 +132,7 @@ def get_recorded_calls() -> RecordedCalls:
     Empty outside a request, and when no prefix of the app records calls.
     """
     calls = _request_calls.get()
-    return calls if calls is not None else RecordedCalls(perf_counter())
+    return calls._materialize() if calls is not None else RecordedCalls(perf_counter())
 
 
 def _shown(value: Any) -> str:
@@ -139,6 +153,8 @@ def _shown(value: Any) -> str:
     else:
         text = value if isinstance(value, str) else str(value)
         size = len(text)
+        if size <= ARGUMENT_LIMIT:
+            return text
         text = text[:ARGUMENT_LIMIT]
     if size > ARGUMENT_LIMIT:
         text += f"... ({size} bytes)" if isinstance(value, bytes) else f"... ({size} characters)"
@@ -153,11 +169,22 @@ def _word(value: Any) -> str:
 
 _NONE: frozenset[int] = frozenset()
 _SECRET_COMMANDS = frozenset({"AUTH", "HELLO", "MIGRATE", "ACL", "CONFIG"})
+_may_hold_secrets: Dict[str, bool] = {}  # by command name as sent; bounded below
+
+
+def _may_hold_secret(name: str) -> bool:
+    try:
+        return _may_hold_secrets[name]
+    except KeyError:
+        found = name.split(" ", 1)[0].upper() in _SECRET_COMMANDS
+        if len(_may_hold_secrets) < 4096:
+            _may_hold_secrets[name] = found
+        return found
 
 
 def secret_positions(name: str, args: Sequence[Any]) -> frozenset[int] | set[int]:
     """Positions in ``args`` (the arguments after command ``name``) that hold a secret."""
-    if name.split(" ", 1)[0].upper() not in _SECRET_COMMANDS:
+    if not _may_hold_secret(name):
         return _NONE
     words = name.upper().split()
     command, sub = words[0], (words[1] if len(words) > 1 else None)
@@ -218,16 +245,35 @@ def displayed(
     """A command as it may be shown: its upper-case name, its first ``limit`` arguments as
     display strings with secrets redacted, the number of arguments left out, and whether
     any argument was redacted."""
-    name = command[0] if isinstance(command[0], str) else _word(command[0])
+    name = command[0]
+    if type(name) is not str:
+        name = _word(name)
     args = command[1:]
-    hidden = secret_positions(name, args) | _value_positions(name, args, redact_keys)
+    if not redact_keys and not _may_hold_secret(name) and len(args) <= limit:
+        # The common case, kept short: short text and numbers are kept as they are (numbers
+        # become text when the calls are asked for).
+        for arg in args:
+            kind = type(arg)
+            if kind is str:
+                if len(arg) > ARGUMENT_LIMIT:
+                    break
+            elif kind is not int and kind is not float:
+                break
+        else:
+            return name.upper(), args, 0, False
+    hidden = secret_positions(name, args)
+    if redact_keys:
+        hidden = hidden | _value_positions(name, args, redact_keys)
     kept = args[:limit]
-    shown = tuple(REDACTED if i in hidden else _shown(arg) for i, arg in enumerate(kept))
+    if hidden:
+        shown = tuple(REDACTED if i in hidden else _shown(arg) for i, arg in enumerate(kept))
+    else:
+        shown = tuple([_shown(arg) for arg in kept])
     return name.upper(), shown, len(args) - len(kept), bool(hidden)
 
 
-def _hits_and_misses(name: str, reply: Any) -> Tuple[int, int]:
-    command = name.upper()
+def _hits_and_misses(command: str, reply: Any) -> Tuple[int, int]:
+    """Keys found and not found by ``command`` (upper-case), read from its reply."""
     if command in _MULTI_READS and isinstance(reply, list):
         misses = sum(1 for item in reply if item is None)
         return len(reply) - misses, misses
@@ -256,6 +302,7 @@ class PrefixRecorder:
         self.redact_keys = tuple(redact_keys)
         self.stack = stack
         self.node: Optional[str] = None
+        self._locations: Dict[Tuple[Any, int], str] = {}
 
     def observe(
         self,
@@ -298,21 +345,33 @@ class PrefixRecorder:
             return
         calls.counts[prefix] = count + 1
         name, shown, left_out, redacted = displayed(command, self.redact_keys, ARGUMENTS_LIMIT)
-        hits, misses = _hits_and_misses(name, reply) if error is None else (0, 0)
+        hits = misses = 0
+        if error is not None:
+            failure: Optional[str] = _error_text(error, redacted)
+        else:
+            failure = None
+            if name in _ALL_READS:
+                hits, misses = _hits_and_misses(name, reply)
         location, stack = self._caller()
-        calls.append(RecordedCall(
-            prefix=prefix, command=name, args=shown, args_left_out=left_out, start=start,
-            duration=seconds, pipeline=pipeline, transaction=transaction,
-            error=_error_text(error, redacted), location=location, stack=stack,
-            node=self.node, hits=hits, misses=misses, redacted=redacted,
+        # RecordedCall's fields, in order.
+        calls._pending.append((
+            prefix, name, shown, left_out, start, seconds, pipeline, transaction, failure,
+            location, stack, self.node, hits, misses, redacted,
         ))  # fmt: skip
 
     def _caller(self) -> Tuple[Optional[str], Optional[Tuple[str, ...]]]:
         """The caller's location, and its stack if asked for."""
-        frame = _caller_frame(sys._getframe(2))
+        frame: Optional[FrameType] = sys._getframe(2)
+        while frame is not None and frame.f_code.co_filename.startswith(_SKIPPED):
+            frame = frame.f_back  # the same walk as _caller_frame(), inlined: a hot path
         if frame is None:
             return None, None
-        location = f"{_relative(frame.f_code.co_filename, self.root)}:{frame.f_lineno}"
+        place = (frame.f_code, frame.f_lineno)
+        location = self._locations.get(place)
+        if location is None:
+            location = f"{_relative(frame.f_code.co_filename, self.root)}:{frame.f_lineno}"
+            if len(self._locations) < 4096:  # bounded by the lines of the app's code
+                self._locations[place] = location
         if not self.stack:
             return location, None
         lines: List[str] = []
