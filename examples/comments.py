@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import FrameType
@@ -166,8 +166,14 @@ def _exit_on_sigterm(signum: int, frame: FrameType | None) -> NoReturn:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse the command line, start Redis unless given one, and serve until stopped."""
-    parser = argparse.ArgumentParser(description="A Flask-And-Redis comments app.")
+    """Serve the comments app until stopped."""
+    return serve(create_app, "A Flask-And-Redis comments app.", argv)
+
+
+def serve(make_app: Callable[[str], Flask], description: str, argv: list[str] | None) -> int:
+    """Parse the command line, start Redis unless given one, and serve the app that
+    ``make_app(redis_url)`` returns until stopped."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--port", type=int, default=5000, help="HTTP port; 0 picks a free one")
     parser.add_argument(
         "--redis-url", help="use this Redis server (databases 0 and 1) instead of an embedded one"
@@ -176,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     with ExitStack() as stack:
         redis_url = args.redis_url or stack.enter_context(embedded_redis())
-        server = make_server("127.0.0.1", args.port, create_app(redis_url), threaded=True)
+        server = make_server("127.0.0.1", args.port, make_app(redis_url), threaded=True)
         shown_url = _without_password(redis_url)
         print(f"Serving on http://127.0.0.1:{server.port}/ (Redis at {shown_url})", flush=True)
         server.serve_forever()  # returns on Ctrl-C; closes the server on SIGTERM too

@@ -323,7 +323,9 @@ def _recording_settings(config: Mapping[str, Any], prefix: str) -> dict[str, Any
     key = f"{prefix}_SLOW_LOG_THRESHOLD"
     threshold = _convert_with(key, config.get(key), _NUMBER)
     if threshold is not None and (
-        isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or threshold < 0
+        isinstance(threshold, bool)
+        or not isinstance(threshold, (int, float))
+        or not 0 <= threshold < float("inf")  # NaN too
     ):
         raise ValueError(f"{key} must be a number of seconds (0 or more), got {threshold!r}")
     return {

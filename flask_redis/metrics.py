@@ -153,10 +153,14 @@ class _Tallies(Dict["PrefixMetrics", Dict[Any, Any]]):
     or ``("MULTI",)``, and the commands pipelines carried under ``None``: ``{name: count}``.
     """
 
-    def __init__(self, prefixes: Iterable[PrefixMetrics], outer: Optional[_Tallies]) -> None:
+    def __init__(
+        self, prefixes: Iterable[PrefixMetrics], outer: Optional[_Tallies], owner: Any
+    ) -> None:
         super().__init__((prefix_metrics, {}) for prefix_metrics in prefixes)
         #: The tallies of the request this one runs inside of, if any.
         self.outer = outer
+        #: The request these are of: a request context pushed by hand inside it has none.
+        self.owner = owner
 
 
 _request_tallies: ContextVar[Optional[_Tallies]] = ContextVar(
@@ -315,12 +319,13 @@ def track_requests(app: Flask, prefix_metrics: PrefixMetrics, pool: Any) -> None
 
 def _start_request(app: Flask, **extra: Any) -> None:
     prefixes = (prefix_metrics for prefix_metrics, _pool in _app_prefixes.get(app, ()))
-    _request_tallies.set(_Tallies(prefixes, _request_tallies.get()))
+    owner = request._get_current_object()  # type: ignore[attr-defined]
+    _request_tallies.set(_Tallies(prefixes, _request_tallies.get(), owner))
 
 
 def _finish_request(error: Optional[BaseException]) -> None:
     tallies = _request_tallies.get()
-    if tallies is None:
+    if tallies is None or tallies.owner is not request._get_current_object():  # type: ignore[attr-defined]
         return
     _request_tallies.set(tallies.outer)  # a request run inside another one ends first
     endpoint = request.endpoint or "none"

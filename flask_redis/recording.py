@@ -92,7 +92,9 @@ class RecordedCall:
 class RecordedCalls(List[RecordedCall]):
     """The calls of one request, in order (see :func:`get_recorded_calls`)."""
 
-    def __init__(self, started: float, outer: Optional[RecordedCalls] = None) -> None:
+    def __init__(
+        self, started: float, outer: Optional[RecordedCalls] = None, owner: Any = None
+    ) -> None:
         super().__init__()
         #: :func:`time.perf_counter` at the start of the request.
         self.started = started
@@ -104,8 +106,10 @@ class RecordedCalls(List[RecordedCall]):
         self.seconds: Dict[str, float] = {}
         #: Pipelines recorded so far; the last one's id.
         self.pipelines = 0
-        # The calls of the request this one runs inside of, if any.
+        # The calls of the request this one runs inside of, if any, and the request these
+        # are of: a request context pushed by hand inside it has no calls of its own.
         self._outer = outer
+        self._owner = owner
         # Calls recorded as tuples of RecordedCall's fields, cheaper to make than the
         # dataclass; made into RecordedCall objects when they are asked for.
         self._pending: List[Tuple[Any, ...]] = []
@@ -143,8 +147,12 @@ def _shown(value: Any) -> str:
         try:
             text = head.decode("utf-8")
             printable = text.isprintable()
-        except UnicodeDecodeError:
-            printable = False
+        except UnicodeDecodeError as error:
+            # Text cut inside a character of several bytes is still text.
+            printable = size > ARGUMENT_LIMIT and error.start >= len(head) - 3
+            if printable:
+                text = head[: error.start].decode("utf-8", "replace")
+                printable = text.isprintable()
         if not printable:
             text = "0x" + head[: ARGUMENT_LIMIT // 2].hex()
             if size > ARGUMENT_LIMIT // 2:
@@ -168,7 +176,7 @@ def _word(value: Any) -> str:
 
 
 _NONE: frozenset[int] = frozenset()
-_SECRET_COMMANDS = frozenset({"AUTH", "HELLO", "MIGRATE", "ACL", "CONFIG"})
+_SECRET_COMMANDS = frozenset({"AUTH", "HELLO", "MIGRATE", "ACL", "CONFIG", "SENTINEL"})
 _may_hold_secrets: Dict[str, bool] = {}  # by command name as sent; bounded below
 
 
@@ -182,44 +190,61 @@ def _may_hold_secret(name: str) -> bool:
         return found
 
 
+_CONFIG_SECRETS = frozenset({
+    "REQUIREPASS", "MASTERAUTH", "MASTERUSER", "TLS-KEY-FILE-PASS", "TLS-CLIENT-KEY-FILE-PASS",
+})  # fmt: skip
+
+
 def secret_positions(name: str, args: Sequence[Any]) -> frozenset[int] | set[int]:
     """Positions in ``args`` (the arguments after command ``name``) that hold a secret."""
     if not _may_hold_secret(name):
         return _NONE
-    words = name.upper().split()
-    command, sub = words[0], (words[1] if len(words) > 1 else None)
-    if sub is None and args:
-        sub = _word(args[0]) if command in ("ACL", "CONFIG") else None
-        offset = 1
-    else:
-        offset = 0
+    head = name.upper().split()
+    shift = len(head)
+    hidden = _secret_words([*head, *(_word(arg) for arg in args)])
+    return {index - shift for index in hidden if index >= shift}
+
+
+def _secret_words(words: List[str]) -> set[int]:
+    """Positions of the secrets in a whole command, upper-cased word by word."""
+    command, size = words[0], len(words)
+
+    def after(index: int, skip: int) -> set[int]:
+        # The word ``skip`` places after ``index``; all that follow if the command is cut
+        # short (the server rejects it, but what was sent may still be a password).
+        return {index + skip} if index + skip < size else set(range(index + 1, size))
+
+    def options(start: int, names: frozenset[str]) -> set[int]:
+        # Values of name-value pairs from ``start`` whose name is in ``names``.
+        return {i + 1 for i in range(start, size - 1, 2) if words[i] in names}
+
+    sub = words[1] if size > 1 else ""
     if command == "AUTH":
-        return set(range(len(args)))
-    if command == "HELLO":
-        for index, value in enumerate(args):
-            if _word(value) == "AUTH":
-                return {index + 2} if index + 2 < len(args) else set()
+        return set(range(1, size))
+    if command == "HELLO":  # HELLO protover [AUTH username password] [SETNAME name]
+        index = 2
+        while index < size:
+            if words[index] == "AUTH":
+                return after(index, 2)
+            index += 2 if words[index] == "SETNAME" else 1
         return set()
-    if command == "MIGRATE":
-        for index, value in enumerate(args):
-            word = _word(value)
-            if word == "AUTH":
-                return {index + 1} if index + 1 < len(args) else set()
-            if word == "AUTH2":
-                return {index + 2} if index + 2 < len(args) else set()
+    if command == "MIGRATE":  # MIGRATE host port key db timeout [options] [KEYS key...]
+        for index in range(6, size):
+            if words[index] in ("AUTH", "AUTH2"):
+                return after(index, 1 if words[index] == "AUTH" else 2)
+            if words[index] == "KEYS":
+                break
         return set()
     if command == "ACL" and sub == "SETUSER":
         # ACL SETUSER name rule...: >pass and <pass add and remove a password, #hash and
         # !hash a hashed one.
-        return {
-            index for index in range(offset + 1, len(args))
-            if _word(args[index])[:1] in (">", "<", "#", "!")
-        }  # fmt: skip
+        return {i for i in range(3, size) if words[i][:1] in (">", "<", "#", "!")}
     if command == "CONFIG" and sub == "SET":
-        return {
-            index + 1 for index in range(offset, len(args) - 1, 2)
-            if _word(args[index]) in ("REQUIREPASS", "MASTERAUTH", "MASTERUSER")
-        }  # fmt: skip
+        return options(2, _CONFIG_SECRETS)
+    if command == "SENTINEL" and sub == "SET":  # SENTINEL SET master option value ...
+        return options(3, frozenset({"AUTH-PASS"}))
+    if command == "SENTINEL" and sub == "CONFIG" and size > 2 and words[2] == "SET":
+        return options(3, frozenset({"SENTINEL-PASS"}))
     return set()
 
 
@@ -241,10 +266,10 @@ def _value_positions(
 
 def displayed(
     command: Command, redact_keys: Sequence[str], limit: int
-) -> Tuple[str, Tuple[str, ...], int, bool]:
-    """A command as it may be shown: its upper-case name, its first ``limit`` arguments as
-    display strings with secrets redacted, the number of arguments left out, and whether
-    any argument was redacted."""
+) -> Tuple[str, Tuple[Any, ...], int, bool]:
+    """A command as it may be shown: its upper-case name, its first ``limit`` arguments
+    (display strings with secrets redacted; short numbers are left as numbers), the number
+    of arguments left out, and whether any argument was redacted."""
     name = command[0]
     if type(name) is not str:
         name = _word(name)
@@ -302,6 +327,8 @@ class PrefixRecorder:
         self.redact_keys = tuple(redact_keys)
         self.stack = stack
         self.node: Optional[str] = None
+        #: Add this prefix's figures to the ``Server-Timing`` header.
+        self.server_timing = False
         self._locations: Dict[Tuple[Any, int], str] = {}
 
     def observe(
@@ -323,9 +350,16 @@ class PrefixRecorder:
         calls.pipelines += 1
         transaction = command[0] == "MULTI"
         replies = reply if isinstance(reply, list) else [None] * len(commands)
+        # redis-py's message of a failed pipeline quotes the failing command: it is not
+        # shown when any command of the pipeline holds a secret.
+        secret = error is not None and any(
+            displayed(args, self.redact_keys, ARGUMENTS_LIMIT)[3] for args in commands
+        )
         for args, item in zip(commands, replies):
             failed = item if isinstance(item, Exception) else error
-            self._add(calls, args, start, seconds, item, failed, calls.pipelines, transaction)
+            self._add(
+                calls, args, start, seconds, item, failed, calls.pipelines, transaction, secret
+            )
 
     def _add(
         self,
@@ -337,6 +371,7 @@ class PrefixRecorder:
         error: Optional[BaseException],
         pipeline: Optional[int],
         transaction: bool,
+        secret: bool = False,
     ) -> None:
         prefix = self.prefix
         count = calls.counts.get(prefix, 0)
@@ -347,7 +382,7 @@ class PrefixRecorder:
         name, shown, left_out, redacted = displayed(command, self.redact_keys, ARGUMENTS_LIMIT)
         hits = misses = 0
         if error is not None:
-            failure: Optional[str] = _error_text(error, redacted)
+            failure: Optional[str] = _error_text(error, redacted or secret)
         else:
             failure = None
             if name in _ALL_READS:
@@ -424,7 +459,7 @@ class SlowLog:
         if seconds < self.threshold:
             return
         name, args, left_out, _redacted = displayed(command, self.redact_keys, 10)
-        shown = " ".join(args) + (f" ... ({left_out} more)" if left_out else "")
+        shown = " ".join(map(str, args)) + (f" ... ({left_out} more)" if left_out else "")
         if commands is not None:
             shown = f"({len(commands)} commands)"
         frame = _caller_frame(sys._getframe(1))
@@ -446,7 +481,9 @@ _timed_apps: weakref.WeakSet[Flask] = weakref.WeakSet()
 
 
 def track_requests(app: Flask, recorder: PrefixRecorder, server_timing: bool) -> None:
-    """Record the calls of ``recorder`` per request of ``app``."""
+    """Record the calls of ``recorder`` per request of ``app``; with ``server_timing``,
+    add its figures to each response's ``Server-Timing`` header."""
+    recorder.server_timing = server_timing
     recorders = _app_recorders.get(app)
     if recorders is None:
         recorders = _app_recorders[app] = []
@@ -459,12 +496,13 @@ def track_requests(app: Flask, recorder: PrefixRecorder, server_timing: bool) ->
 
 
 def _start_request(app: Flask, **extra: Any) -> None:
-    _request_calls.set(RecordedCalls(perf_counter(), _request_calls.get()))
+    owner = request._get_current_object()  # type: ignore[attr-defined]
+    _request_calls.set(RecordedCalls(perf_counter(), _request_calls.get(), owner))
 
 
 def _finish_request(error: Optional[BaseException]) -> None:
     calls = _request_calls.get()
-    if calls is not None:
+    if calls is not None and calls._owner is request._get_current_object():  # type: ignore[attr-defined]
         _request_calls.set(calls._outer)  # a request run inside another one ends first
 
 
@@ -475,6 +513,8 @@ def _server_timing(response: Response) -> Response:
         return response
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     for recorder in _app_recorders.get(app, ()):
+        if not recorder.server_timing:
+            continue
         prefix = recorder.prefix
         count = calls.counts.get(prefix, 0) + calls.dropped.get(prefix, 0)
         milliseconds = calls.seconds.get(prefix, 0.0) * 1000

