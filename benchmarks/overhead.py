@@ -7,6 +7,8 @@
    exposed line of plain prometheus-client counters, for scale.
 4. With ``--instructions`` (needs valgrind): the instructions added per command, counted
    by callgrind. Unlike times, these counts repeat exactly on a busy machine.
+5. Recording: traced memory over 100,000 recorded calls in one request (the cap holds).
+6. The debug toolbar panel: rendering 1000 recorded calls of 100 KB values.
 
 Run from the project root: ``python benchmarks/overhead.py [--rounds N] [--instructions]``.
 """
@@ -221,6 +223,34 @@ def recording_memory() -> tuple[int, int, int]:
     return sizes[0], sizes[1], kept[0]
 
 
+def panel_rendering(rounds: int) -> tuple[float, int]:
+    """Seconds to render the debug toolbar panel for 1000 recorded SETs of 100 KB values
+    (snapshot, analysis and HTML), and the size of the HTML."""
+    from flask_redis_panel.panel import render
+    from flask_redis_panel._model import Snapshot
+
+    memory = redis.ConnectionPool(connection_class=MemoryConnection)
+    app, clients = app_with({"BENCH": {"CONNECTION_POOL": memory, "RECORD_CALLS": True}})
+    client = clients["BENCH"].connection
+    value = "v" * 100_000
+    results: list[tuple[float, int]] = []
+
+    @app.route("/panel")
+    def panel() -> str:
+        for number in range(1000):
+            client.set(f"big:{number % 10}", value)
+        times, html = [], ""
+        for _ in range(rounds):
+            start = perf_counter()
+            html = render(Snapshot.take())
+            times.append(perf_counter() - start)
+        results.append((min(times), len(html.encode())))
+        return ""
+
+    app.test_client().get("/panel")
+    return results[0]
+
+
 # Instruction counts: this script runs itself under callgrind with --count CASE N.
 COUNT_CASES = (
     "plain",
@@ -313,6 +343,10 @@ def main() -> None:
     print("\n5. Recording, 100,000 GETs in one request (default cap)")
     print(f"   traced memory after 10,000: {after_10k / 1024:.0f} KiB, after 100,000:"
           f" {after_100k / 1024:.0f} KiB; records kept: {kept}")
+
+    seconds, size = panel_rendering(min(args.rounds, 10))
+    print("\n6. Debug toolbar panel, 1000 recorded SETs of 100 KB values")
+    print(f"   rendered in {seconds * 1e3:.1f} ms (minimum of the rounds), {size / 1e6:.2f} MB of HTML")
 
     if args.instructions:
         if not shutil.which("valgrind"):

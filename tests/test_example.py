@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import queue
@@ -24,6 +23,7 @@ from urllib.parse import urlencode
 import pytest
 from flask import Flask
 
+from .examples import imported
 from .servers import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -157,16 +157,8 @@ def test_script_on_sigterm_exits_0_stops_redis_and_removes_its_folder(
 @pytest.fixture(scope="module")
 def comments() -> Iterator[ModuleType]:
     """``examples/comments.py`` imported as a module."""
-    name = "comments_example"
-    spec = importlib.util.spec_from_file_location(name, SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
+    with imported("comments.py") as module:
         yield module
-    finally:
-        del sys.modules[name]
 
 
 @pytest.fixture()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from typing import Any
 import pytest
 import redis
 
+from .examples import imported
 from .servers import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,16 +50,8 @@ def example() -> Iterator[ModuleType]:
     """``examples/toolbar.py`` imported as a module."""
     if importlib.util.find_spec("flask_debugtoolbar") is None:
         _unavailable("Flask-DebugToolbar is not installed")
-    name = "toolbar_example"
-    spec = importlib.util.spec_from_file_location(name, EXAMPLE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
+    with imported("toolbar.py") as module:
         yield module
-    finally:
-        del sys.modules[name]
 
 
 @pytest.fixture()
