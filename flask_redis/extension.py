@@ -112,45 +112,22 @@ class Redis:
 
 def _create_client(app: Flask, config: ClientConfig) -> Any:
     """The client of ``config``: of the configured class itself when nothing observes it,
-    else of its instrumented subclass."""
-    observers = _observers(app, config)
-    if not observers:
-        return config.create()
-    client = instrumented(config.client_class)(**config.kwargs)
-    observe(client, combine(*(observer for observer, _track in observers)))
-    for _observer, track in observers:
-        track(client)
-    return client
-
-
-def _observers(app: Flask, config: ClientConfig) -> list[tuple[Observer, Any]]:
-    """The observers ``config`` asks for, each with what sets it up for a client."""
-    observers: list[tuple[Observer, Any]] = []
-    if config.metrics:
-        from . import metrics  # prometheus-client is an optional dependency
-
-        prefix_metrics = metrics.metrics_for(config.metrics_registry).for_prefix(config.prefix)
-
-        def track_metrics(client: Any) -> None:
-            metrics.track_requests(app, prefix_metrics, getattr(client, "connection_pool", None))
-            if config.metrics_path is not None:
-                metrics.serve_metrics(app, config.metrics_path, config.metrics_registry)
-
-        observers.append((prefix_metrics.observe, track_metrics))
+    else of its instrumented subclass, observed by metrics, recording and the slow log as
+    ``config`` asks."""
     record = app.debug if config.record_calls is None else config.record_calls
+    slow = config.slow_log_threshold
+    if not (config.metrics or record or config.server_timing or slow is not None):
+        return config.create()  # off means free
+    client = instrumented(config.client_class)(**config.kwargs)
+    observers: list[Observer] = []
+    if config.metrics:
+        from .metrics import setup_metrics  # prometheus-client is an optional dependency
+
+        observers.append(setup_metrics(app, config, client))
     if record or config.server_timing:
-        # Server-Timing alone records no call, but counts them and their time.
-        most = config.record_calls_max if record else 0
-        recorder = recording.PrefixRecorder(
-            config.prefix, app, most, config.redact_keys, config.record_stack
-        )
-        observers.append((
-            recorder.observe,
-            lambda client: recording.track_requests(app, recorder, config.server_timing),
-        ))  # fmt: skip
-    if config.slow_log_threshold is not None:
-        slow = recording.SlowLog(
-            config.prefix, config.slow_log_threshold, app, config.redact_keys
-        )
-        observers.append((slow.observe, lambda client: None))
-    return observers
+        observers.append(recording.setup_recording(app, config, record))
+    if slow is not None:
+        logger = recording.SlowLog(config.prefix, slow, app, config.redact_keys)
+        observers.append(logger.observe)
+    observe(client, combine(*observers))
+    return client

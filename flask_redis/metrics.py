@@ -27,7 +27,8 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from .instrument import Command, _report_observer_error
+from .config import ClientConfig
+from .instrument import Command, Observer, _report_observer_error
 
 #: Upper bounds of the duration buckets, in seconds: loopback to WAN.
 DURATION_BUCKETS = (
@@ -336,6 +337,15 @@ def _finish_request(error: Optional[BaseException]) -> None:
             prefix_metrics.sample_pool(pool)
         except Exception:
             _report_observer_error()
+
+
+def setup_metrics(app: Flask, config: ClientConfig, client: Any) -> Observer:
+    """Keep the metrics of ``config``'s prefix for ``client`` of ``app``: the observer."""
+    prefix_metrics = metrics_for(config.metrics_registry).for_prefix(config.prefix)
+    track_requests(app, prefix_metrics, getattr(client, "connection_pool", None))
+    if config.metrics_path is not None:
+        serve_metrics(app, config.metrics_path, config.metrics_registry)
+    return prefix_metrics.observe
 
 
 def serve_metrics(app: Flask, path: str, registry: Optional[CollectorRegistry] = None) -> None:

@@ -23,7 +23,8 @@ import redis
 from flask import Flask, Response, current_app, has_request_context, request
 from flask.signals import request_started
 
-from .instrument import Command
+from .config import ClientConfig
+from .instrument import Command, Observer
 
 logger = logging.getLogger("flask_redis.slow")
 
@@ -474,6 +475,17 @@ class SlowLog:
             "slow Redis call: %s %s %s took %.1f ms (caller %s, endpoint %s)",
             self.prefix, name, shown, seconds * 1000, caller, endpoint or "none",
         )
+
+
+def setup_recording(app: Flask, config: ClientConfig, record: bool) -> Observer:
+    """Record the calls of ``config``'s prefix per request of ``app``: the observer.
+
+    Without ``record``, for Server-Timing alone, calls are counted and timed, not stored.
+    """
+    most = config.record_calls_max if record else 0
+    recorder = PrefixRecorder(config.prefix, app, most, config.redact_keys, config.record_stack)
+    track_requests(app, recorder, config.server_timing)
+    return recorder.observe
 
 
 # The recording prefixes of each app, and the apps that send Server-Timing headers.
