@@ -397,10 +397,14 @@ class PrefixRecorder:
 
     def _caller(self) -> Tuple[Optional[str], Optional[Tuple[str, ...]]]:
         """The caller's location, and its stack if asked for."""
-        # Frames 0 to 3 are this method, _add(), observe() and what called it in
-        # instrument.py. Skipping them by depth saves making their frame objects, the
-        # dearest part of the walk. The rest is the walk of _caller_frame(), inlined.
-        frame: Optional[FrameType] = sys._getframe(3)
+        # Frames 0 to 2 are this method, _add() and observe(); the walk starts at frame 3,
+        # what called observe() in instrument.py. Going there by depth saves making frame
+        # objects for ours, the dearest part of the walk, which is _caller_frame()'s,
+        # inlined.
+        try:
+            frame: Optional[FrameType] = sys._getframe(3)
+        except ValueError:  # observe() called from the top of a stack
+            return None, None
         while frame is not None and frame.f_code.co_filename.startswith(_SKIPPED):
             frame = frame.f_back
         if frame is None:
