@@ -330,7 +330,7 @@ class PrefixRecorder:
         self.node: Optional[str] = None
         #: Add this prefix's figures to the ``Server-Timing`` header.
         self.server_timing = False
-        self._locations: Dict[Tuple[Any, int], str] = {}
+        self._locations: Dict[Tuple[int, int], Tuple[Any, str]] = {}
 
     def observe(
         self,
@@ -409,12 +409,18 @@ class PrefixRecorder:
             frame = frame.f_back
         if frame is None:
             return None, None
-        place = (frame.f_code, frame.f_lineno)
-        location = self._locations.get(place)
-        if location is None:
-            location = f"{_relative(frame.f_code.co_filename, self.root)}:{frame.f_lineno}"
-            if len(self._locations) < 4096:  # bounded by the lines of the app's code
-                self._locations[place] = location
+        # Cached by code object and instruction: hashing a code object, or finding the
+        # line of an instruction, costs more than the rest of the walk.
+        code = frame.f_code
+        place = (id(code), frame.f_lasti)
+        known = self._locations.get(place)
+        if known is None:
+            location = f"{_relative(code.co_filename, self.root)}:{frame.f_lineno}"
+            if len(self._locations) < 4096:  # bounded by the calls in the app's code
+                # The code object is kept, so that its id is not reused by another one.
+                self._locations[place] = (code, location)
+        else:
+            location = known[1]
         if not self.stack:
             return location, None
         lines: List[str] = []
