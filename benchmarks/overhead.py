@@ -5,10 +5,10 @@
 2. The ratio over loopback, on a real redis-server: GET, and a pipeline of 100 SET.
 3. The time of one ``/metrics`` scrape with 10 prefixes x 50 commands, and the time per
    exposed line of plain prometheus-client counters, for scale.
-4. With ``--instructions`` (needs valgrind): the instructions added per command, counted
+4. Recording: traced memory over 100,000 recorded calls in one request (the cap holds).
+5. The debug toolbar panel: rendering 1000 recorded calls of 100 KB values.
+6. With ``--instructions`` (needs valgrind): the instructions added per command, counted
    by callgrind. Unlike times, these counts repeat exactly on a busy machine.
-5. Recording: traced memory over 100,000 recorded calls in one request (the cap holds).
-6. The debug toolbar panel: rendering 1000 recorded calls of 100 KB values.
 
 Run from the project root: ``python benchmarks/overhead.py [--rounds N] [--instructions]``.
 """
@@ -346,12 +346,12 @@ def main() -> None:
           f" ({seconds / lines * 1e6:.1f} us a line; plain counters: {per_line * 1e6:.1f} us a line)")
 
     after_10k, after_100k, kept = recording_memory()
-    print("\n5. Recording, 100,000 GETs in one request (default cap)")
+    print("\n4. Recording, 100,000 GETs in one request (default cap)")
     print(f"   traced memory after 10,000: {after_10k / 1024:.0f} KiB, after 100,000:"
           f" {after_100k / 1024:.0f} KiB; records kept: {kept}")
 
     seconds, size = panel_rendering(min(args.rounds, 10))
-    print("\n6. Debug toolbar panel, 1000 recorded SETs of 100 KB values")
+    print("\n5. Debug toolbar panel, 1000 recorded SETs of 100 KB values")
     print(f"   rendered in {seconds * 1e3:.1f} ms (minimum of the rounds), {size / 1e6:.2f} MB of HTML")
 
     if args.instructions:
@@ -359,7 +359,7 @@ def main() -> None:
             sys.exit("--instructions needs valgrind")
         counted = instructions()
         plain = counted["plain"]
-        print("\n4. Instructions per GET, in-memory connection (callgrind)")
+        print("\n6. Instructions per GET, in-memory connection (callgrind)")
         for case, value in counted.items():
             print(f"   {case:34} {value:10.0f}  +{(value - plain) / plain:.1%}")
 
