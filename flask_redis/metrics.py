@@ -11,11 +11,9 @@ from __future__ import annotations
 import os
 import weakref
 from bisect import bisect_left
-from contextvars import ContextVar
 from typing import Any, Dict, Iterable, Optional, Sequence
 
-from flask import Flask, Response, current_app, request
-from flask.signals import request_started
+from flask import Flask, Response, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -29,6 +27,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from .config import ClientConfig
 from .instrument import Command, Observer, _report_observer_error
+from .per_request import PerRequest, Stacked
 
 #: Upper bounds of the duration buckets, in seconds: loopback to WAN.
 DURATION_BUCKETS = (
@@ -147,26 +146,15 @@ def metrics_for(registry: Optional[CollectorRegistry] = None) -> Metrics:
         return metrics
 
 
-class _Tallies(Dict["PrefixMetrics", Dict[Any, Any]]):
+class _Tallies(Stacked, Dict["PrefixMetrics", Dict[Any, Any]]):
     """A request's tallies: ``{PrefixMetrics: {name: [count, seconds, *bucket counts]}}``.
 
     A command is tallied under its name, a pipeline's round trip under ``("PIPELINE",)``
     or ``("MULTI",)``, and the commands pipelines carried under ``None``: ``{name: count}``.
     """
 
-    def __init__(
-        self, prefixes: Iterable[PrefixMetrics], outer: Optional[_Tallies], owner: Any
-    ) -> None:
-        super().__init__((prefix_metrics, {}) for prefix_metrics in prefixes)
-        #: The tallies of the request this one runs inside of, if any.
-        self.outer = outer
-        #: The request these are of: a request context pushed by hand inside it has none.
-        self.owner = owner
-
-
-_request_tallies: ContextVar[Optional[_Tallies]] = ContextVar(
-    "flask_redis_request_tallies", default=None
-)
+    def __init__(self, prefixes: Iterable[tuple[PrefixMetrics, Any]]) -> None:
+        super().__init__((prefix_metrics, {}) for prefix_metrics, _pool in prefixes)
 
 
 def _new_record() -> list[Any]:
@@ -301,42 +289,28 @@ def _pool_counts(pool: Any) -> Optional[tuple[int, int]]:
     return len(in_use), len(available)
 
 
-# The prefixes with metrics that each app has set up, with their clients' pools.
-_app_prefixes: weakref.WeakKeyDictionary[Flask, list[tuple[PrefixMetrics, Any]]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def track_requests(app: Flask, prefix_metrics: PrefixMetrics, pool: Any) -> None:
-    """Tally the round trips of ``prefix_metrics`` per request of ``app``, and sample
-    ``pool`` into the pool gauges when each request ends."""
-    prefixes = _app_prefixes.get(app)
-    if prefixes is None:
-        prefixes = _app_prefixes[app] = []
-        request_started.connect(_start_request, app, weak=False)
-        app.teardown_request(_finish_request)
-    prefixes.append((prefix_metrics, pool))
-
-
-def _start_request(app: Flask, **extra: Any) -> None:
-    prefixes = (prefix_metrics for prefix_metrics, _pool in _app_prefixes.get(app, ()))
-    owner = request._get_current_object()  # type: ignore[attr-defined]
-    _request_tallies.set(_Tallies(prefixes, _request_tallies.get(), owner))
-
-
-def _finish_request(error: Optional[BaseException]) -> None:
-    tallies = _request_tallies.get()
-    if tallies is None or tallies.owner is not request._get_current_object():  # type: ignore[attr-defined]
-        return
-    _request_tallies.set(tallies.outer)  # a request run inside another one ends first
+def _finish_request(prefixes: list[tuple[PrefixMetrics, Any]], tallies: _Tallies) -> None:
+    """Add a request's tallies to the metrics, and sample the pools into the gauges."""
     endpoint = request.endpoint or "none"
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    for prefix_metrics, pool in _app_prefixes.get(app, ()):
+    for prefix_metrics, pool in prefixes:
         try:
             prefix_metrics.flush(tallies.get(prefix_metrics, {}), endpoint)
             prefix_metrics.sample_pool(pool)
         except Exception:
             _report_observer_error()
+
+
+# Per app, the prefixes with metrics and their clients' pools; per request, the tallies.
+_requests: PerRequest[tuple[PrefixMetrics, Any], _Tallies] = PerRequest(
+    "flask_redis_request_tallies", _Tallies, _finish_request
+)
+_request_tallies = _requests.current
+
+
+def track_requests(app: Flask, prefix_metrics: PrefixMetrics, pool: Any) -> None:
+    """Tally the round trips of ``prefix_metrics`` per request of ``app``, and sample
+    ``pool`` into the pool gauges when each request ends."""
+    _requests.add(app, (prefix_metrics, pool))
 
 
 def setup_metrics(app: Flask, config: ClientConfig, client: Any) -> Observer:

@@ -12,7 +12,6 @@ import logging
 import os
 import sys
 import weakref
-from contextvars import ContextVar
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from time import perf_counter
@@ -21,10 +20,10 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import redis
 from flask import Flask, Response, current_app, has_request_context, request
-from flask.signals import request_started
 
 from .config import ClientConfig
 from .instrument import Command, Observer
+from .per_request import PerRequest, Stacked
 
 logger = logging.getLogger("flask_redis.slow")
 
@@ -90,12 +89,10 @@ class RecordedCall:
     redacted: bool
 
 
-class RecordedCalls(List[RecordedCall]):
+class RecordedCalls(Stacked, List[RecordedCall]):
     """The calls of one request, in order (see :func:`get_recorded_calls`)."""
 
-    def __init__(
-        self, started: float, outer: Optional[RecordedCalls] = None, owner: Any = None
-    ) -> None:
+    def __init__(self, started: float) -> None:
         super().__init__()
         #: :func:`time.perf_counter` at the start of the request.
         self.started = started
@@ -107,10 +104,6 @@ class RecordedCalls(List[RecordedCall]):
         self.seconds: Dict[str, float] = {}
         #: Pipelines recorded so far; the last one's id.
         self.pipelines = 0
-        # The calls of the request this one runs inside of, if any, and the request these
-        # are of: a request context pushed by hand inside it has no calls of its own.
-        self._outer = outer
-        self._owner = owner
         # Calls recorded as tuples of RecordedCall's fields, cheaper to make than the
         # dataclass; made into RecordedCall objects when they are asked for.
         self._pending: List[Tuple[Any, ...]] = []
@@ -126,9 +119,11 @@ class RecordedCalls(List[RecordedCall]):
         return self
 
 
-_request_calls: ContextVar[Optional[RecordedCalls]] = ContextVar(
-    "flask_redis_request_calls", default=None
+# Per app, the prefixes that record calls; per request, the calls.
+_requests: PerRequest[PrefixRecorder, RecordedCalls] = PerRequest(
+    "flask_redis_request_calls", lambda recorders: RecordedCalls(perf_counter())
 )
+_request_calls = _requests.current
 
 
 def get_recorded_calls() -> RecordedCalls:
@@ -498,10 +493,7 @@ def setup_recording(app: Flask, config: ClientConfig, record: bool) -> Observer:
     return recorder.observe
 
 
-# The recording prefixes of each app, and the apps that send Server-Timing headers.
-_app_recorders: weakref.WeakKeyDictionary[Flask, List[PrefixRecorder]] = (
-    weakref.WeakKeyDictionary()
-)
+# The apps that send Server-Timing headers.
 _timed_apps: weakref.WeakSet[Flask] = weakref.WeakSet()
 
 
@@ -509,26 +501,10 @@ def track_requests(app: Flask, recorder: PrefixRecorder, server_timing: bool) ->
     """Record the calls of ``recorder`` per request of ``app``; with ``server_timing``,
     add its figures to each response's ``Server-Timing`` header."""
     recorder.server_timing = server_timing
-    recorders = _app_recorders.get(app)
-    if recorders is None:
-        recorders = _app_recorders[app] = []
-        request_started.connect(_start_request, app, weak=False)
-        app.teardown_request(_finish_request)
-    recorders.append(recorder)
+    _requests.add(app, recorder)
     if server_timing and app not in _timed_apps:
         _timed_apps.add(app)
         app.after_request(_server_timing)
-
-
-def _start_request(app: Flask, **extra: Any) -> None:
-    owner = request._get_current_object()  # type: ignore[attr-defined]
-    _request_calls.set(RecordedCalls(perf_counter(), _request_calls.get(), owner))
-
-
-def _finish_request(error: Optional[BaseException]) -> None:
-    calls = _request_calls.get()
-    if calls is not None and calls._owner is request._get_current_object():  # type: ignore[attr-defined]
-        _request_calls.set(calls._outer)  # a request run inside another one ends first
 
 
 def _server_timing(response: Response) -> Response:
@@ -537,7 +513,7 @@ def _server_timing(response: Response) -> Response:
     if calls is None:
         return response
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    for recorder in _app_recorders.get(app, ()):
+    for recorder in _requests.members(app):
         if not recorder.server_timing:
             continue
         prefix = recorder.prefix

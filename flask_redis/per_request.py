@@ -1,0 +1,79 @@
+"""State kept per Flask request, in a context variable: metrics tallies, recorded calls.
+
+A :class:`PerRequest` knows, per app, the members (config prefixes) that keep such state.
+When a request of the app starts it makes the request's value; when the request ends it
+hands the value to its ``end`` function. A request run inside another one (a test client
+in a view) has a value of its own and gives the outer one back when it ends; a request
+context pushed by hand, which starts no request, leaves the value alone.
+"""
+
+from __future__ import annotations
+
+import weakref
+from contextvars import ContextVar
+from typing import Any, Callable, Generic, List, Optional, TypeVar
+
+from flask import Flask, current_app, request
+from flask.signals import request_started
+
+
+class Stacked:
+    """Mixed into a per-request value: where :class:`PerRequest` keeps what it needs."""
+
+    #: The value of the request this one runs inside of, if any.
+    _outer: Any = None
+    #: The request the value is of.
+    _owner: Any = None
+
+
+M = TypeVar("M")
+V = TypeVar("V", bound=Stacked)
+
+
+class PerRequest(Generic[M, V]):
+    """One value per request of the apps that have members.
+
+    :param name: The context variable's name.
+    :param make: Makes a request's value from the members of its app.
+    :param end: Called with the members and the value when the request ends.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        make: Callable[[List[M]], V],
+        end: Optional[Callable[[List[M], V], None]] = None,
+    ) -> None:
+        #: The current request's value, ``None`` outside a request: read it on hot paths.
+        self.current: ContextVar[Optional[V]] = ContextVar(name, default=None)
+        self._make = make
+        self._end = end
+        self._members: weakref.WeakKeyDictionary[Flask, List[M]] = weakref.WeakKeyDictionary()
+
+    def add(self, app: Flask, member: M) -> None:
+        """Keep a value per request of ``app`` for ``member`` too."""
+        members = self._members.get(app)
+        if members is None:
+            members = self._members[app] = []
+            request_started.connect(self._start, app, weak=False)
+            app.teardown_request(self._finish)
+        members.append(member)
+
+    def members(self, app: Flask) -> List[M]:
+        """The members of ``app``, in the order they were added."""
+        return self._members.get(app, [])
+
+    def _start(self, app: Flask, **extra: Any) -> None:
+        value = self._make(self.members(app))
+        value._outer = self.current.get()
+        value._owner = request._get_current_object()  # type: ignore[attr-defined]
+        self.current.set(value)
+
+    def _finish(self, error: Optional[BaseException]) -> None:
+        value = self.current.get()
+        if value is None or value._owner is not request._get_current_object():  # type: ignore[attr-defined]
+            return  # not a request that started one
+        self.current.set(value._outer)
+        if self._end is not None:
+            app = current_app._get_current_object()  # type: ignore[attr-defined]
+            self._end(self.members(app), value)
