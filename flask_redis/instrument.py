@@ -180,7 +180,8 @@ def instrumented(base: type[ClientT]) -> type[ClientT]:
 
 
 def combine(*observers: Observer) -> Observer:
-    """One observer that calls each of ``observers`` in turn."""
+    """One observer that calls each of ``observers`` in turn. Each has its own guard: one
+    that fails is logged (once) and the others still see the round trip."""
     if len(observers) == 1:
         return observers[0]
 
@@ -192,7 +193,7 @@ def combine(*observers: Observer) -> Observer:
         commands: Optional[Sequence[Command]],
     ) -> None:
         for observer in observers:
-            observer(command, seconds, reply, error, commands)
+            _observe(observer, command, seconds, reply, error, commands)
 
     return observe_all
 

@@ -8,7 +8,8 @@ from typing import Any, Optional, Sequence
 import pytest
 import redis
 
-from flask_redis.instrument import Command, instrumented, observe
+import flask_redis.instrument
+from flask_redis.instrument import Command, combine, instrumented, observe
 
 from .servers import RedisServer
 
@@ -177,3 +178,20 @@ def test_a_custom_subclass_keeps_its_own_behaviour(
     assert isinstance(client, Prefixed)
     assert recorder.commands == [("GET", "app:k")]
     client.close()
+
+
+def test_a_failing_observer_leaves_the_others_their_round_trip(
+    client: Any, recorder: Recorder, caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(flask_redis.instrument, "_observer_failed", False)  # not yet logged
+
+    def failing(*args: Any) -> None:
+        raise RuntimeError("observer bug")
+
+    after = Recorder()
+    observe(client, combine(recorder, failing, after))
+    assert client.set("k", "v") is True
+    assert client.get("k") == b"v"
+    assert recorder.commands == after.commands == [("SET", "k", "v"), ("GET", "k")]
+    assert "observer bug" in caplog.text
