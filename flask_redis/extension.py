@@ -121,9 +121,11 @@ def _create_client(app: Flask, config: ClientConfig) -> Any:
     client = instrumented(config.client_class)(**config.kwargs)
     observers: list[Observer] = []
     if config.metrics:
-        from .metrics import setup_metrics  # prometheus-client is an optional dependency
+        from . import exposition, metrics  # prometheus-client is an optional dependency
 
-        observers.append(setup_metrics(app, config, client))
+        observers.append(metrics.setup_metrics(app, config, client))
+        if config.metrics_path is not None:
+            exposition.serve_metrics(app, config.metrics_path, config.metrics_registry)
     if record or config.server_timing:
         observers.append(recording.setup_recording(app, config, record))
     if slow is not None:

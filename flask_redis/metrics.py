@@ -1,29 +1,26 @@
 """Prometheus metrics per config prefix, fed by the instrumented client.
 
-Inside a Flask request, each round trip is tallied in a per-request record (no lock, no
-prometheus-client call); the request's teardown adds the tallies to the metrics in bulk and
-observes the per-request figures. Outside a request (CLI commands, background threads),
-each round trip goes to the metrics at once.
+No round trip calls prometheus-client. Inside a Flask request, each is tallied in a
+per-request record (no lock); the request's teardown adds the tallies to the metrics in
+bulk and observes the per-request figures. Outside a request (CLI commands, other
+threads), each is tallied per prefix under one lock, and the tallies are added to the
+metrics when they are collected. Under a multiprocess server, where another process
+reads the metrics, they are added at once instead.
 """
 
 from __future__ import annotations
 
-import os
+import threading
 import weakref
 from bisect import bisect_left
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Dict, Iterable, Optional, Sequence
 
-from flask import Flask, Response, request
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    REGISTRY,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
-from prometheus_client.multiprocess import MultiProcessCollector
+from flask import Flask, request
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, values
+from prometheus_client.metrics_core import Metric
 
 from .config import ClientConfig
 from .instrument import Command, Observer, _report_observer_error
@@ -66,6 +63,8 @@ COMMANDS = frozenset("""
     ZREM ZREMRANGEBYLEX ZREMRANGEBYRANK ZREMRANGEBYSCORE ZREVRANGE ZREVRANGEBYLEX
     ZREVRANGEBYSCORE ZREVRANK ZSCAN ZSCORE ZUNION ZUNIONSTORE
 """.split())
+#: The endpoint of the metrics view (``PREFIX_METRICS_PATH``).
+METRICS_ENDPOINT = "flask_redis_metrics"
 #: The ``command`` label of a pipeline's and of a transaction's round trip.
 ROUND_TRIPS = frozenset({"PIPELINE", "MULTI"})
 
@@ -89,41 +88,81 @@ def command_label(name: Any) -> str:
 
 
 class Metrics:
-    """The metric objects, created once per registry (see :func:`metrics_for`)."""
+    """The metric objects, created once per registry (see :func:`metrics_for`).
+
+    They are registered as one collector, this object, which adds the tallies of round
+    trips outside requests to them before they are collected.
+    """
 
     def __init__(self, registry: CollectorRegistry) -> None:
         # No reference to the registry is kept: it is the weak key of this object.
         self.duration = Histogram(
             "flask_redis_command_duration_seconds",
             "Wall time of Redis round trips (a pipeline is one), by config prefix and command.",
-            ["prefix", "command"], buckets=DURATION_BUCKETS, registry=registry,
+            ["prefix", "command"], buckets=DURATION_BUCKETS, registry=None,
         )  # fmt: skip
         self.commands = Counter(
             "flask_redis_commands",
             "Redis commands sent, each command of a pipeline counted, by prefix and command.",
-            ["prefix", "command"], registry=registry,
+            ["prefix", "command"], registry=None,
         )  # fmt: skip
         self.errors = Counter(
             "flask_redis_command_errors",
             "Redis commands that failed, by prefix, command and exception class.",
-            ["prefix", "command", "error"], registry=registry,
+            ["prefix", "command", "error"], registry=None,
         )  # fmt: skip
         self.request_commands = Histogram(
             "flask_redis_request_commands",
             "Redis commands per Flask request, by prefix and endpoint.",
-            ["prefix", "endpoint"], buckets=REQUEST_COMMAND_BUCKETS, registry=registry,
+            ["prefix", "endpoint"], buckets=REQUEST_COMMAND_BUCKETS, registry=None,
         )  # fmt: skip
         self.request_duration = Histogram(
             "flask_redis_request_duration_seconds",
             "Time spent in Redis per Flask request, by prefix and endpoint.",
-            ["prefix", "endpoint"], buckets=DURATION_BUCKETS, registry=registry,
+            ["prefix", "endpoint"], buckets=DURATION_BUCKETS, registry=None,
         )  # fmt: skip
         self.pool = Gauge(
             "flask_redis_pool_connections",
             "Connections of the client's pool, by prefix and state (in_use, idle).",
-            ["prefix", "state"], registry=registry, multiprocess_mode="livesum",
+            ["prefix", "state"], registry=None, multiprocess_mode="livesum",
         )  # fmt: skip
+        #: The metric objects, in the order they are exposed.
+        self.families = (
+            self.duration, self.commands, self.errors,
+            self.request_commands, self.request_duration, self.pool,
+        )  # fmt: skip
+        # With PROMETHEUS_MULTIPROC_DIR, the values live in files that another process
+        # reads: no collect() here would add pending tallies, so they are added at once.
+        self.at_once = bool(getattr(values.ValueClass, "_multiprocess", False))
         self._prefixes: dict[str, PrefixMetrics] = {}
+        registry.register(self)
+
+    def describe(self) -> list[Metric]:
+        """The metric families, without samples: what the registry checks names with."""
+        return [family for metric in self.families for family in metric.describe()]
+
+    def collect(self) -> Iterator[Metric]:
+        """The metric families with their samples, pending tallies added first."""
+        if _written_apart.get() is self:
+            return
+        self.add_pending()
+        for metric in self.families:
+            yield from metric.collect()
+
+    def add_pending(self) -> None:
+        """Add the tallies of round trips outside requests to the metrics."""
+        for prefix_metrics in list(self._prefixes.values()):
+            prefix_metrics.add_pending()
+
+    @contextmanager
+    def written_apart(self) -> Iterator[None]:
+        """While in this context, :meth:`collect` yields nothing in this thread: for a
+        caller that writes these metrics itself, then the rest of their registry."""
+        token = _written_apart.set(self)
+        try:
+            yield
+        finally:
+            _written_apart.reset(token)
 
     def for_prefix(self, prefix: str) -> PrefixMetrics:
         """The observer of config prefix ``prefix``, made once per registry."""
@@ -133,6 +172,7 @@ class Metrics:
         return observer
 
 
+_written_apart: ContextVar[Optional[Metrics]] = ContextVar("flask_redis_written_apart", default=None)
 _metrics: weakref.WeakKeyDictionary[CollectorRegistry, Metrics] = weakref.WeakKeyDictionary()
 
 
@@ -147,18 +187,37 @@ def metrics_for(registry: Optional[CollectorRegistry] = None) -> Metrics:
 
 
 class _Tallies(Stacked, Dict["PrefixMetrics", Dict[Any, Any]]):
-    """A request's tallies: ``{PrefixMetrics: {name: [count, seconds, *bucket counts]}}``.
-
-    A command is tallied under its name, a pipeline's round trip under ``("PIPELINE",)``
-    or ``("MULTI",)``, and the commands pipelines carried under ``None``: ``{name: count}``.
-    """
+    """A request's tallies: ``{PrefixMetrics: records}``, records as :func:`_tally` keeps."""
 
     def __init__(self, prefixes: Iterable[tuple[PrefixMetrics, Any]]) -> None:
         super().__init__((prefix_metrics, {}) for prefix_metrics, _pool in prefixes)
 
 
-def _new_record() -> list[Any]:
-    return [0, 0.0] + [0] * len(_BOUNDS)
+def _tally(
+    records: dict[Any, Any], command: Command, seconds: float,
+    commands: Optional[Sequence[Command]],
+) -> None:  # fmt: skip
+    """Tally a round trip in ``records``: ``{name: [count, seconds, *bucket counts]}``.
+
+    A command is tallied under its name, a pipeline's round trip under ``("PIPELINE",)``
+    or ``("MULTI",)``, and the commands pipelines carried under ``None``: ``{name: count}``.
+    """
+    name = command[0] if commands is None else command
+    record = records.get(name)
+    if record is None:
+        record = records[name] = [0, 0.0] + [0] * len(_BOUNDS)
+    record[0] += 1
+    record[1] += seconds
+    record[2 + bisect_left(_BOUNDS, seconds)] += 1  # buckets count values <= bound
+    if commands is not None:
+        inner = records.setdefault(None, {})
+        for args in commands:
+            inner[args[0]] = inner.get(args[0], 0) + 1
+
+
+#: Names tallied outside requests before they are added without waiting for a collect:
+#: command names come from code, so this bounds memory where metrics are never scraped.
+_PENDING_NAMES = 256
 
 
 class PrefixMetrics:
@@ -170,6 +229,10 @@ class PrefixMetrics:
         self.metrics = metrics
         self._durations: dict[str, Any] = {}
         self._commands: dict[str, Any] = {}
+        self._at_once = metrics.at_once
+        # Round trips outside requests, from any thread: tallied under the lock.
+        self._lock = threading.Lock()
+        self._pending: dict[Any, Any] = {}
 
     def observe(
         self,
@@ -183,20 +246,21 @@ class PrefixMetrics:
             self._count_errors(command, reply, error, commands)
         tallies = _request_tallies.get()
         records = None if tallies is None else tallies.get(self)
-        if records is None:  # outside a request of an app this prefix is set up on
-            self._observe_now(command[0], seconds, commands)
+        if records is not None:  # in a request of an app this prefix is set up on
+            _tally(records, command, seconds, commands)
             return
-        name = command[0] if commands is None else command
-        record = records.get(name)
-        if record is None:
-            record = records[name] = _new_record()
-        record[0] += 1
-        record[1] += seconds
-        record[2 + bisect_left(_BOUNDS, seconds)] += 1  # buckets count values <= bound
-        if commands is not None:
-            inner = records.setdefault(None, {})
-            for args in commands:
-                inner[args[0]] = inner.get(args[0], 0) + 1
+        with self._lock:
+            _tally(self._pending, command, seconds, commands)
+            full = len(self._pending) > _PENDING_NAMES
+        if full or self._at_once:
+            self.add_pending()
+
+    def add_pending(self) -> None:
+        """Add the tallies of round trips outside requests to the metrics."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        if pending:
+            self._add(pending)
 
     def _duration(self, label: str) -> Any:
         child = self._durations.get(label)
@@ -209,20 +273,6 @@ class PrefixMetrics:
         if child is None:
             child = self._commands[label] = self.metrics.commands.labels(self.prefix, label)
         return child
-
-    def _observe_now(
-        self, name: Any, seconds: float, commands: Optional[Sequence[Command]]
-    ) -> None:
-        label = command_label(name)
-        # What observe() and inc() do, without their checks: the values' own inc().
-        child = self._duration(label)
-        child._sum.inc(seconds)
-        child._buckets[bisect_left(_BOUNDS, seconds)].inc(1)
-        if commands is None:
-            self._command(label)._value.inc(1)
-        else:
-            for args in commands:
-                self._command(command_label(args[0]))._value.inc(1)
 
     def _count_errors(
         self,
@@ -241,12 +291,12 @@ class PrefixMetrics:
                     label = command_label(args[0])
                     errors.labels(self.prefix, label, type(item).__name__).inc()
 
-    def flush(self, records: dict[Any, Any], endpoint: str) -> None:
-        """Add one request's tallies to the metrics, and observe the request's figures."""
+    def _add(self, records: dict[Any, Any]) -> tuple[int, float]:
+        """Add tallies to the metrics; the number of commands and the seconds they hold."""
         total_commands = 0
         total_seconds = 0.0
         for name, record in records.items():
-            if name is None:  # the commands the request's pipelines carried
+            if name is None:  # the commands the pipelines carried
                 for inner, count in record.items():
                     self._command(command_label(inner)).inc(count)
                     total_commands += count
@@ -263,6 +313,14 @@ class PrefixMetrics:
             if not isinstance(name, tuple):  # a pipeline's commands are counted above
                 self._command(label).inc(record[0])
                 total_commands += record[0]
+        return total_commands, total_seconds
+
+    def flush(self, records: dict[Any, Any], endpoint: Optional[str]) -> None:
+        """Add one request's tallies to the metrics, and observe the request's figures
+        under ``endpoint`` (not when it is ``None``)."""
+        total_commands, total_seconds = self._add(records)
+        if endpoint is None:
+            return
         metrics = self.metrics
         metrics.request_commands.labels(self.prefix, endpoint).observe(total_commands)
         metrics.request_duration.labels(self.prefix, endpoint).observe(total_seconds)
@@ -291,7 +349,9 @@ def _pool_counts(pool: Any) -> Optional[tuple[int, int]]:
 
 def _finish_request(prefixes: list[tuple[PrefixMetrics, Any]], tallies: _Tallies) -> None:
     """Add a request's tallies to the metrics, and sample the pools into the gauges."""
-    endpoint = request.endpoint or "none"
+    endpoint: Optional[str] = request.endpoint or "none"
+    if endpoint == METRICS_ENDPOINT:  # a scrape is no figure of the app's
+        endpoint = None
     for prefix_metrics, pool in prefixes:
         try:
             prefix_metrics.flush(tallies.get(prefix_metrics, {}), endpoint)
@@ -317,30 +377,4 @@ def setup_metrics(app: Flask, config: ClientConfig, client: Any) -> Observer:
     """Keep the metrics of ``config``'s prefix for ``client`` of ``app``: the observer."""
     prefix_metrics = metrics_for(config.metrics_registry).for_prefix(config.prefix)
     track_requests(app, prefix_metrics, getattr(client, "connection_pool", None))
-    if config.metrics_path is not None:
-        serve_metrics(app, config.metrics_path, config.metrics_registry)
     return prefix_metrics.observe
-
-
-def serve_metrics(app: Flask, path: str, registry: Optional[CollectorRegistry] = None) -> None:
-    """Serve the metrics of ``registry`` (default: prometheus-client's) at ``path`` of
-    ``app``, once per app.
-
-    With ``PROMETHEUS_MULTIPROC_DIR`` set (gunicorn and other pre-fork servers), the
-    metrics of all worker processes are served instead, read from that folder.
-    """
-    if _ENDPOINT in app.view_functions:
-        return
-
-    def metrics() -> Response:
-        source = REGISTRY if registry is None else registry
-        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-            source = CollectorRegistry()
-            collector: Any = MultiProcessCollector  # untyped in some releases
-            collector(source)
-        return Response(generate_latest(source), content_type=CONTENT_TYPE_LATEST)
-
-    app.add_url_rule(path, _ENDPOINT, metrics)
-
-
-_ENDPOINT = "flask_redis_metrics"

@@ -1,7 +1,8 @@
 """The app that :mod:`tests.test_multiprocess` serves with gunicorn, one copy per worker.
 
 Not imported by the test process itself: that would register its metrics in pytest's
-default registry. The commands of ``/work`` are listed in ``WORK_COMMANDS`` there.
+default registry. The commands of ``/work`` are listed in ``WORK_COMMANDS`` there;
+``/background`` sends one ECHO outside a request.
 
 Read from the environment: ``FLASK_REDIS_TEST_PORT``, the port of the suite's
 redis-server. Metrics go to prometheus-client's default registry and are served at
@@ -11,6 +12,7 @@ redis-server. Metrics go to prometheus-client's default registry and are served 
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 from flask import Flask
@@ -48,3 +50,13 @@ def work() -> str:
     # Hold the worker a moment, so that concurrent requests go to the other workers.
     time.sleep(0.02)
     return pid
+
+
+@app.route("/background")
+def background() -> str:
+    """One ECHO from a thread of its own, outside any request, as a job runner sends it;
+    answers with the pid of the worker that served it."""
+    thread = threading.Thread(target=redis.echo, args=("from a thread",))
+    thread.start()
+    thread.join()
+    return str(os.getpid())

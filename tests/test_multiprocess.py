@@ -35,6 +35,8 @@ from prometheus_client.parser import text_string_to_metric_families  # noqa: E40
 ROOT = Path(__file__).resolve().parent.parent
 WORKERS = 4
 REQUESTS = 40
+#: Requests to ``/background``, each one ECHO from a thread, outside the request.
+BACKGROUND = 10
 #: What one request to ``/work`` of tests/gunicorn_app.py sends, by command, the three
 #: commands of its pipeline included.
 WORK_COMMANDS = {"SET": 2, "GET": 1, "INCRBY": 1, "HSET": 1, "LPUSH": 1}
@@ -177,6 +179,10 @@ def test_workers_metrics_are_added_up(gunicorn: Gunicorn) -> None:
     pids = {int(pid) for _status, pid in replies}
     assert len(pids) >= 2, f"one worker served every request: {pids}"
 
+    # Outside a request (a thread of the worker), each round trip goes to the files at once.
+    background = [_get(gunicorn.url + "/background") for _ in range(BACKGROUND)]
+    assert [status for status, _pid in background] == [200] * BACKGROUND
+
     samples = _scrape(gunicorn)
 
     def value(name: str, **labels: str) -> float | None:
@@ -186,6 +192,8 @@ def test_workers_metrics_are_added_up(gunicorn: Gunicorn) -> None:
         assert value("flask_redis_commands_total", prefix="redis", command=command) == (
             per_request * REQUESTS
         ), command
+    assert value("flask_redis_commands_total", prefix="redis", command="ECHO") == BACKGROUND
+    assert value("flask_redis_request_commands_sum", prefix="redis", endpoint="background") == 0
     # A pipeline is one round trip; its commands are counted, not the pipeline.
     assert value("flask_redis_commands_total", prefix="redis", command="PIPELINE") is None
     duration = "flask_redis_command_duration_seconds"
