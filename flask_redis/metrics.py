@@ -1,11 +1,11 @@
 """Prometheus metrics per config prefix, fed by the instrumented client.
 
-No round trip calls prometheus-client. Inside a Flask request, each is tallied in a
-per-request record (no lock); the request's teardown adds the tallies to the metrics in
-bulk and observes the per-request figures. Outside a request (CLI commands, other
-threads), each is tallied per prefix under one lock, and the tallies are added to the
-metrics when they are collected. Under a multiprocess server, where another process
-reads the metrics, they are added at once instead.
+No round trip calls prometheus-client, nor takes a lock. Inside a Flask request, each is
+tallied in a per-request record; the request's teardown adds the tallies to the metrics
+in bulk and observes the per-request figures. Outside a request (CLI commands, other
+threads), each is tallied in a record of its thread, and what is new in those records
+is added to the metrics when they are collected. Under a multiprocess server, where
+another process reads the metrics, round trips outside requests are added at once.
 """
 
 from __future__ import annotations
@@ -193,6 +193,11 @@ class _Tallies(Stacked, Dict["PrefixMetrics", Dict[Any, Any]]):
         super().__init__((prefix_metrics, {}) for prefix_metrics, _pool in prefixes)
 
 
+#: Raw command names kept apart in one record; beyond it, names are kept by their label,
+#: of which there are a few hundred: a record stays bounded whatever names are sent.
+_RECORD_NAMES = 256
+
+
 def _tally(
     records: dict[Any, Any], command: Command, seconds: float,
     commands: Optional[Sequence[Command]],
@@ -205,19 +210,74 @@ def _tally(
     name = command[0] if commands is None else command
     record = records.get(name)
     if record is None:
-        record = records[name] = [0, 0.0] + [0] * len(_BOUNDS)
+        if commands is None and len(records) >= _RECORD_NAMES:
+            name = command_label(name)
+            record = records.get(name)
+        if record is None:
+            record = records[name] = [0, 0.0] + [0] * len(_BOUNDS)
     record[0] += 1
     record[1] += seconds
     record[2 + bisect_left(_BOUNDS, seconds)] += 1  # buckets count values <= bound
     if commands is not None:
-        inner = records.setdefault(None, {})
+        inner = records.get(None)
+        if inner is None:
+            inner = records[None] = {}
         for args in commands:
-            inner[args[0]] = inner.get(args[0], 0) + 1
+            name = args[0]
+            if name not in inner and len(inner) >= _RECORD_NAMES:
+                name = command_label(name)
+            inner[name] = inner.get(name, 0) + 1
 
 
-#: Names tallied outside requests before they are added without waiting for a collect:
-#: command names come from code, so this bounds memory where metrics are never scraped.
-_PENDING_NAMES = 256
+def _items(mapping: dict[Any, Any]) -> list[tuple[Any, Any]]:
+    """The items of a dict that another thread may be adding to."""
+    while True:
+        try:
+            return list(mapping.items())  # one C call, which the GIL keeps whole...
+        except RuntimeError:  # ...unless the garbage collector ran Python code mid-way
+            continue
+
+
+class _ThreadRecords:
+    """The records (see :func:`_tally`) of one thread's round trips outside requests.
+
+    Only that thread writes them, and only ever adds to them: it needs no lock. Another
+    thread adds what is new since it last looked to the metrics, under the prefix's lock.
+    """
+
+    __slots__ = ("thread", "records", "added")
+
+    def __init__(self) -> None:
+        self.thread = threading.current_thread()
+        self.records: dict[Any, Any] = {}
+        #: Copies of the records as they were when last added to the metrics.
+        self.added: dict[Any, Any] = {}
+
+    def take_new(self) -> dict[Any, Any]:
+        """What was tallied since the last call, as records of its own."""
+        new: dict[Any, Any] = {}
+        for name, record in _items(self.records):
+            before = self.added.get(name)
+            now: Any
+            if name is None:  # {name: count} of the commands pipelines carried
+                now = dict(_items(record))
+                before = before or {}
+                difference: Any = {
+                    key: count - before.get(key, 0)
+                    for key, count in now.items() if count != before.get(key, 0)
+                }  # fmt: skip
+            else:
+                now = record.copy()  # one C call: the GIL keeps it whole
+                difference = now if before is None else [a - b for a, b in zip(now, before)]
+            if any(difference):
+                new[name] = difference
+                self.added[name] = now
+        return new
+
+
+#: Threads whose records are kept before those of the threads that ended are dropped,
+#: where nothing collects the metrics.
+_THREADS = 64
 
 
 class PrefixMetrics:
@@ -230,9 +290,10 @@ class PrefixMetrics:
         self._durations: dict[str, Any] = {}
         self._commands: dict[str, Any] = {}
         self._at_once = metrics.at_once
-        # Round trips outside requests, from any thread: tallied under the lock.
+        # Outside requests: each thread's records, and the lock of those that add them up.
+        self._local = threading.local()
+        self._threads: list[_ThreadRecords] = []
         self._lock = threading.Lock()
-        self._pending: dict[Any, Any] = {}
 
     def observe(
         self,
@@ -246,21 +307,39 @@ class PrefixMetrics:
             self._count_errors(command, reply, error, commands)
         tallies = _request_tallies.get()
         records = None if tallies is None else tallies.get(self)
-        if records is not None:  # in a request of an app this prefix is set up on
-            _tally(records, command, seconds, commands)
-            return
+        if records is None:  # outside a request of an app this prefix is set up on
+            if self._at_once:  # another process reads the metrics: add it now
+                records = {}
+                _tally(records, command, seconds, commands)
+                self._add(records)
+                return
+            try:
+                records = self._local.records
+            except AttributeError:
+                records = self._local.records = self._thread_records()
+        _tally(records, command, seconds, commands)
+
+    def _thread_records(self) -> dict[Any, Any]:
+        """New records for the current thread, kept where :meth:`add_pending` finds them."""
+        thread_records = _ThreadRecords()
         with self._lock:
-            _tally(self._pending, command, seconds, commands)
-            full = len(self._pending) > _PENDING_NAMES
-        if full or self._at_once:
+            self._threads.append(thread_records)
+            many = len(self._threads) > _THREADS
+        if many:  # threads come and go, and nothing collects the metrics
             self.add_pending()
+        return thread_records.records
 
     def add_pending(self) -> None:
-        """Add the tallies of round trips outside requests to the metrics."""
+        """Add what the threads tallied outside requests since the last call to the
+        metrics, and forget the threads that ended."""
         with self._lock:
-            pending, self._pending = self._pending, {}
-        if pending:
-            self._add(pending)
+            for thread_records in list(self._threads):
+                alive = thread_records.thread.is_alive()  # first: it writes no more after
+                new = thread_records.take_new()
+                if new:
+                    self._add(new)
+                if not alive:
+                    self._threads.remove(thread_records)
 
     def _duration(self, label: str) -> Any:
         child = self._durations.get(label)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import itertools
 import logging
+import threading
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
@@ -434,25 +435,41 @@ def test_round_trips_of_many_threads_outside_requests_are_all_counted(
     )
 
 
-def test_outside_requests_tallies_wait_for_a_collect_until_there_are_many_names(
+def test_outside_requests_round_trips_wait_for_a_collect_in_bounded_records(
     ext: Redis, registry: CollectorRegistry
 ) -> None:
-    families = flask_redis.metrics.metrics_for(registry)
+    prefix_metrics = flask_redis.metrics.metrics_for(registry).for_prefix("REDIS")
 
-    def counted() -> float:  # the metric's own values, without the pending tallies
+    def counted() -> float:  # the metric's own values, without what is still tallied
         return sum(
-            sample.value for metric in families.commands.collect()
+            sample.value for metric in prefix_metrics.metrics.commands.collect()
             for sample in metric.samples if sample.name == COMMANDS
         )  # fmt: skip
 
-    ext.get("a")
-    assert counted() == 0  # pending until collected
-    names = flask_redis.metrics._PENDING_NAMES
-    for number in range(names):  # command names from code are few; bounded all the same
+    names = flask_redis.metrics._RECORD_NAMES + 44
+    for number in range(names):  # names built at run time: kept by label past the bound
         with pytest.raises(redis.ResponseError):
             ext.execute_command(f"NOSUCHCMD{number}")
+    ext.get("a")
+    assert counted() == 0
+    assert len(prefix_metrics._local.records) <= flask_redis.metrics._RECORD_NAMES + 2
+    samples = Samples(registry)
+    assert (samples.commands("OTHER"), samples.commands("GET")) == (names, 1)
     assert counted() == names + 1
-    assert Samples(registry).commands("OTHER") == names
+
+
+def test_threads_that_ended_are_counted_and_forgotten(
+    ext: Redis, registry: CollectorRegistry
+) -> None:
+    prefix_metrics = flask_redis.metrics.metrics_for(registry).for_prefix("REDIS")
+    threads = [threading.Thread(target=ext.connection.get, args=("a",)) for _ in range(100)]
+    for thread in threads:  # one after the other: a hundred threads, each ended
+        thread.start()
+        thread.join()
+    # Nothing collected the metrics, yet the records of ended threads do not pile up.
+    assert len(prefix_metrics._threads) <= flask_redis.metrics._THREADS + 1
+    assert Samples(registry).commands("GET") == 100
+    assert prefix_metrics._threads == []
 
 
 @where
