@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import platform
 import re
 import shutil
@@ -304,6 +305,7 @@ def instructions(n: int = 2000) -> dict[str, float]:
                 ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
                  sys.executable, __file__, "--count", case, str(calls)],
                 capture_output=True, text=True, check=True,
+                env={**os.environ, "PYTHONHASHSEED": "0"},  # the same dict layouts each run
             )  # fmt: skip
             found = re.search(r"Collected : (\d+)", result.stderr)
             assert found, result.stderr
