@@ -189,10 +189,11 @@ def fastest(rounds: int, call: Callable[[], Any]) -> float:
     return min(times)
 
 
-def scrape(rounds: int) -> tuple[int, float, float, float]:
+def scrape(rounds: int) -> tuple[int, float, float, float, float]:
     """One scrape of 10 prefixes x 50 commands: its lines, the seconds of a GET of the
-    served ``/metrics`` view, and of prometheus-client's ``generate_latest`` of the same
-    registry; and, for scale, the seconds per line of a registry of plain counters."""
+    served ``/metrics`` view, plain and gzipped (as Prometheus asks for it), and of
+    prometheus-client's ``generate_latest`` of the same registry; and, for scale, the
+    seconds per line of a registry of plain counters."""
     registry = CollectorRegistry()
     metrics = metrics_for(registry)
     for index in range(10):
@@ -211,7 +212,9 @@ def scrape(rounds: int) -> tuple[int, float, float, float]:
         counter.labels(str(index % 10), str(index)).inc()
     per_line = fastest(rounds, lambda: generate_latest(reference)) / (lines // 2 * 2)
     view = fastest(rounds, lambda: client.get("/metrics").get_data())
-    return lines, view, fastest(rounds, lambda: generate_latest(registry)), per_line
+    gzip = {"Accept-Encoding": "gzip"}
+    packed = fastest(rounds, lambda: client.get("/metrics", headers=gzip).get_data())
+    return lines, view, packed, fastest(rounds, lambda: generate_latest(registry)), per_line
 
 
 def recording_memory() -> tuple[int, int, int]:
@@ -354,9 +357,10 @@ def main() -> None:
         print(f"   {case:20} plain {plain * 1e6:8.1f} us  metrics {metrics * 1e6:8.1f} us"
               f"  ratio {metrics / plain:.3f}")  # fmt: skip
 
-    lines, view, generic, per_line = scrape(args.rounds)
+    lines, view, packed, generic, per_line = scrape(args.rounds)
     print(f"\n3. One /metrics scrape, 10 prefixes x 50 commands: {lines} lines")
     print(f"   the served view           {view * 1e3:6.1f} ms  ({view / lines * 1e6:.2f} us a line)")
+    print(f"   the same, gzipped         {packed * 1e3:6.1f} ms")
     print(f"   generate_latest, for scale {generic * 1e3:6.1f} ms"
           f"  ({generic / lines * 1e6:.2f} us a line; plain counters: {per_line * 1e6:.2f} us)")
 

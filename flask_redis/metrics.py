@@ -172,7 +172,9 @@ class Metrics:
         return observer
 
 
-_written_apart: ContextVar[Optional[Metrics]] = ContextVar("flask_redis_written_apart", default=None)
+_written_apart: ContextVar[Optional[Metrics]] = ContextVar(
+    "flask_redis_written_apart", default=None
+)
 _metrics: weakref.WeakKeyDictionary[CollectorRegistry, Metrics] = weakref.WeakKeyDictionary()
 
 

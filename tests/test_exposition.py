@@ -3,6 +3,7 @@ prometheus-client writes, and the rest of the registry alongside (real server)."
 
 from __future__ import annotations
 
+import gzip
 import os
 import shutil
 import subprocess
@@ -141,6 +142,17 @@ def test_the_view_counts_what_was_done_outside_requests(
     samples = parsed(scrape(served))["flask_redis_commands"][2]
     assert samples[("flask_redis_commands_total", (("command", "INCRBY"), ("prefix", "redis")))] == 1
     assert samples[("flask_redis_commands_total", (("command", "GET"), ("prefix", "cache")))] == 3
+
+
+def test_the_view_compresses_for_a_client_that_accepts_gzip(served: Flask) -> None:
+    plain = served.test_client().get("/metrics")
+    packed = served.test_client().get("/metrics", headers={"Accept-Encoding": "gzip, deflate"})
+    assert plain.content_encoding is None
+    assert packed.content_encoding == "gzip"
+    assert "Accept-Encoding" in plain.vary and "Accept-Encoding" in packed.vary
+    assert len(packed.get_data()) * 5 < len(plain.get_data())
+    # The same values: a scrape is not counted as a request of the app.
+    assert parsed(gzip.decompress(packed.get_data()).decode()) == parsed(plain.get_data(True))
 
 
 def test_collecting_while_the_view_writes_apart_yields_nothing_of_ours(
