@@ -10,11 +10,18 @@ import importlib.util
 import inspect
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Tuple
+from typing import Any, Callable, List, Mapping, Tuple
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import redis
+from redis.cluster import REDIS_ALLOWED_KEYS, RedisCluster
+from redis.sentinel import SentinelManagedSSLConnection
 from werkzeug.utils import ImportStringError, import_string
+
+try:
+    from redis.cluster import LoadBalancingStrategy as _LoadBalancingStrategy
+except ImportError:  # pragma: no cover - redis-py before 5.1
+    _LoadBalancingStrategy = None  # type: ignore[assignment,misc]
 
 DEFAULT_PREFIX = "REDIS"
 
@@ -26,6 +33,25 @@ _LEGACY_KEYS = {"CHARSET": "encoding", "ERRORS": "encoding_errors"}
 _NOT_KEYS = frozenset(name.lower() for name in _LEGACY_KEYS)
 
 _URL_SCHEMES = ("redis", "rediss", "unix")
+
+#: The topologies: one server, a Sentinel-managed master, a Cluster.
+SERVER, SENTINEL, CLUSTER = "server", "sentinel", "cluster"
+#: URL schemes of Sentinel and Cluster, and the mode each asks for.
+_TOPOLOGY_SCHEMES = {
+    "redis+sentinel": SENTINEL, "rediss+sentinel": SENTINEL,
+    "redis+cluster": CLUSTER, "rediss+cluster": CLUSTER,
+}  # fmt: skip
+#: The port of an address given without one.
+_DEFAULT_PORTS = {SENTINEL: 26379, CLUSTER: 6379}
+#: Arguments that the topology sets itself: as keys, they are an error in that mode.
+_NOT_IN_MODE = {
+    SENTINEL: ("host", "port", "unix_socket_path", "connection_pool"),
+    CLUSTER: ("db", "unix_socket_path", "connection_pool"),
+}
+#: Arguments of a Sentinel-managed connection pool beside its connections' arguments.
+_SENTINEL_POOL_ARGUMENTS = ("ssl", "max_connections")
+#: Address = (host, port)
+Address = Tuple[str, int]
 
 
 def _to_bool(text: str) -> bool:
@@ -48,21 +74,27 @@ _BOOLEAN: _Converter = (_to_bool, "a boolean (true/false, yes/no, 1/0)")
 _CONVERTERS: dict[str, _Converter] = {
     **dict.fromkeys(
         ("port", "db", "max_connections", "health_check_interval", "socket_read_size",
-         "protocol"),
+         "protocol", "reinitialize_steps", "cluster_error_retry_attempts"),
         _INTEGER,
     ),
     **dict.fromkeys(("socket_timeout", "socket_connect_timeout"), _NUMBER),
     **dict.fromkeys(
         ("decode_responses", "ssl", "ssl_check_hostname", "ssl_validate_ocsp",
          "ssl_validate_ocsp_stapled", "retry_on_timeout", "socket_keepalive",
-         "single_connection_client"),
+         "single_connection_client", "read_from_replicas", "require_full_coverage",
+         "dynamic_startup_nodes"),
         _BOOLEAN,
     ),
 }  # fmt: skip
+if _LoadBalancingStrategy is not None:  # redis-py 5.1 and later
+    _CONVERTERS["load_balancing_strategy"] = (
+        _LoadBalancingStrategy,
+        "one of " + ", ".join(repr(member.value) for member in _LoadBalancingStrategy),
+    )
 
 
 def _is_secret(key: str) -> bool:
-    return key.endswith(("PASSWORD", "_URL"))
+    return key.endswith(("PASSWORD", "_URL", "_SENTINEL_KWARGS"))
 
 
 def _shown(key: str, value: object) -> str:
@@ -80,6 +112,14 @@ class ClientConfig:
     prefix: str
     client_class: type[Any]
     kwargs: dict[str, Any] = field(default_factory=dict)
+    #: What the client talks to: :data:`SERVER`, :data:`SENTINEL` or :data:`CLUSTER`.
+    mode: str = SERVER
+    #: Sentinel: the sentinels; Cluster: the startup nodes. ``(host, port)`` pairs.
+    addresses: List[Address] = field(default_factory=list)
+    #: Sentinel: the name of the service whose master is the client's server.
+    service: str | None = None
+    #: Sentinel: the arguments of the connections to the sentinels themselves.
+    sentinel_kwargs: dict[str, Any] | None = None
     #: Keep Prometheus metrics of this prefix (``PREFIX_METRICS``).
     metrics: bool = False
     #: The registry to keep them in; ``None`` for prometheus-client's default.
@@ -99,9 +139,6 @@ class ClientConfig:
     #: Log round trips slower than this many seconds (``PREFIX_SLOW_LOG_THRESHOLD``).
     slow_log_threshold: float | None = None
 
-    def create(self) -> Any:
-        """Create the client."""
-        return self.client_class(**self.kwargs)
 
 
 def client_arguments(client_class: type[Any]) -> list[str]:
@@ -130,8 +167,11 @@ def client_arguments(client_class: type[Any]) -> list[str]:
     return [name for name in names if name not in _NOT_KEYS]
 
 
-def _client_class(config: Mapping[str, Any], key: str) -> type[Any]:
-    value = config.get(key, redis.Redis)
+def _client_class(config: Mapping[str, Any], key: str) -> type[Any] | None:
+    """The class named by ``key``, if it is set."""
+    value = config.get(key)
+    if value is None:
+        return None
     if isinstance(value, str):
         try:
             value = import_string(value)
@@ -178,7 +218,8 @@ def _url_arguments(key: str, url: Any, accepted: set[str]) -> dict[str, Any]:
     parts = urlsplit(url)
     if parts.scheme not in _URL_SCHEMES:
         raise ValueError(
-            f"{key} must be a redis://, rediss:// or unix:// URL, got scheme {parts.scheme!r}"
+            f"{key} must be a redis://, rediss://, unix://, redis+sentinel:// or"
+            f" redis+cluster:// URL, got scheme {parts.scheme!r}"
         )
     kwargs: dict[str, Any] = {}
     if parts.username:
@@ -202,11 +243,113 @@ def _url_arguments(key: str, url: Any, accepted: set[str]) -> dict[str, Any]:
             kwargs["db"] = _convert(f"{key} (database path)", "db", db)
         if parts.scheme == "rediss":
             kwargs["ssl"] = True
-    for name, value in parse_qsl(parts.query):
+    kwargs.update(_query_arguments(key, parts.query, accepted))
+    return kwargs
+
+
+def _query_arguments(key: str, query: str, accepted: set[str]) -> dict[str, Any]:
+    """The arguments of a URL's query string, converted from text."""
+    kwargs: dict[str, Any] = {}
+    for name, value in parse_qsl(query):
         if name not in accepted:
             raise ValueError(f"{key} has a query argument {name!r} that the client does not take")
         kwargs[name] = _convert(f"{key} (query argument {name!r})", name, value)
     return kwargs
+
+
+def _topology_url(
+    key: str, url: str, mode: str, accepted: set[str]
+) -> tuple[List[Address], str | None, dict[str, Any]]:
+    """Parse a ``redis+sentinel://`` or ``redis+cluster://`` URL: its addresses, its service
+    name (Sentinel) and the keyword arguments it sets.
+
+    The user name and password end at the last ``@``, so a password that was not
+    percent-encoded is still read whole; what follows is the comma-separated addresses,
+    then the path and the query string.
+    """
+    scheme, _, rest = url.partition("://")
+    userinfo, at, rest = rest.rpartition("@")
+    end = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+    hosts, path = rest[:end], rest[end:]
+    path, _, query = path.partition("?")
+    kwargs: dict[str, Any] = {}
+    if at:
+        username, colon, password = userinfo.partition(":")
+        if username:
+            kwargs["username"] = unquote(username)
+        if colon:
+            kwargs["password"] = unquote(password)
+    if scheme.startswith("rediss"):
+        kwargs["ssl"] = True
+    addresses = _addresses(key, hosts, _DEFAULT_PORTS[mode])
+    segments = [unquote(segment) for segment in path.split("/") if segment]
+    service = None
+    if mode == SENTINEL:
+        if len(segments) > 2:
+            raise ValueError(f"{key} must have the path /service or /service/db")
+        if segments:
+            service = segments[0]
+        if len(segments) == 2:
+            kwargs["db"] = _convert(f"{key} (database path)", "db", segments[1])
+    elif segments:
+        raise ValueError(f"{key} cannot have a path: a cluster has database 0 only")
+    kwargs.update(_query_arguments(key, query, accepted))
+    return addresses, service, kwargs
+
+
+def _addresses(key: str, value: Any, default_port: int) -> List[Address]:
+    """``(host, port)`` pairs from ``"h1:p1,h2:p2"``, or from a list of ``"host:port"``
+    strings, ``(host, port)`` pairs or objects with ``host`` and ``port`` attributes."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise TypeError(
+            f"{key} must be a list of (host, port) pairs or a string \"host:port,host:port\","
+            f" got {_shown(key, value)}"
+        )
+    addresses: List[Address] = []
+    for item in items:
+        if isinstance(item, str):
+            if not item.strip():
+                continue  # "h1:p1,h2:p2," from an environment variable
+            host, port = _split_address(key, item.strip(), default_port)
+        elif isinstance(item, (list, tuple)) and len(item) == 2:
+            host, port = item
+        elif hasattr(item, "host") and hasattr(item, "port"):  # redis-py's ClusterNode
+            host, port = item.host, item.port
+        else:
+            raise TypeError(
+                f"{key} has an entry {_shown(key, item)} that is neither \"host:port\""
+                " nor a (host, port) pair"
+            )
+        if not isinstance(host, str) or not host:
+            raise ValueError(f"{key} has an address whose host is {_shown(key, host)}")
+        port = _convert_with(f"{key} (port of {host})", port, _INTEGER)
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+            raise ValueError(
+                f"{key} has an address whose port is not a number from 1 to 65535"
+                + ("" if _is_secret(key) else f": {host}:{port!r}")
+            )
+        addresses.append((host, port))
+    if not addresses:
+        raise ValueError(f"{key} must name at least one host:port address")
+    return addresses
+
+
+def _split_address(key: str, text: str, default_port: int) -> tuple[str, Any]:
+    """``"host:port"``, ``"[::1]:port"`` or ``"host"`` as a host and a port."""
+    if text.startswith("["):  # an IPv6 address
+        host, _, rest = text[1:].partition("]")
+        if rest and not rest.startswith(":"):
+            raise ValueError(f"{key} has an address that is not host:port: {_shown(key, text)}")
+        return host, rest[1:] if rest else default_port
+    host, colon, port = text.rpartition(":")
+    if not colon:
+        return text, default_port
+    if ":" in host:
+        raise ValueError(
+            f"{key} has an IPv6 address without brackets: write it as [address]:port"
+        )
+    return host, port
 
 
 def _unix_socket_host(host: Any) -> str | None:
@@ -224,8 +367,15 @@ def read_config(config: Mapping[str, Any], prefix: str = DEFAULT_PREFIX) -> Clie
     :raises ValueError: a value is not what its key expects.
     :raises TypeError: a value has the wrong type.
     """
-    client_class = _client_class(config, f"{prefix}_CLASS")
-    names = client_arguments(client_class)
+    url_key = f"{prefix}_URL"
+    url = config.get(url_key)
+    class_key = f"{prefix}_CLASS"
+    client_class = _client_class(config, class_key)
+    mode, cause = _mode(config, prefix, url, client_class)
+    if client_class is None:
+        client_class = RedisCluster if mode == CLUSTER else redis.Redis
+    _check_class(mode, client_class, class_key, cause)
+    names = _arguments(mode, client_class)
     kwargs: dict[str, Any] = {}
     for name in names:
         key = f"{prefix}_{name.upper()}"
@@ -243,26 +393,11 @@ def read_config(config: Mapping[str, Any], prefix: str = DEFAULT_PREFIX) -> Clie
         )
         kwargs[name] = config[old_key]
 
-    socket_path = _unix_socket_host(kwargs.get("host"))
-    if socket_path is not None:
-        kwargs["unix_socket_path"] = socket_path
-        del kwargs["host"]
-
-    url_key = f"{prefix}_URL"
-    url = config.get(url_key)
-    if url is not None:
-        if "connection_pool" in kwargs:
-            raise ValueError(
-                f"{url_key} and {prefix}_CONNECTION_POOL are both set: a ready pool ignores"
-                " the URL, keep only one"
-            )
-        url_kwargs = _url_arguments(url_key, url, set(names))
-        # The URL says which transport to use; separate keys for the other one would win
-        # inside redis-py, so they go. Values given in the URL win over separate keys (1.0).
-        transport = ("host", "port") if "unix_socket_path" in url_kwargs else ("unix_socket_path",)
-        for name in transport:
-            kwargs.pop(name, None)
-        kwargs.update(url_kwargs)
+    topology: dict[str, Any] = {}
+    if mode == SERVER:
+        _server_url(config, prefix, url, set(names), kwargs)
+    else:
+        topology = _topology(config, prefix, mode, cause, url, set(names), kwargs)
 
     unknown = sorted(set(kwargs) - set(names))
     if unknown:
@@ -272,9 +407,176 @@ def read_config(config: Mapping[str, Any], prefix: str = DEFAULT_PREFIX) -> Clie
         )
     _check_types(prefix, kwargs)
     return ClientConfig(
-        prefix, client_class, kwargs,
+        prefix, client_class, kwargs, mode=mode, **topology,
         **_metrics_settings(config, prefix), **_recording_settings(config, prefix),
     )  # fmt: skip
+
+
+def _server_url(
+    config: Mapping[str, Any], prefix: str, url: Any, names: set[str], kwargs: dict[str, Any]
+) -> None:
+    """Add what ``PREFIX_HOST`` and ``PREFIX_URL`` say of one server to ``kwargs``."""
+    socket_path = _unix_socket_host(kwargs.get("host"))
+    if socket_path is not None:
+        kwargs["unix_socket_path"] = socket_path
+        del kwargs["host"]
+    if url is None:
+        return
+    url_key = f"{prefix}_URL"
+    if "connection_pool" in kwargs:
+        raise ValueError(
+            f"{url_key} and {prefix}_CONNECTION_POOL are both set: a ready pool ignores"
+            " the URL, keep only one"
+        )
+    url_kwargs = _url_arguments(url_key, url, names)
+    # The URL says which transport to use; separate keys for the other one would win
+    # inside redis-py, so they go. Values given in the URL win over separate keys (1.0).
+    transport = ("host", "port") if "unix_socket_path" in url_kwargs else ("unix_socket_path",)
+    for name in transport:
+        kwargs.pop(name, None)
+    kwargs.update(url_kwargs)
+
+
+def _mode(
+    config: Mapping[str, Any], prefix: str, url: Any, client_class: type[Any] | None
+) -> tuple[str, str]:
+    """The topology that ``prefix`` asks for, and the key that asks for it."""
+    url_key = f"{prefix}_URL"
+    scheme = url.partition("://")[0].lower() if isinstance(url, str) else ""
+    from_url = _TOPOLOGY_SCHEMES.get(scheme)
+    keys = {SENTINEL: f"{prefix}_SENTINELS", CLUSTER: f"{prefix}_CLUSTER"}
+    keyed = [mode for mode, key in keys.items() if config.get(key) is not None]
+    if len(keyed) == 2:
+        raise ValueError(
+            f"{keys[SENTINEL]} and {keys[CLUSTER]} are both set: a client uses Sentinel or"
+            " a Cluster, keep only one"
+        )
+    if keyed:
+        mode = keyed[0]
+        if url is not None and from_url != mode:
+            raise ValueError(
+                f"{url_key} and {keys[mode]} are both set: use a redis+{mode}:// URL,"
+                f" or leave {url_key} unset"
+            )
+        return mode, keys[mode]
+    if from_url is not None:
+        return from_url, url_key
+    if client_class is not None and issubclass(client_class, RedisCluster):
+        return CLUSTER, f"{prefix}_CLASS"
+    for name in ("SENTINEL_MASTER", "SENTINEL_KWARGS"):
+        if config.get(f"{prefix}_{name}") is not None:
+            raise ValueError(
+                f"{prefix}_{name} is set, but neither {keys[SENTINEL]} nor a"
+                f" redis+sentinel:// {url_key}: set the sentinels too"
+            )
+    return SERVER, ""
+
+
+def _check_class(mode: str, client_class: type[Any], key: str, cause: str) -> None:
+    """Raise if ``client_class`` cannot be the client of ``mode``."""
+    if mode == CLUSTER and not issubclass(client_class, RedisCluster):
+        raise TypeError(
+            f"{key} must be redis.cluster.RedisCluster or a subclass of it with {cause},"
+            f" got {client_class.__module__}.{client_class.__qualname__}"
+        )
+    if mode == SENTINEL and not issubclass(client_class, redis.Redis):
+        raise TypeError(
+            f"{key} must be redis.Redis or a subclass of it with {cause},"
+            f" got {client_class.__module__}.{client_class.__qualname__}"
+        )
+
+
+def _arguments(mode: str, client_class: type[Any]) -> list[str]:
+    """The keyword arguments that keys may set in ``mode``."""
+    if mode == SERVER:
+        return client_arguments(client_class)
+    if mode == SENTINEL:
+        # Sentinel hands them to the pool of the master, which hands them to each
+        # connection: the client class's own arguments are not passed on.
+        names = [*client_arguments(SentinelManagedSSLConnection), *_SENTINEL_POOL_ARGUMENTS]
+    else:
+        # RedisCluster's own arguments, and those it passes on to the client of each node.
+        node_arguments = [name for name in client_arguments(redis.Redis)
+                          if name in REDIS_ALLOWED_KEYS]  # fmt: skip
+        names = [name for name in client_arguments(client_class)
+                 if name not in ("startup_nodes", "url")]  # fmt: skip
+        names += node_arguments
+    refused = _NOT_IN_MODE[mode]
+    return [name for name in dict.fromkeys(names) if name not in refused]
+
+
+#: Why a key cannot be used with Sentinel or Cluster.
+_REFUSED_BECAUSE = {
+    "host": "the addresses come from {cause}",
+    "port": "the addresses come from {cause}",
+    "db": "a cluster has database 0 only",
+    "unix_socket_path": "Sentinel and Cluster clients connect over TCP",
+    "connection_pool": "the client makes the pools of its servers itself",
+}
+
+
+def _topology(
+    config: Mapping[str, Any],
+    prefix: str,
+    mode: str,
+    cause: str,
+    url: Any,
+    names: set[str],
+    kwargs: dict[str, Any],
+) -> dict[str, Any]:
+    """Read the keys of Sentinel or Cluster: the :class:`ClientConfig` fields they set.
+    What a URL sets is added to ``kwargs``."""
+    refused = _NOT_IN_MODE[mode]
+    if mode == CLUSTER and cause != f"{prefix}_CLASS":
+        refused += ("host", "port")  # RedisCluster(host, port) is one startup node
+    for name in refused:
+        key = f"{prefix}_{name.upper()}"
+        if config.get(key) is not None:
+            reason = _REFUSED_BECAUSE[name].format(cause=cause)
+            raise ValueError(f"{key} cannot be used with {cause}: {reason}")
+    url_key = f"{prefix}_URL"
+    addresses_key = f"{prefix}_SENTINELS" if mode == SENTINEL else f"{prefix}_CLUSTER"
+    service = None
+    if url is not None:
+        if not isinstance(url, str):
+            raise TypeError(f"{url_key} must be a string, got {_shown(url_key, url)}")
+        addresses, service, url_kwargs = _topology_url(url_key, url, mode, names)
+        kwargs.update(url_kwargs)  # values in the URL win over separate keys
+    elif config.get(addresses_key) is not None:
+        addresses = _addresses(addresses_key, config[addresses_key], _DEFAULT_PORTS[mode])
+    else:
+        addresses = []  # RedisCluster of PREFIX_CLASS, from PREFIX_HOST and PREFIX_PORT
+    if mode == CLUSTER:
+        return {"addresses": addresses}
+    master_key = f"{prefix}_SENTINEL_MASTER"
+    if service is None:
+        service = config.get(master_key)
+    if not isinstance(service, str) or not service:
+        raise ValueError(
+            f"{master_key} must be the name of the service that the sentinels monitor,"
+            f" got {service!r}" + (f" (or give it as the path of {url_key})" if url else "")
+        )
+    return {
+        "addresses": addresses,
+        "service": service,
+        "sentinel_kwargs": _sentinel_kwargs(config, f"{prefix}_SENTINEL_KWARGS"),
+    }
+
+
+def _sentinel_kwargs(config: Mapping[str, Any], key: str) -> dict[str, Any] | None:
+    """The arguments of the sentinels' own connections (``PREFIX_SENTINEL_KWARGS``)."""
+    value = config.get(key)
+    if value is None:
+        return None  # redis-py then uses the socket_* arguments of the master's
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{key} must be a dict of redis.Redis arguments, got {_shown(key, value)}")
+    accepted = client_arguments(redis.Redis)
+    kwargs: dict[str, Any] = {}
+    for name, item in value.items():
+        if name not in accepted:
+            raise ValueError(f"{key} has {name!r}, which is not an argument of redis.Redis")
+        kwargs[name] = _convert(f"{key} ({name!r})", name, item)
+    return kwargs
 
 
 def _flag(config: Mapping[str, Any], key: str, default: bool) -> bool:

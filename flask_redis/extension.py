@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import weakref
-from typing import Any
+from typing import Any, Callable
 
 from flask import Flask, current_app
+from redis.cluster import ClusterNode, RedisCluster
+from redis.sentinel import Sentinel
 
-from .config import DEFAULT_PREFIX, ClientConfig, read_config
-from . import recording
+from . import nodes, recording
+from .config import CLUSTER, DEFAULT_PREFIX, SENTINEL, SERVER, ClientConfig, read_config
 from .instrument import Observer, combine, instrumented, observe
 
 
@@ -54,7 +56,10 @@ class Redis:
             raise ValueError(
                 f"The config prefix {prefix!r} is already set up on app {app.name!r}"
             )
-        clients[prefix] = _create_client(app, read_config(app.config, prefix))
+        client, replica = _create_client(app, read_config(app.config, prefix))
+        clients[prefix] = client
+        if replica is not None:
+            app.extensions.setdefault("redis_replicas", {})[prefix] = replica
         self.config_prefix = prefix
         self._prefixes[app] = prefix
         # An extension set up on a second app follows current_app from now on.
@@ -71,7 +76,32 @@ class Redis:
         """
         return self._client()
 
+    @property
+    def replica(self) -> Any:
+        """For a Sentinel prefix, the client of the service's replicas: reads sent through
+        it are spread over the replicas (the master if none answers). Instrumented like
+        :attr:`connection`, under the same prefix.
+
+        :raises AttributeError: the prefix does not use Sentinel, or :meth:`init_app` has
+            not been called yet.
+        """
+        return self._replica()
+
+    def _replica(self) -> Any:
+        app, prefix = self._app_and_prefix()
+        try:
+            return app.extensions["redis_replicas"][prefix]
+        except KeyError:
+            raise AttributeError(
+                f"The Redis extension ({prefix}) has no replica client: only a prefix that"
+                f" uses Sentinel ({prefix}_SENTINELS) has one"
+            ) from None
+
     def _client(self) -> Any:
+        app, prefix = self._app_and_prefix()
+        return app.extensions["redis"][prefix]
+
+    def _app_and_prefix(self) -> tuple[Flask, str]:
         app = self._app
         if app is None:
             if not self._prefixes:
@@ -87,7 +117,7 @@ class Redis:
                 f"The Redis extension ({self.config_prefix}) is not set up on app"
                 f" {app.name!r}: call init_app(app) first"
             ) from None
-        return app.extensions["redis"][prefix]
+        return app, prefix
 
     def __getattr__(self, name: str) -> Any:
         # Only reached for names the extension itself lacks, or when the connection property
@@ -95,6 +125,8 @@ class Redis:
         # are not proxied, which keeps copy and pickle from recursing into a half-built object.
         if name.startswith("_"):
             raise AttributeError(name)
+        if name == "replica":
+            return self._replica()
         client = self._client()
         return client if name == "connection" else getattr(client, name)
 
@@ -110,26 +142,74 @@ class Redis:
         return f"<{type(self).__name__} config_prefix={self.config_prefix!r}>"
 
 
-def _create_client(app: Flask, config: ClientConfig) -> Any:
-    """The client of ``config``: of the configured class itself when nothing observes it,
-    else of its instrumented subclass, observed by metrics, recording and the slow log as
-    ``config`` asks."""
+def _connect(config: ClientConfig, client_class: type[Any]) -> tuple[Any, Any]:
+    """The client of ``config``, made of ``client_class``; for Sentinel, the client of the
+    service's replicas too (else ``None``)."""
+    if config.mode == SENTINEL:
+        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            config.addresses, sentinel_kwargs=config.sentinel_kwargs, **config.kwargs
+        )
+        return (
+            sentinel.master_for(config.service, redis_class=client_class),  # type: ignore[no-untyped-call]
+            sentinel.slave_for(config.service, redis_class=client_class),  # type: ignore[no-untyped-call]
+        )
+    if config.mode == CLUSTER and config.addresses:
+        startup = [ClusterNode(host, port) for host, port in config.addresses]  # type: ignore[no-untyped-call]
+        return client_class(startup_nodes=startup, **config.kwargs), None
+    return client_class(**config.kwargs), None
+
+
+def _pools(client: Any, replica: Any) -> Callable[[], list[Any]]:
+    """What lists the connection pools of ``client`` (and of ``replica``) when called."""
+    if isinstance(client, RedisCluster):
+        # The nodes come and go with the cluster: asked each time.
+        return lambda: [
+            node.redis_connection.connection_pool
+            for node in client.get_nodes()  # type: ignore[no-untyped-call]
+            if node.redis_connection is not None
+        ]
+    pools = [c.connection_pool for c in (client, replica) if c is not None]
+    return lambda: pools
+
+
+def _describe(config: ClientConfig) -> str | None:
+    """The topology of ``config`` in a few words, for the panel; ``None`` for one server."""
+    if config.mode == SENTINEL:
+        return f"Sentinel, service {config.service}"
+    if config.mode == CLUSTER:
+        return "Cluster"
+    return None
+
+
+def _create_client(app: Flask, config: ClientConfig) -> tuple[Any, Any]:
+    """The client of ``config`` (and for Sentinel, of the replicas): of the configured class
+    itself when nothing observes it, else of its instrumented subclass, observed by metrics,
+    recording and the slow log as ``config`` asks."""
     record = app.debug if config.record_calls is None else config.record_calls
     slow = config.slow_log_threshold
     if not (config.metrics or record or config.server_timing or slow is not None):
-        return config.create()  # off means free
-    client = instrumented(config.client_class)(**config.kwargs)
+        return _connect(config, config.client_class)  # off means free
+    client_class = instrumented(config.client_class)
+    if record and config.mode != SERVER:
+        client_class = nodes.noting(
+            client_class, nodes.SentinelNodes if config.mode == SENTINEL else nodes.ClusterNodes
+        )
+    client, replica = _connect(config, client_class)
+    nodes.take()  # what the client noted while it was made is no round trip's
     observers: list[Observer] = []
     if config.metrics:
         from . import exposition, metrics  # prometheus-client is an optional dependency
 
-        observers.append(metrics.setup_metrics(app, config, client))
+        observers.append(metrics.setup_metrics(app, config, _pools(client, replica)))
         if config.metrics_path is not None:
             exposition.serve_metrics(app, config.metrics_path, config.metrics_registry)
     if record or config.server_timing:
-        observers.append(recording.setup_recording(app, config, record))
+        observers.append(recording.setup_recording(app, config, record, _describe(config)))
     if slow is not None:
         logger = recording.SlowLog(config.prefix, slow, app, config.redact_keys)
         observers.append(logger.observe)
-    observe(client, combine(*observers))
-    return client
+    observer = combine(*observers)
+    for each in (client, replica):
+        if each is not None:
+            observe(each, observer)
+    return client, replica

@@ -10,8 +10,14 @@ from __future__ import annotations
 
 import logging
 from time import perf_counter
-from typing import Any, Optional, Protocol, Sequence, Tuple, TypeVar
+from typing import Any, Callable, Optional, Protocol, Sequence, Tuple, TypeVar
 
+from redis.cluster import ClusterPipeline
+
+try:
+    from redis.cluster import TransactionStrategy as _TransactionStrategy
+except ImportError:  # pragma: no cover - redis-py 5 has no cluster transactions
+    _TransactionStrategy = None  # type: ignore[assignment,misc]
 
 logger = logging.getLogger("flask_redis")
 
@@ -86,36 +92,77 @@ def _observe(
         _report_observer_error()
 
 
+def _timed(observe: Observer, command: Command, commands: Optional[Sequence[Command]],
+           call: Callable[[], Any]) -> Any:  # fmt: skip
+    """Make the round trip ``call()`` and hand it to ``observe``; its reply or error goes
+    on to the caller."""
+    start = perf_counter()
+    try:
+        reply = call()
+    except BaseException as error:
+        _observe(observe, command, perf_counter() - start, None, error, commands)
+        raise
+    _observe(observe, command, perf_counter() - start, reply, None, commands)
+    return reply
+
+
 class _InstrumentedPipeline:
     """Mixed into a client's pipeline class: ``execute()`` is one observed round trip."""
 
     _flask_redis_observe: Observer = _ignore
 
-    def execute(self, raise_on_error: bool = True) -> Any:
+    def _flask_redis_queued(self) -> tuple[list[Command], bool]:
+        """The commands queued, and whether they run as a transaction."""
         commands = [args for args, _options in self.command_stack]  # type: ignore[attr-defined]
+        return commands, self.transaction or self.explicit_transaction  # type: ignore[attr-defined]
+
+    def execute(self, raise_on_error: bool = True) -> Any:
+        commands, transaction = self._flask_redis_queued()
+        execute = super().execute  # type: ignore[misc]
         if not commands:  # nothing queued: redis-py makes no round trip
-            return super().execute(raise_on_error)  # type: ignore[misc]
-        transaction = self.transaction or self.explicit_transaction  # type: ignore[attr-defined]
+            return execute(raise_on_error)
         name = ("MULTI",) if transaction else ("PIPELINE",)
-        start = perf_counter()
-        try:
-            replies = super().execute(raise_on_error)  # type: ignore[misc]
-        except BaseException as error:
-            _observe(self._flask_redis_observe, name, perf_counter() - start, None, error, commands)
-            raise
-        _observe(self._flask_redis_observe, name, perf_counter() - start, replies, None, commands)
-        return replies
+        return _timed(self._flask_redis_observe, name, commands,
+                      lambda: execute(raise_on_error))  # fmt: skip
 
     def immediate_execute_command(self, *args: Any, **options: Any) -> Any:
         # WATCH, and the reads between WATCH and MULTI, go to the server at once.
-        start = perf_counter()
-        try:
-            reply = super().immediate_execute_command(*args, **options)  # type: ignore[misc]
-        except BaseException as error:
-            _observe(self._flask_redis_observe, args, perf_counter() - start, None, error, None)
-            raise
-        _observe(self._flask_redis_observe, args, perf_counter() - start, reply, None, None)
-        return reply
+        call = super().immediate_execute_command  # type: ignore[misc]
+        return _timed(self._flask_redis_observe, args, None, lambda: call(*args, **options))
+
+
+class _InstrumentedClusterPipeline(_InstrumentedPipeline):
+    """Mixed into a cluster client's pipeline class, whose queue is kept elsewhere."""
+
+    def _flask_redis_queued(self) -> tuple[list[Command], bool]:
+        # redis-py 6 and later queue in an execution strategy, transactions included;
+        # redis-py 5 in the pipeline itself, and has no cluster transactions.
+        strategy = getattr(self, "_execution_strategy", None)
+        if strategy is None:
+            queue = self.command_stack  # type: ignore[attr-defined]
+        else:
+            queue = strategy.command_queue
+        return [command.args for command in queue], _is_transaction(strategy)
+
+
+if _TransactionStrategy is not None:
+
+    class _TimedTransactionStrategy(_TransactionStrategy):
+        """The strategy of a cluster transaction: WATCH, and the reads between WATCH and
+        MULTI, go to the server at once, each an observed round trip."""
+
+        __slots__ = ()  # the class swap needs the layout of the strategy it replaces
+
+        def _immediate_execute_command(self, *args: Any, **options: Any) -> Any:
+            call: Any = super()._immediate_execute_command
+            pipe: Any = self._pipe
+            observe = pipe._flask_redis_observe
+            return _timed(observe, args, None, lambda: call(*args, **options))
+
+
+def _is_transaction(strategy: Any) -> bool:
+    """Whether a cluster pipeline's execution strategy runs a transaction."""
+    return _TransactionStrategy is not None and isinstance(strategy, _TransactionStrategy)
 
 
 class _InstrumentedClient:
@@ -147,8 +194,13 @@ class _InstrumentedClient:
         pipe = super().pipeline(*args, **kwargs)  # type: ignore[misc]
         # Swap the class rather than build the pipeline ourselves: its constructor differs
         # between redis-py releases, its state does not.
-        pipe.__class__ = _subclass(type(pipe), _InstrumentedPipeline)
+        cluster = isinstance(pipe, ClusterPipeline)
+        mixin = _InstrumentedClusterPipeline if cluster else _InstrumentedPipeline
+        pipe.__class__ = _subclass(type(pipe), mixin)
         pipe._flask_redis_observe = self._flask_redis_observe
+        strategy = getattr(pipe, "_execution_strategy", None)
+        if _TransactionStrategy is not None and type(strategy) is _TransactionStrategy:
+            strategy.__class__ = _TimedTransactionStrategy
         return pipe
 
     def client(self) -> Any:

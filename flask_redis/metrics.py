@@ -16,7 +16,7 @@ from bisect import bisect_left
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, Dict, Iterable, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, Optional, Sequence
 
 from flask import Flask, request
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, values
@@ -413,13 +413,13 @@ class PrefixMetrics:
         metrics.request_commands.labels(self.prefix, endpoint).observe(total_commands)
         metrics.request_duration.labels(self.prefix, endpoint).observe(total_seconds)
 
-    def sample_pool(self, pool: Any) -> None:
-        """Set the pool gauges from the state of ``pool``, a redis-py connection pool."""
-        counts = _pool_counts(pool)
-        if counts is not None:
-            in_use, idle = counts
-            self.metrics.pool.labels(self.prefix, "in_use").set(in_use)
-            self.metrics.pool.labels(self.prefix, "idle").set(idle)
+    def sample_pools(self, pools: Iterable[Any]) -> None:
+        """Set the pool gauges from the state of ``pools``, redis-py connection pools (one,
+        or one per server of a Sentinel or Cluster client): their sums."""
+        counted = [counts for counts in map(_pool_counts, pools) if counts is not None]
+        if counted:
+            self.metrics.pool.labels(self.prefix, "in_use").set(sum(c[0] for c in counted))
+            self.metrics.pool.labels(self.prefix, "idle").set(sum(c[1] for c in counted))
 
 
 def _pool_counts(pool: Any) -> Optional[tuple[int, int]]:
@@ -435,34 +435,38 @@ def _pool_counts(pool: Any) -> Optional[tuple[int, int]]:
     return len(in_use), len(available)
 
 
-def _finish_request(prefixes: list[tuple[PrefixMetrics, Any]], tallies: _Tallies) -> None:
+_Pools = Callable[[], Iterable[Any]]
+
+
+def _finish_request(prefixes: list[tuple[PrefixMetrics, _Pools]], tallies: _Tallies) -> None:
     """Add a request's tallies to the metrics, and sample the pools into the gauges."""
     endpoint: Optional[str] = request.endpoint or "none"
     if endpoint == METRICS_ENDPOINT:  # a scrape is no figure of the app's
         endpoint = None
-    for prefix_metrics, pool in prefixes:
+    for prefix_metrics, pools in prefixes:
         try:
             prefix_metrics.flush(tallies.get(prefix_metrics, {}), endpoint)
-            prefix_metrics.sample_pool(pool)
+            prefix_metrics.sample_pools(pools())
         except Exception:
             _report_observer_error()
 
 
 # Per app, the prefixes with metrics and their clients' pools; per request, the tallies.
-_requests: PerRequest[tuple[PrefixMetrics, Any], _Tallies] = PerRequest(
+_requests: PerRequest[tuple[PrefixMetrics, _Pools], _Tallies] = PerRequest(
     "flask_redis_request_tallies", _Tallies, _finish_request
 )
 _request_tallies = _requests.current
 
 
-def track_requests(app: Flask, prefix_metrics: PrefixMetrics, pool: Any) -> None:
-    """Tally the round trips of ``prefix_metrics`` per request of ``app``, and sample
-    ``pool`` into the pool gauges when each request ends."""
-    _requests.add(app, (prefix_metrics, pool))
+def track_requests(app: Flask, prefix_metrics: PrefixMetrics, pools: _Pools) -> None:
+    """Tally the round trips of ``prefix_metrics`` per request of ``app``, and sample the
+    pools that ``pools()`` lists into the pool gauges when each request ends."""
+    _requests.add(app, (prefix_metrics, pools))
 
 
-def setup_metrics(app: Flask, config: ClientConfig, client: Any) -> Observer:
-    """Keep the metrics of ``config``'s prefix for ``client`` of ``app``: the observer."""
+def setup_metrics(app: Flask, config: ClientConfig, pools: _Pools) -> Observer:
+    """Keep the metrics of ``config``'s prefix for a client of ``app`` whose connection
+    pools ``pools()`` lists: the observer."""
     prefix_metrics = metrics_for(config.metrics_registry).for_prefix(config.prefix)
-    track_requests(app, prefix_metrics, getattr(client, "connection_pool", None))
+    track_requests(app, prefix_metrics, pools)
     return prefix_metrics.observe

@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from time import perf_counter
 from types import FrameType
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import redis
 from flask import Flask, Response, current_app, has_request_context, request
 
+from . import nodes
 from .config import ClientConfig
 from .instrument import Command, Observer
 from .per_request import PerRequest, Stacked
@@ -80,7 +81,9 @@ class RecordedCall:
     location: Optional[str]
     #: The caller's whole stack, innermost last, when ``PREFIX_RECORD_STACK`` is on.
     stack: Optional[Tuple[str, ...]]
-    #: The server that answered, for Sentinel and Cluster clients.
+    #: For Sentinel and Cluster clients, the server that answered (``"host:port"``, then
+    #: ``" (replica)"`` for a replica); several, in order, for a command that was
+    #: redirected (``MOVED``, ``ASK``) or a pipeline over several cluster nodes.
     node: Optional[str]
     #: Keys read that existed, and that did not (nil reply).
     hits: int
@@ -322,7 +325,12 @@ class PrefixRecorder:
         self.max_calls = max_calls
         self.redact_keys = tuple(redact_keys)
         self.stack = stack
-        self.node: Optional[str] = None
+        #: The topology in a few words (``"Cluster"``), shown by the panel; ``None`` for
+        #: one server.
+        self.mode: Optional[str] = None
+        #: Takes the servers that answered the round trip just observed
+        #: (:func:`flask_redis.nodes.take`), for Sentinel and Cluster clients.
+        self.nodes: Optional[Callable[[], Optional[str]]] = None
         #: Add this prefix's figures to the ``Server-Timing`` header.
         self.server_timing = False
         self._locations: Dict[Tuple[int, int], Tuple[Any, str]] = {}
@@ -336,12 +344,14 @@ class PrefixRecorder:
         commands: Optional[Sequence[Command]],
     ) -> None:
         calls = _request_calls.get()
+        # The servers noted are taken outside a request too, or the next call would show them.
+        node = None if self.nodes is None else self.nodes()
         if calls is None:  # outside a request: nothing to do
             return
         start = perf_counter() - seconds - calls.started
         calls.seconds[self.prefix] = calls.seconds.get(self.prefix, 0.0) + seconds
         if commands is None:
-            self._add(calls, command, start, seconds, reply, error, None, False)
+            self._add(calls, command, start, seconds, reply, error, None, False, node)
             return
         calls.pipelines += 1
         transaction = command[0] == "MULTI"
@@ -354,8 +364,9 @@ class PrefixRecorder:
         for args, item in zip(commands, replies):
             failed = item if isinstance(item, Exception) else error
             self._add(
-                calls, args, start, seconds, item, failed, calls.pipelines, transaction, secret
-            )
+                calls, args, start, seconds, item, failed, calls.pipelines, transaction, node,
+                secret,
+            )  # fmt: skip
 
     def _add(
         self,
@@ -367,6 +378,7 @@ class PrefixRecorder:
         error: Optional[BaseException],
         pipeline: Optional[int],
         transaction: bool,
+        node: Optional[str],
         secret: bool = False,
     ) -> None:
         prefix = self.prefix
@@ -387,7 +399,7 @@ class PrefixRecorder:
         # RecordedCall's fields, in order.
         calls._pending.append((
             prefix, name, shown, left_out, start, seconds, pipeline, transaction, failure,
-            location, stack, self.node, hits, misses, redacted,
+            location, stack, node, hits, misses, redacted,
         ))  # fmt: skip
 
     def _caller(self) -> Tuple[Optional[str], Optional[Tuple[str, ...]]]:
@@ -482,13 +494,20 @@ class SlowLog:
         )
 
 
-def setup_recording(app: Flask, config: ClientConfig, record: bool) -> Observer:
+def setup_recording(
+    app: Flask, config: ClientConfig, record: bool, mode: Optional[str] = None
+) -> Observer:
     """Record the calls of ``config``'s prefix per request of ``app``: the observer.
 
     Without ``record``, for Server-Timing alone, calls are counted and timed, not stored.
+    ``mode`` describes a Sentinel or Cluster topology, whose clients note the servers that
+    answer (:mod:`flask_redis.nodes`).
     """
     most = config.record_calls_max if record else 0
     recorder = PrefixRecorder(config.prefix, app, most, config.redact_keys, config.record_stack)
+    if mode is not None:
+        recorder.mode = mode
+        recorder.nodes = nodes.take
     track_requests(app, recorder, config.server_timing)
     return recorder.observe
 

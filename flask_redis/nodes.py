@@ -1,0 +1,76 @@
+"""Which server answered: Sentinel and Cluster clients note it, the recorder takes it.
+
+Only clients whose calls are recorded note their servers: :func:`noting` mixes
+:class:`SentinelNodes` or :class:`ClusterNodes` into their class. Each round trip notes
+the servers it talked to in a record of its thread; the recorder, which observes the
+round trip right after it ends in the same thread, takes them with :func:`take`.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Dict, Optional
+
+from .instrument import _subclass
+
+_local = threading.local()
+
+
+def _note(name: str) -> None:
+    names: Optional[Dict[str, None]] = getattr(_local, "names", None)
+    if names is None:
+        names = _local.names = {}
+    names[name] = None  # a dict keeps the order the servers were noted in
+
+
+def take() -> Optional[str]:
+    """The servers noted in this thread since the last call, as ``"host:port"`` joined by
+    ``", "``, a replica's followed by ``" (replica)"``; ``None`` if none was noted."""
+    names: Optional[Dict[str, None]] = getattr(_local, "names", None)
+    if not names:
+        return None
+    _local.names = None
+    return ", ".join(names)
+
+
+def _noting_pipeline(pipe: Any, mixin: type[Any]) -> Any:
+    """``pipe``, made to note its servers with ``mixin`` too."""
+    pipe.__class__ = _subclass(type(pipe), mixin)
+    return pipe
+
+
+class SentinelNodes:
+    """Mixed into a Sentinel-managed client and its pipelines: notes the server of each
+    reply, whose address the connection learnt from the sentinels when it connected."""
+
+    def parse_response(self, connection: Any, command_name: Any, **options: Any) -> Any:
+        try:
+            return super().parse_response(connection, command_name, **options)  # type: ignore[misc]
+        finally:
+            replica = not getattr(connection.connection_pool, "is_master", True)
+            _note(f"{connection.host}:{connection.port}" + (" (replica)" if replica else ""))
+
+    def pipeline(self, *args: Any, **kwargs: Any) -> Any:
+        pipe = super().pipeline(*args, **kwargs)  # type: ignore[misc]
+        return _noting_pipeline(pipe, SentinelNodes)
+
+
+class ClusterNodes:
+    """Mixed into a cluster client and its pipelines: notes each node a command is sent to,
+    redirections (``MOVED``, ``ASK``) and retries included, so the last one noted for a
+    command is the one that answered."""
+
+    def get_redis_connection(self, node: Any) -> Any:
+        replica = node.server_type == "replica"
+        _note(node.name + (" (replica)" if replica else ""))
+        return super().get_redis_connection(node)  # type: ignore[misc]
+
+    def pipeline(self, *args: Any, **kwargs: Any) -> Any:
+        pipe = super().pipeline(*args, **kwargs)  # type: ignore[misc]
+        return _noting_pipeline(pipe, ClusterNodes)
+
+
+def noting(client_class: type[Any], mixin: type[Any]) -> type[Any]:
+    """The subclass of ``client_class`` whose clients and pipelines note their servers
+    with ``mixin`` (:class:`SentinelNodes` or :class:`ClusterNodes`)."""
+    return _subclass(client_class, mixin)
