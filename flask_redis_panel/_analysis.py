@@ -110,19 +110,24 @@ class PrefixSummary:
     errors: int
     #: Calls beyond the cap, counted only.
     dropped: int
+    #: The topology, for a prefix that uses Sentinel or Cluster.
+    mode: Optional[str] = None
 
 
 def summarize(
     calls: Sequence[Call],
     dropped: Mapping[str, int],
     seconds: Optional[Mapping[str, float]] = None,
+    modes: Optional[Mapping[str, str]] = None,
 ) -> list[PrefixSummary]:
     """One summary per prefix, in the order the prefixes were first called.
 
     :param seconds: Per prefix, the time of all its round trips where known (the calls not
         recorded included); else the time of the calls recorded.
+    :param modes: Per prefix that uses Sentinel or Cluster, its topology.
     """
     seconds = seconds or {}
+    modes = modes or {}
     by_prefix: dict[str, list[Call]] = {}
     for call in calls:
         by_prefix.setdefault(call.prefix, []).append(call)
@@ -137,6 +142,7 @@ def summarize(
             misses=sum(call.misses for call in group),
             errors=sum(1 for call in group if call.error is not None),
             dropped=dropped.get(prefix, 0),
+            mode=modes.get(prefix),
         )
         for prefix, group in by_prefix.items()
     ]
@@ -168,9 +174,10 @@ def analyze(
     calls: Sequence[Call],
     dropped: Mapping[str, int],
     seconds: Optional[Mapping[str, float]] = None,
+    modes: Optional[Mapping[str, str]] = None,
 ) -> Analysis:
     """Summaries, duplicates and N+1 hints of a request's calls (see :func:`summarize`)."""
     duplicates = duplicate_counts(calls)
     repeats = len(calls) - len({call_key(call) for call in calls})
-    summaries = summarize(calls, dropped, seconds)
+    summaries = summarize(calls, dropped, seconds, modes)
     return Analysis(summaries, duplicates, repeats, n_plus_one_hints(calls))

@@ -55,12 +55,14 @@ class Snapshot:
     :param elapsed: Seconds from the start of the request to the snapshot.
     :param seconds: Per config prefix, the seconds of all its round trips, the ones not
         recorded included, where the recorder counts them; else worked out from ``calls``.
+    :param modes: Per config prefix that uses Sentinel or Cluster, its topology.
     """
 
     calls: tuple[Call, ...]
     dropped: Mapping[str, int]
     elapsed: float
     seconds: Mapping[str, float] = field(default_factory=dict)
+    modes: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def take(cls) -> Snapshot:
@@ -68,4 +70,5 @@ class Snapshot:
         recorded = get_recorded_calls()
         elapsed = max(perf_counter() - recorded.started, 0.0)
         seconds: Mapping[str, float] = getattr(recorded, "seconds", None) or {}
-        return cls(tuple(recorded), dict(recorded.dropped), elapsed, dict(seconds))
+        modes: Mapping[str, str] = getattr(recorded, "modes", None) or {}
+        return cls(tuple(recorded), dict(recorded.dropped), elapsed, dict(seconds), dict(modes))

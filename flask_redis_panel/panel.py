@@ -56,7 +56,9 @@ class RedisPanel(DebugPanel):
         """Totals, duplicates and N+1 hints of :attr:`snapshot`."""
         if self._analysis is None:
             snapshot = self.snapshot
-            self._analysis = analyze(snapshot.calls, snapshot.dropped, snapshot.seconds)
+            self._analysis = analyze(
+                snapshot.calls, snapshot.dropped, snapshot.seconds, snapshot.modes
+            )
         return self._analysis
 
     def nav_title(self) -> str:
@@ -92,7 +94,7 @@ def render(snapshot: Snapshot, analysis: Optional[Analysis] = None) -> str:
     :param analysis: Its analysis, if already made.
     """
     if analysis is None:
-        analysis = analyze(snapshot.calls, snapshot.dropped, snapshot.seconds)
+        analysis = analyze(snapshot.calls, snapshot.dropped, snapshot.seconds, snapshot.modes)
     template = _templates.get_template("redis_panel.html")
     return template.render(
         summaries=analysis.summaries,
