@@ -94,7 +94,8 @@ if _LoadBalancingStrategy is not None:  # redis-py 5.1 and later
 
 
 def _is_secret(key: str) -> bool:
-    return key.endswith(("PASSWORD", "_URL", "_SENTINEL_KWARGS"))
+    # "REDIS_URL (query argument 'db')" is a part of a secret key's value: secret too.
+    return key.split(" (", 1)[0].endswith(("PASSWORD", "_URL", "_SENTINEL_KWARGS"))
 
 
 def _shown(key: str, value: object) -> str:
@@ -218,8 +219,8 @@ def _url_arguments(key: str, url: Any, accepted: set[str]) -> dict[str, Any]:
     parts = urlsplit(url)
     if parts.scheme not in _URL_SCHEMES:
         raise ValueError(
-            f"{key} must be a redis://, rediss://, unix://, redis+sentinel:// or"
-            f" redis+cluster:// URL, got scheme {parts.scheme!r}"
+            f"{key} must be a redis://, rediss://, unix://, redis[s]+sentinel:// or"
+            f" redis[s]+cluster:// URL, got scheme {parts.scheme!r}"
         )
     kwargs: dict[str, Any] = {}
     if parts.username:
@@ -268,6 +269,12 @@ def _topology_url(
     then the path and the query string.
     """
     scheme, _, rest = url.partition("://")
+    scheme = scheme.lower()
+    if _TOPOLOGY_SCHEMES.get(scheme, CLUSTER if scheme in ("redis", "rediss") else None) != mode:
+        raise ValueError(
+            f"{key} must be a redis+{mode}:// or rediss+{mode}:// URL for a {mode} client,"
+            f" got scheme {scheme!r}"
+        )
     userinfo, at, rest = rest.rpartition("@")
     end = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
     hosts, path = rest[:end], rest[end:]
@@ -279,7 +286,7 @@ def _topology_url(
             kwargs["username"] = unquote(username)
         if colon:
             kwargs["password"] = unquote(password)
-    if scheme.startswith("rediss"):
+    if scheme.startswith("rediss"):  # rediss+sentinel, rediss+cluster, rediss
         kwargs["ssl"] = True
     addresses = _addresses(key, hosts, _DEFAULT_PORTS[mode])
     segments = [unquote(segment) for segment in path.split("/") if segment]

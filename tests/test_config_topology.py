@@ -72,6 +72,9 @@ def test_sentinel_kwargs_errors_name_the_key_and_hide_the_values() -> None:
     with pytest.raises(TypeError, match="REDIS_SENTINEL_KWARGS must be a dict") as raised:
         read_config(sentinel_config(SENTINEL_KWARGS=f"password={SECRET}"))
     assert SECRET not in str(raised.value)
+    with pytest.raises(ValueError, match=r"REDIS_SENTINEL_KWARGS \('socket_timeout'\) must"
+                                         r" be a number, got a value of type str$"):  # fmt: skip
+        read_config(sentinel_config(SENTINEL_KWARGS={"socket_timeout": SECRET}))
 
 
 def test_sentinel_url_sets_sentinels_service_database_and_arguments() -> None:
@@ -92,9 +95,21 @@ def test_sentinel_url_values_win_and_keys_supply_the_rest() -> None:
     assert config.kwargs == {"password": SECRET}
 
 
-def test_tls_schemes_turn_ssl_on() -> None:
-    assert read_config({"REDIS_URL": "rediss+sentinel://h/s"}).kwargs == {"ssl": True}
-    assert read_config({"REDIS_URL": "rediss+cluster://h"}).kwargs == {"ssl": True}
+@pytest.mark.parametrize(
+    "url", ["rediss+sentinel://h/s", "REDISS+SENTINEL://h/s", "rediss+cluster://h",
+            "Rediss+Cluster://h"],
+)  # fmt: skip
+def test_tls_schemes_turn_ssl_on_in_any_case(url: str) -> None:
+    assert read_config({"REDIS_URL": url}).kwargs == {"ssl": True}
+
+
+def test_cluster_class_with_a_url_of_one_node_or_a_socket() -> None:
+    config = read_config({"REDIS_CLASS": AppCluster, "REDIS_URL": "redis://a:7000"})
+    assert (config.mode, config.addresses) == (CLUSTER, [("a", 7000)])
+    with pytest.raises(ValueError, match="REDIS_URL must be a redis\\+cluster:// or"
+                                         " rediss\\+cluster:// URL for a cluster client,"
+                                         " got scheme 'unix'"):  # fmt: skip
+        read_config({"REDIS_CLASS": AppCluster, "REDIS_URL": "unix:///run/redis.sock"})
 
 
 def test_cluster_key_gives_startup_nodes_and_cluster_arguments() -> None:

@@ -8,6 +8,9 @@
     the argument's default, as :func:`flask_redis.config.client_arguments` and
     :func:`inspect.signature` see them. The optional argument names the client class
     (``redis.Redis`` by default); the ``:prefix:`` option the config prefix (``REDIS``).
+    With ``:mode: sentinel`` or ``:mode: cluster``, the keys that mode reads instead, as
+    :func:`flask_redis.config._arguments` lists them, with the defaults of the classes that
+    take them (see :data:`_MODE_DEFAULTS`).
 
 ``.. redis-config-conversions::``
     One row per argument whose value may be given as text, and the type it is converted to.
@@ -19,8 +22,10 @@ Also keeps autodoc from showing the docstring of ``str`` for a string constant s
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import Any, Callable
 
+import redis
+import redis.sentinel
 from docutils import nodes
 from docutils.parsers.rst import directives
 from docutils.statemachine import StringList
@@ -29,6 +34,20 @@ from sphinx.util.docutils import SphinxDirective
 from werkzeug.utils import import_string
 
 from flask_redis import config as flask_redis_config
+
+#: Per topology, the classes whose signatures give the defaults of its keys, first match
+#: first: Sentinel hands the keys to the master's connections and their pool; Cluster to
+#: RedisCluster (or the configured subclass), then to the client of each node.
+_MODE_DEFAULTS: dict[str, Callable[[type[Any]], list[type[Any]]]] = {
+    flask_redis_config.SENTINEL: lambda client_class: [
+        redis.sentinel.SentinelManagedSSLConnection, redis.ConnectionPool,
+    ],
+    flask_redis_config.CLUSTER: lambda client_class: [client_class, redis.Redis],
+}  # fmt: skip
+
+#: The default of a key no signature names: redis-py chooses the value itself.
+_CHOSEN = object()
+
 
 def _signature_defaults(client_class: type[Any]) -> dict[str, Any]:
     """Default value of every ``__init__`` argument, the first one found along the MRO."""
@@ -50,7 +69,7 @@ def _show_default(value: Any) -> str:
     """The default as reST: its repr, unless that is not stable from one build to the next."""
     if value is inspect.Parameter.empty:
         return "*required*"
-    if type(value) is object:  # a marker object: redis-py chooses the value itself
+    if type(value) is object:  # a marker object (or _CHOSEN): redis-py chooses the value
         return "*chosen by redis-py*"
     text = repr(value)
     if " at 0x" in text:  # an object without a repr of its own: name its type
@@ -64,8 +83,11 @@ def _converters() -> dict[str, tuple[Any, str]]:
 
 
 def _converted_to(name: str) -> str:
-    """The type a text value of ``name`` becomes: "an integer" -> "integer"."""
-    expected = _converters().get(name, (None, ""))[1]
+    """The type a text value of ``name`` becomes: "an integer" -> "integer"; the class's name
+    for a choice ("one of 'random', ...")."""
+    converter, expected = _converters().get(name, (None, ""))
+    if expected.startswith("one of ") and isinstance(converter, type):
+        return f"``{converter.__name__}``"
     words = expected.split()
     return words[1] if len(words) > 1 else ""
 
@@ -92,21 +114,35 @@ class RedisConfigKeys(_TableDirective):
     """A table of every ``PREFIX_*`` key the client class accepts."""
 
     optional_arguments = 1
-    option_spec = {"prefix": directives.unchanged}
+    option_spec = {
+        "prefix": directives.unchanged,
+        "mode": lambda value: directives.choice(value, tuple(_MODE_DEFAULTS)),
+    }
 
     def run(self) -> list[nodes.Node]:
         class_path = self.arguments[0] if self.arguments else "redis.Redis"
         prefix = self.options.get("prefix") or flask_redis_config.DEFAULT_PREFIX
         client_class = import_string(class_path)
-        defaults = _signature_defaults(client_class)
+        mode = self.options.get("mode")
+        if mode is None:
+            names = flask_redis_config.client_arguments(client_class)
+            defaults = _signature_defaults(client_class)
+            missing: Any = inspect.Parameter.empty
+        else:
+            names = flask_redis_config._arguments(mode, client_class)
+            defaults = {}
+            for source in _MODE_DEFAULTS[mode](client_class):
+                for name, default in _signature_defaults(source).items():
+                    defaults.setdefault(name, default)
+            missing = _CHOSEN
         rows = [
             [
                 f"``{prefix}_{name.upper()}``",
                 f"``{name}``",
-                _show_default(defaults.get(name, inspect.Parameter.empty)),
+                _show_default(defaults.get(name, missing)),
                 _converted_to(name),
             ]
-            for name in flask_redis_config.client_arguments(client_class)
+            for name in names
         ]
         header = ["Key", "Argument", "Default", "Text converted to"]
         return self._parse(_list_table(header, rows, "35 30 25 10"))
