@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 import redis
 from flask import Flask
+from redis.cluster import ClusterNode, RedisCluster
 
-from .servers import RedisServer
+from .servers import ClusterNodes, RedisServer, SentinelSet
 
 SECRET = "s3cret-Pa55word"
 
@@ -49,3 +50,52 @@ def app(redis_server: RedisServer, plain: redis.Redis) -> Flask:
 def new_app() -> Flask:
     """An app with no Redis configuration at all."""
     return Flask(__name__, root_path=str(Path(__file__).parent))
+
+
+@pytest.fixture(scope="session")
+def sentinel_set(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelSet]:
+    """A real master, replica and three sentinels (service ``mymaster``) for the session."""
+    sentinels = SentinelSet(tmp_path_factory.mktemp("sentinel")).start()
+    yield sentinels
+    sentinels.stop()
+
+
+@pytest.fixture()
+def sentinel_master(sentinel_set: SentinelSet) -> Iterator[redis.Redis]:
+    """A plain client of :func:`sentinel_set`'s current master, every database empty.
+
+    The set is made healthy first (:meth:`SentinelSet.restore`), should a test before
+    have left a server down.
+    """
+    sentinel_set.restore()
+    client = sentinel_set.master.client()
+    client.flushall()
+    client.wait(1, 5000)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterNodes]:
+    """A real Redis Cluster for the session: 3 masters with one replica each."""
+    cluster = ClusterNodes(tmp_path_factory.mktemp("cluster")).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture()
+def cluster_client(redis_cluster_nodes: ClusterNodes) -> Iterator[RedisCluster]:
+    """A redis-py cluster client of :func:`redis_cluster_nodes`, every master flushed.
+
+    Migrations a test before left half done are finished first
+    (:meth:`ClusterNodes.settle`).
+    """
+    redis_cluster_nodes.settle()
+    redis_cluster_nodes.flush()
+    nodes = [
+        ClusterNode(host, port)  # type: ignore[no-untyped-call]
+        for host, port in redis_cluster_nodes.startup_nodes
+    ]
+    client = RedisCluster(startup_nodes=nodes)
+    yield client
+    client.close()

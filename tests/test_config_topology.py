@@ -69,9 +69,9 @@ def test_sentinel_kwargs_errors_name_the_key_and_hide_the_values() -> None:
     with pytest.raises(ValueError, match="REDIS_SENTINEL_KWARGS has 'pasword'") as raised:
         read_config(sentinel_config(SENTINEL_KWARGS={"pasword": SECRET}))
     assert SECRET not in str(raised.value)
-    with pytest.raises(TypeError, match="REDIS_SENTINEL_KWARGS must be a dict") as raised:
+    with pytest.raises(TypeError, match="REDIS_SENTINEL_KWARGS must be a dict") as wrong:
         read_config(sentinel_config(SENTINEL_KWARGS=f"password={SECRET}"))
-    assert SECRET not in str(raised.value)
+    assert SECRET not in str(wrong.value)
     with pytest.raises(ValueError, match=r"REDIS_SENTINEL_KWARGS \('socket_timeout'\) must"
                                          r" be a number, got a value of type str$"):  # fmt: skip
         read_config(sentinel_config(SENTINEL_KWARGS={"socket_timeout": SECRET}))

@@ -1,0 +1,291 @@
+"""A prefix that uses Redis Cluster, against a real cluster of three masters and three
+replicas: the client, its metrics and its recorded calls, also while a slot moves."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from flask import Flask
+from prometheus_client import CollectorRegistry
+from redis.cluster import RedisCluster
+
+from flask_redis import Redis, get_recorded_calls
+
+from .servers import ClusterNodes, key_in_slot
+
+
+@pytest.fixture()
+def registry() -> CollectorRegistry:
+    return CollectorRegistry()
+
+
+@pytest.fixture()
+def cluster_app(
+    redis_cluster_nodes: ClusterNodes, cluster_client: RedisCluster, registry: CollectorRegistry
+) -> Flask:
+    """An app whose ``REDIS`` prefix is the cluster, every master flushed, with metrics in
+    ``registry`` and calls recorded."""
+    app = Flask(__name__, root_path=str(Path(__file__).parent))
+    app.config.update(
+        TESTING=True,
+        REDIS_URL=redis_cluster_nodes.url,
+        REDIS_METRICS_REGISTRY=registry,
+        REDIS_RECORD_CALLS=True,
+        REDIS_DECODE_RESPONSES=True,
+    )
+    return app
+
+
+def sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
+    return registry.get_sample_value(name, {"prefix": "redis", **labels}) or 0.0
+
+
+def address(node: Any) -> str:
+    return f"127.0.0.1:{node.port}"
+
+
+def test_cluster_client_is_instrumented_and_counts_each_command_once(
+    cluster_app: Flask, redis_cluster_nodes: ClusterNodes, registry: CollectorRegistry
+) -> None:
+    redis_ext = Redis(cluster_app)
+    assert isinstance(redis_ext.connection, RedisCluster)
+    keys = [key_in_slot(slot) for slot in (0, 8000, 16000)]  # one on each master
+    seen: dict[str, Any] = {}
+
+    @cluster_app.route("/work")
+    def work() -> str:
+        for key in keys:
+            redis_ext.set(key, key)
+        seen["values"] = [redis_ext.get(key) for key in keys]
+        pipe = redis_ext.pipeline()
+        for number in range(100):
+            pipe.set(f"p:{number}", number)  # over every master
+        seen["pipeline"] = pipe.execute()
+        seen["calls"] = list(get_recorded_calls())
+        seen["modes"] = dict(get_recorded_calls().modes)
+        return "ok"
+
+    assert cluster_app.test_client().get("/work").status_code == 200
+    assert seen["values"] == keys
+    assert seen["pipeline"] == [True] * 100
+    assert sample(registry, "flask_redis_commands_total", command="SET") == 103
+    assert sample(registry, "flask_redis_commands_total", command="GET") == 3
+    assert sample(registry, "flask_redis_command_duration_seconds_count", command="GET") == 3
+    assert sample(registry, "flask_redis_command_duration_seconds_count", command="PIPELINE") == 1
+    assert sample(registry, "flask_redis_request_commands_sum", endpoint="work") == 106
+    assert sample(registry, "flask_redis_command_errors_total", command="GET",
+                  error="ResponseError") == 0  # fmt: skip
+
+    calls = seen["calls"]
+    assert [call.command for call in calls[:6]] == ["SET"] * 3 + ["GET"] * 3
+    for call, key in zip(calls[3:6], keys):
+        owner = redis_cluster_nodes.node_for_slot(redis.crc.key_slot(key.encode()))
+        assert call.node == address(owner)  # the master of the key's slot answered
+    pipeline_nodes = set(calls[-1].node.split(", "))
+    assert pipeline_nodes == {address(node) for node in redis_cluster_nodes.masters}
+    assert seen["modes"] == {"REDIS": "Cluster"}
+
+
+def test_cluster_transaction_and_watch_are_observed(
+    cluster_app: Flask, registry: CollectorRegistry
+) -> None:
+    redis_ext = Redis(cluster_app)
+    client = redis_ext.connection
+    if not hasattr(client.pipeline(), "_execution_strategy"):
+        pytest.skip("redis-py 5 has no cluster transactions")
+    key = key_in_slot(42, "balance")
+    client.set(key, 10)
+    with client.pipeline(transaction=True) as pipe:
+        pipe.watch(key)
+        balance = int(pipe.get(key))  # sent at once, between WATCH and MULTI
+        pipe.multi()
+        pipe.set(key, balance - 3)
+        pipe.incr(key_in_slot(42, "spent"), 3)
+        assert pipe.execute()[1] == 3  # the SET's reply differs between redis-py releases
+    assert client.get(key) == "7"
+    assert sample(registry, "flask_redis_command_duration_seconds_count", command="MULTI") == 1
+    assert sample(registry, "flask_redis_commands_total", command="WATCH") == 1
+    assert sample(registry, "flask_redis_commands_total", command="GET") == 2
+    assert sample(registry, "flask_redis_commands_total", command="SET") == 2
+    assert sample(registry, "flask_redis_commands_total", command="INCRBY") == 1
+
+
+def test_cluster_errors_reach_the_caller_and_are_counted(
+    cluster_app: Flask, registry: CollectorRegistry
+) -> None:
+    redis_ext = Redis(cluster_app)
+    redis_ext.rpush("list", 1)
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        redis_ext.get("list")
+    assert sample(registry, "flask_redis_command_errors_total", command="GET",
+                  error="ResponseError") == 1  # fmt: skip
+
+
+def test_keys_reach_every_node_client(cluster_app: Flask) -> None:
+    cluster_app.config.update(REDIS_SOCKET_TIMEOUT="2.5", REDIS_CLIENT_NAME="shop",
+                              REDIS_REINITIALIZE_STEPS="3")  # fmt: skip
+    client = Redis(cluster_app).connection
+    client.ping(target_nodes=RedisCluster.ALL_NODES)
+    assert client.reinitialize_steps == 3
+    for node in client.get_nodes():
+        kwargs = node.redis_connection.connection_pool.connection_kwargs
+        assert (kwargs["socket_timeout"], kwargs["client_name"]) == (2.5, "shop")
+        assert node.redis_connection.client_getname() == "shop"
+
+
+def test_replica_reads_show_the_replica(
+    cluster_app: Flask, redis_cluster_nodes: ClusterNodes, cluster_client: RedisCluster
+) -> None:
+    cluster_app.config["REDIS_LOAD_BALANCING_STRATEGY"] = "random_replica"
+    if redis.cluster.__dict__.get("LoadBalancingStrategy") is None:
+        pytest.skip("redis-py before 5.1 has no load balancing strategy")
+    redis_ext = Redis(cluster_app)
+    key = key_in_slot(0)
+    cluster_client.set(key, "v")
+    cluster_client.wait(1, 5000, target_nodes=cluster_client.get_node_from_key(key))  # type: ignore[no-untyped-call]
+    nodes: list[str] = []
+
+    @cluster_app.route("/read")
+    def read() -> str:
+        assert redis_ext.get(key) == "v"
+        nodes.append(str(get_recorded_calls()[0].node))
+        return "ok"
+
+    cluster_app.test_client().get("/read")
+    replica = next(node for node in redis_cluster_nodes.replicas
+                   if node.replicates(redis_cluster_nodes.node_for_slot(0)))  # fmt: skip
+    assert nodes == [f"{address(replica)} (replica)"]
+
+
+def test_pool_gauge_sums_the_pools_of_every_node(
+    cluster_app: Flask, registry: CollectorRegistry
+) -> None:
+    redis_ext = Redis(cluster_app)
+
+    @cluster_app.route("/")
+    def index() -> str:
+        for slot in (0, 8000, 16000):
+            redis_ext.get(key_in_slot(slot))
+        return "ok"
+
+    cluster_app.test_client().get("/")
+    idle = sum(
+        len(node.redis_connection.connection_pool._available_connections)
+        for node in redis_ext.connection.get_nodes() if node.redis_connection is not None
+    )  # fmt: skip
+    assert idle >= 3
+    assert sample(registry, "flask_redis_pool_connections", state="idle") == idle
+    assert sample(registry, "flask_redis_pool_connections", state="in_use") == 0
+
+
+def test_moved_slot_is_followed_and_counted_once(
+    cluster_app: Flask, redis_cluster_nodes: ClusterNodes, registry: CollectorRegistry
+) -> None:
+    redis_ext = Redis(cluster_app)
+    slot = 1234
+    key = key_in_slot(slot)
+    redis_ext.set(key, "before")  # the client now knows the slot's owner
+    source = redis_ext.connection.get_node_from_key(key)
+    target = next(node for node in redis_cluster_nodes.masters if node.port != source.port)
+    redis_cluster_nodes.migrate_slot(slot, target)  # the client is not told
+    nodes: list[str] = []
+
+    @cluster_app.route("/read")
+    def read() -> str:
+        assert redis_ext.get(key) == "before"
+        nodes.append(str(get_recorded_calls()[0].node))
+        return "ok"
+
+    assert cluster_app.test_client().get("/read").status_code == 200
+    assert nodes == [f"{source.name}, {address(target)}"]  # MOVED, then the new owner
+    assert sample(registry, "flask_redis_commands_total", command="GET") == 1
+    assert sample(registry, "flask_redis_command_errors_total", command="GET",
+                  error="MovedError") == 0  # fmt: skip
+
+
+class SlotMover(threading.Thread):
+    """Moves a slot's keys to another master a few at a time, then the slot itself."""
+
+    def __init__(self, cluster: ClusterNodes, slot: int, target: Any) -> None:
+        super().__init__(daemon=True)
+        self.cluster, self.slot, self.target = cluster, slot, target
+        self.migrating = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.cluster.begin_migration(self.slot, self.target)
+            self.migrating.set()
+            while self.cluster.move_keys(self.slot, self.target, count=5):
+                threading.Event().wait(0.02)
+            self.cluster.finish_migration(self.slot, self.target)
+        except BaseException as error:  # pragma: no cover - reported by the test
+            self.error = error
+            self.migrating.set()
+
+
+def test_reads_and_writes_while_a_slot_migrates_are_right_and_counted_once(
+    cluster_app: Flask, redis_cluster_nodes: ClusterNodes, registry: CollectorRegistry
+) -> None:
+    redis_ext = Redis(cluster_app)
+    slot = 4321
+    keys = [key_in_slot(slot, f"item{number}") for number in range(100)]
+    for key in keys:
+        redis_ext.set(key, 0)
+    source = redis_ext.connection.get_node_from_key(keys[0])
+    target = next(node for node in redis_cluster_nodes.masters if node.port != source.port)
+    values = dict.fromkeys(keys, 0)
+    redirected: list[str] = []
+
+    @cluster_app.route("/bump/<int:number>")
+    def bump(number: int) -> dict[str, Any]:
+        key = keys[number % len(keys)]
+        value = redis_ext.incr(key)
+        read = int(redis_ext.get(key))
+        for call in get_recorded_calls():
+            if call.node and ", " in call.node:
+                redirected.append(call.node)
+        return {"value": value, "read": read}
+
+    client = cluster_app.test_client()
+    mover = SlotMover(redis_cluster_nodes, slot, target)
+    for key in keys:  # before the move
+        values[key] += 1
+        assert client.get(f"/bump/{keys.index(key)}").json == {"value": values[key],
+                                                                "read": values[key]}  # fmt: skip
+    mover.start()
+    mover.migrating.wait(10)
+    requests = len(keys)
+    number = 0
+    started = time.monotonic()
+    while mover.is_alive() or number < 2 * len(keys):
+        key = keys[number % len(keys)]
+        values[key] += 1
+        reply = client.get(f"/bump/{number % len(keys)}")
+        assert reply.status_code == 200
+        assert reply.json == {"value": values[key], "read": values[key]}  # no wrong answer
+        number += 1
+        requests += 1
+        assert number < 5000, "the migration did not end"
+    moving = time.monotonic() - started
+    mover.join(10)
+    assert mover.error is None
+    print(f"\nslot moved in {moving:.2f} s: {number} requests, {len(redirected)} redirected"
+          " commands, 0 failed")
+    assert redis_cluster_nodes.node_for_slot(slot).port == target.port
+    assert sample(registry, "flask_redis_commands_total", command="INCRBY") == requests
+    assert sample(registry, "flask_redis_commands_total", command="GET") == requests
+    errors = registry.get_sample_value  # no error: redirections are followed, not failed
+    assert not any(
+        metric.name == "flask_redis_command_errors" and any(s.value for s in metric.samples)
+        for metric in registry.collect()
+    ), errors
+    # A request during the move shows the redirection: the source, then the target.
+    assert redirected
+    assert all(node.split(", ")[-1] == address(target) for node in redirected)

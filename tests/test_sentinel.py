@@ -1,0 +1,231 @@
+"""A prefix that uses Redis Sentinel, against a real master, replica and three sentinels:
+the client, its replica client, their metrics and recorded calls, and real failovers."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+import redis
+from flask import Flask
+from prometheus_client import CollectorRegistry
+
+from flask_redis import Redis, get_recorded_calls
+
+from .servers import Address, SentinelSet
+
+
+@pytest.fixture()
+def registry() -> CollectorRegistry:
+    return CollectorRegistry()
+
+
+@pytest.fixture()
+def sentinel_app(
+    sentinel_set: SentinelSet, sentinel_master: redis.Redis, registry: CollectorRegistry
+) -> Flask:
+    """An app whose ``REDIS`` prefix is the set's service, the master flushed, with metrics
+    in ``registry`` and calls recorded."""
+    app = Flask(__name__, root_path=str(Path(__file__).parent))
+    app.config.update(
+        TESTING=True,
+        REDIS_URL=sentinel_set.url,
+        REDIS_METRICS_REGISTRY=registry,
+        REDIS_RECORD_CALLS=True,
+        REDIS_DECODE_RESPONSES=True,
+        REDIS_SOCKET_TIMEOUT=2,
+    )
+    return app
+
+
+def sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
+    return registry.get_sample_value(name, {"prefix": "redis", **labels}) or 0.0
+
+
+def shown(address: Address) -> str:
+    return f"{address[0]}:{address[1]}"
+
+
+def test_master_and_replica_clients_are_instrumented_under_the_prefix(
+    sentinel_app: Flask, sentinel_set: SentinelSet, registry: CollectorRegistry
+) -> None:
+    redis_ext = Redis(sentinel_app)
+    seen: dict[str, Any] = {}
+
+    @sentinel_app.route("/work")
+    def work() -> str:
+        redis_ext.set("greeting", "hello")
+        redis_ext.wait(1, 5000)  # on the replica before it is read there
+        seen["master"] = redis_ext.get("greeting")
+        seen["replica"] = redis_ext.replica.get("greeting")
+        with redis_ext.pipeline() as pipe:
+            seen["pipeline"] = pipe.incr("visits").get("greeting").execute()
+        seen["calls"] = list(get_recorded_calls())
+        seen["modes"] = get_recorded_calls().modes
+        return "ok"
+
+    assert sentinel_app.test_client().get("/work").status_code == 200
+    assert (seen["master"], seen["replica"], seen["pipeline"]) == ("hello", "hello", [1, "hello"])
+    assert sample(registry, "flask_redis_commands_total", command="GET") == 3
+    assert sample(registry, "flask_redis_commands_total", command="SET") == 1
+    assert sample(registry, "flask_redis_commands_total", command="INCRBY") == 1
+    assert sample(registry, "flask_redis_command_duration_seconds_count", command="MULTI") == 1
+    assert sample(registry, "flask_redis_request_commands_sum", endpoint="work") == 6
+    master = shown(sentinel_set.master_address())
+    replica = shown(sentinel_set.replica.address)
+    assert [(call.command, call.node) for call in seen["calls"]] == [
+        ("SET", master), ("WAIT", master), ("GET", master), ("GET", f"{replica} (replica)"),
+        ("INCRBY", master), ("GET", master),
+    ]  # fmt: skip
+    assert seen["modes"] == {"REDIS": "Sentinel, service mymaster"}
+    # Both clients' pools are in the gauge: one connection each.
+    assert sample(registry, "flask_redis_pool_connections", state="idle") == 2
+
+
+def test_keys_configure_the_master_connections_and_the_sentinels(
+    sentinel_app: Flask, sentinel_set: SentinelSet
+) -> None:
+    del sentinel_app.config["REDIS_URL"]
+    sentinel_app.config.update(
+        REDIS_SENTINELS=",".join(shown(address) for address in sentinel_set.sentinels),
+        REDIS_SENTINEL_MASTER="mymaster",
+        REDIS_SENTINEL_KWARGS={"socket_timeout": "1.5", "client_name": "watcher"},
+        REDIS_CLIENT_NAME="shop",
+        REDIS_DB="3",
+    )
+    redis_ext = Redis(sentinel_app)
+    redis_ext.set("k", "v")
+    assert sentinel_set.master.client(db=3).get("k") == b"v"
+    assert redis_ext.client_getname() == "shop"
+    pool = redis_ext.connection.connection_pool
+    sentinel = pool.sentinel_manager.sentinels[0]
+    assert sentinel.connection_pool.connection_kwargs["socket_timeout"] == 1.5
+    assert sentinel.client_getname() == "watcher"
+
+
+def test_replica_of_a_prefix_without_sentinel_is_a_clear_error(app: Flask) -> None:
+    redis_ext = Redis(app)
+    with pytest.raises(AttributeError, match=r"no replica client: only a prefix that uses"
+                                             r" Sentinel \(REDIS_SENTINELS\) has one"):  # fmt: skip
+        redis_ext.replica
+
+
+@dataclass
+class Writes:
+    """What an app saw while it wrote through a failover: replies, errors and their times."""
+
+    acknowledged: dict[str, str] = field(default_factory=dict)
+    failed: list[float] = field(default_factory=list)
+    errors: set[str] = field(default_factory=set)
+    first_error: float | None = None
+    last_error: float | None = None
+
+    @property
+    def error_seconds(self) -> float:
+        """From the first failed write to the last one."""
+        if self.first_error is None or self.last_error is None:
+            return 0.0
+        return self.last_error - self.first_error
+
+
+def write_through(app: Flask, fail: Callable[[], Address], after: int = 50) -> Writes:
+    """Write through ``app``'s ``/write`` view in a loop while ``fail()`` fails the master
+    over in another thread, and ``after`` writes more once it returned."""
+    writes = Writes()
+    done = threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def failover() -> None:
+        try:
+            outcome["master"] = fail()
+        except BaseException as error:  # pragma: no cover - reported below
+            outcome["error"] = error
+        finally:
+            done.set()
+
+    client = app.test_client()
+    thread = threading.Thread(target=failover, daemon=True)
+    deadline = time.monotonic() + 60
+    number = 0
+    for number in range(20):  # before the failover
+        assert client.post(f"/write/{number}").status_code == 200
+        writes.acknowledged[f"w:{number}"] = str(number)
+    thread.start()
+    left = after
+    while left and time.monotonic() < deadline:
+        number += 1
+        reply = client.post(f"/write/{number}")
+        if reply.status_code == 200:
+            writes.acknowledged[f"w:{number}"] = str(number)
+            if done.is_set():
+                left -= 1
+        else:
+            assert reply.status_code == 503
+            now = time.monotonic()
+            writes.failed.append(now)
+            writes.errors.add(reply.get_data(as_text=True))
+            writes.first_error = writes.first_error or now
+            writes.last_error = now
+            time.sleep(0.01)
+    thread.join(30)
+    assert "error" not in outcome, outcome.get("error")
+    assert left == 0, "the app did not write again after the failover"
+    return writes
+
+
+def failover_app(sentinel_app: Flask) -> Redis:
+    """A ``/write/<n>`` view that sets ``w:<n>``; a Redis error is a 503 naming it."""
+    redis_ext = Redis(sentinel_app)
+
+    @sentinel_app.post("/write/<int:number>")
+    def write(number: int) -> str:
+        redis_ext.set(f"w:{number}", number)
+        return "ok"
+
+    @sentinel_app.errorhandler(redis.RedisError)
+    def redis_error(error: redis.RedisError) -> tuple[str, int]:
+        return type(error).__name__, 503
+
+    return redis_ext
+
+
+@pytest.mark.parametrize("how", ["SENTINEL FAILOVER", "master killed"])
+def test_app_keeps_writing_through_a_real_failover(
+    how: str, sentinel_app: Flask, sentinel_set: SentinelSet, registry: CollectorRegistry
+) -> None:
+    redis_ext = failover_app(sentinel_app)
+    old = sentinel_set.master_address()
+    fail = sentinel_set.failover if how == "SENTINEL FAILOVER" else sentinel_set.kill_master
+    writes = write_through(sentinel_app, fail)
+    new = sentinel_set.master_address()
+    assert new != old
+    # The client follows the new master: the writes after the failover are there.
+    assert redis_ext.connection.connection_pool.get_master_address() == new
+    # Each failed request got a Redis error, and its SET is counted as one.
+    errors = sum(
+        sample.value
+        for metric in registry.collect() if metric.name == "flask_redis_command_errors"
+        for sample in metric.samples if sample.name.endswith("_total")
+    )  # fmt: skip
+    assert errors == len(writes.failed)
+    assert writes.errors <= {"ConnectionError", "MasterNotFoundError", "TimeoutError"}
+    # Every acknowledged write is on the new master, with its value: never a wrong answer.
+    master = sentinel_set.server_at(new).client(decode_responses=True)
+    try:
+        stored = dict(zip(writes.acknowledged, master.mget(list(writes.acknowledged))))
+    finally:
+        master.close()
+    before = {key: value for key, value in writes.acknowledged.items()
+              if int(key[2:]) < 20}  # fmt: skip
+    assert all(stored[key] == value for key, value in before.items())
+    assert all(stored[key] in (value, None) for key, value in writes.acknowledged.items())
+    lost = sum(1 for key in writes.acknowledged if stored[key] is None)
+    print(
+        f"\n{how}: {len(writes.failed)} failed writes over {writes.error_seconds:.2f} s"
+        f" ({sorted(writes.errors)}), {len(writes.acknowledged)} acknowledged, {lost} lost"
+    )
+    sentinel_set.restore()
