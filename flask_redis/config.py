@@ -121,6 +121,8 @@ class ClientConfig:
     service: str | None = None
     #: Sentinel: the arguments of the connections to the sentinels themselves.
     sentinel_kwargs: dict[str, Any] | None = None
+    #: Sentinel: follow the service to a new master as soon as the sentinels announce it.
+    sentinel_watch: bool = True
     #: Keep Prometheus metrics of this prefix (``PREFIX_METRICS``).
     metrics: bool = False
     #: The registry to keep them in; ``None`` for prometheus-client's default.
@@ -470,7 +472,7 @@ def _mode(
         return from_url, url_key
     if client_class is not None and issubclass(client_class, RedisCluster):
         return CLUSTER, f"{prefix}_CLASS"
-    for name in ("SENTINEL_MASTER", "SENTINEL_KWARGS"):
+    for name in ("SENTINEL_MASTER", "SENTINEL_KWARGS", "SENTINEL_WATCH"):
         if config.get(f"{prefix}_{name}") is not None:
             raise ValueError(
                 f"{prefix}_{name} is set, but neither {keys[SENTINEL]} nor a"
@@ -567,6 +569,7 @@ def _topology(
         "addresses": addresses,
         "service": service,
         "sentinel_kwargs": _sentinel_kwargs(config, f"{prefix}_SENTINEL_KWARGS"),
+        "sentinel_watch": _flag(config, f"{prefix}_SENTINEL_WATCH", True),
     }
 
 

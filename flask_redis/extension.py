@@ -9,7 +9,7 @@ from flask import Flask, current_app
 from redis.cluster import ClusterNode, RedisCluster
 from redis.sentinel import Sentinel
 
-from . import nodes, recording
+from . import failover, nodes, recording
 from .config import CLUSTER, DEFAULT_PREFIX, SENTINEL, SERVER, ClientConfig, read_config
 from .instrument import Observer, combine, instrumented, observe
 
@@ -149,10 +149,12 @@ def _connect(config: ClientConfig, client_class: type[Any]) -> tuple[Any, Any]:
         sentinel = Sentinel(  # type: ignore[no-untyped-call]
             config.addresses, sentinel_kwargs=config.sentinel_kwargs, **config.kwargs
         )
-        return (
-            sentinel.master_for(config.service, redis_class=client_class),  # type: ignore[no-untyped-call]
-            sentinel.slave_for(config.service, redis_class=client_class),  # type: ignore[no-untyped-call]
-        )
+        service = str(config.service)  # read_config() made sure there is one
+        master = sentinel.master_for(service, redis_class=client_class)  # type: ignore[no-untyped-call]
+        if config.sentinel_watch:
+            failover.watch(sentinel, service, master.connection_pool)
+        replica = sentinel.slave_for(service, redis_class=client_class)  # type: ignore[no-untyped-call]
+        return master, replica
     if config.mode == CLUSTER and config.addresses:
         startup = [ClusterNode(host, port) for host, port in config.addresses]  # type: ignore[no-untyped-call]
         return client_class(startup_nodes=startup, **config.kwargs), None

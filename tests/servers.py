@@ -410,11 +410,14 @@ class SentinelSet:
         """The master's address as each sentinel reports it, in :attr:`sentinels` order."""
         return [sentinel.master_address() for sentinel in self.sentinel_servers]
 
-    def failover(self, timeout: float = SETTLE_TIMEOUT) -> Address:
+    def failover(self, timeout: float = SETTLE_TIMEOUT, settle: bool = True) -> Address:
         """Make a sentinel fail the master over with ``SENTINEL FAILOVER``.
 
-        Waits until every sentinel reports the new master, the new master says it is
-        one, and the old master replicates from it with its link up.
+        Waits until every sentinel reports the new master and the new master says it is
+        one. With ``settle``, the old master is then made a replica of the new one at
+        once (the sentinels would do it themselves some ten seconds later), and the call
+        waits until its link is up; without, the old master goes on as a master until
+        :meth:`restore` or the sentinels demote it.
 
         :returns: The new master's address.
         """
@@ -425,7 +428,8 @@ class SentinelSet:
             timeout,
         )
         new = self._wait_for_new_master(old, timeout)
-        self._settle(new, timeout)
+        if settle:
+            self._settle(new, timeout)
         return new
 
     def kill_master(self, timeout: float = SETTLE_TIMEOUT) -> Address:

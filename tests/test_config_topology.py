@@ -58,6 +58,15 @@ def test_ipv6_addresses_are_written_in_brackets() -> None:
         read_config({"REDIS_CLUSTER": "::1:7000"})
 
 
+def test_sentinel_watch_is_on_unless_turned_off() -> None:
+    assert read_config(sentinel_config()).sentinel_watch is True
+    assert read_config(sentinel_config(SENTINEL_WATCH="no")).sentinel_watch is False
+    with pytest.raises(ValueError, match="REDIS_SENTINEL_WATCH must be a boolean"):
+        read_config(sentinel_config(SENTINEL_WATCH="sometimes"))
+    with pytest.raises(ValueError, match="REDIS_SENTINEL_WATCH is set, but neither"):
+        read_config({"REDIS_SENTINEL_WATCH": False})
+
+
 def test_sentinel_kwargs_are_the_sentinels_own_and_converted() -> None:
     config = read_config(sentinel_config(SENTINEL_KWARGS={"password": SECRET,
                                                           "socket_timeout": "1.5"}))  # fmt: skip

@@ -116,64 +116,64 @@ def test_replica_of_a_prefix_without_sentinel_is_a_clear_error(app: Flask) -> No
 
 @dataclass
 class Writes:
-    """What an app saw while it wrote through a failover: replies, errors and their times."""
+    """What an app saw while it wrote through a failover: replies, errors and their times
+    (seconds of :func:`time.monotonic`)."""
 
-    acknowledged: dict[str, str] = field(default_factory=dict)
+    #: Key -> (value, when acknowledged).
+    acknowledged: dict[str, tuple[str, float]] = field(default_factory=dict)
     failed: list[float] = field(default_factory=list)
     errors: set[str] = field(default_factory=set)
-    first_error: float | None = None
-    last_error: float | None = None
+    started: float = 0.0
+    #: When every sentinel reported the new master.
+    announced: float = 0.0
 
     @property
     def error_seconds(self) -> float:
         """From the first failed write to the last one."""
-        if self.first_error is None or self.last_error is None:
-            return 0.0
-        return self.last_error - self.first_error
+        return self.failed[-1] - self.failed[0] if self.failed else 0.0
 
 
-def write_through(app: Flask, fail: Callable[[], Address], after: int = 50) -> Writes:
+def write_through(app: Flask, fail: Callable[[], Address], after: float = 1.5) -> Writes:
     """Write through ``app``'s ``/write`` view in a loop while ``fail()`` fails the master
-    over in another thread, and ``after`` writes more once it returned."""
+    over in another thread, and for ``after`` seconds once it returned."""
     writes = Writes()
-    done = threading.Event()
     outcome: dict[str, Any] = {}
 
     def failover() -> None:
         try:
             outcome["master"] = fail()
+            writes.announced = time.monotonic()
         except BaseException as error:  # pragma: no cover - reported below
             outcome["error"] = error
-        finally:
-            done.set()
 
     client = app.test_client()
     thread = threading.Thread(target=failover, daemon=True)
     deadline = time.monotonic() + 60
-    number = 0
-    for number in range(20):  # before the failover
-        assert client.post(f"/write/{number}").status_code == 200
-        writes.acknowledged[f"w:{number}"] = str(number)
-    thread.start()
-    left = after
-    while left and time.monotonic() < deadline:
-        number += 1
+
+    def write(number: int) -> None:
         reply = client.post(f"/write/{number}")
+        now = time.monotonic()
         if reply.status_code == 200:
-            writes.acknowledged[f"w:{number}"] = str(number)
-            if done.is_set():
-                left -= 1
-        else:
-            assert reply.status_code == 503
-            now = time.monotonic()
-            writes.failed.append(now)
-            writes.errors.add(reply.get_data(as_text=True))
-            writes.first_error = writes.first_error or now
-            writes.last_error = now
-            time.sleep(0.01)
+            writes.acknowledged[f"w:{number}"] = (str(number), now)
+            return
+        assert reply.status_code == 503
+        writes.failed.append(now)
+        writes.errors.add(reply.get_data(as_text=True))
+        time.sleep(0.01)
+
+    for number in range(20):  # before the failover
+        write(number)
+    assert not writes.failed
+    writes.started = time.monotonic()
+    thread.start()
+    while time.monotonic() < deadline and (
+        not writes.announced or time.monotonic() < writes.announced + after
+    ):
+        number += 1
+        write(number)
     thread.join(30)
     assert "error" not in outcome, outcome.get("error")
-    assert left == 0, "the app did not write again after the failover"
+    assert writes.announced, "the failover did not end"
     return writes
 
 
@@ -199,12 +199,12 @@ def test_app_keeps_writing_through_a_real_failover(
 ) -> None:
     redis_ext = failover_app(sentinel_app)
     old = sentinel_set.master_address()
-    fail = sentinel_set.failover if how == "SENTINEL FAILOVER" else sentinel_set.kill_master
-    writes = write_through(sentinel_app, fail)
+    if how == "SENTINEL FAILOVER":  # the old master goes on, as a master, for a while
+        writes = write_through(sentinel_app, lambda: sentinel_set.failover(settle=False))
+    else:
+        writes = write_through(sentinel_app, sentinel_set.kill_master)
     new = sentinel_set.master_address()
     assert new != old
-    # The client follows the new master: the writes after the failover are there.
-    assert redis_ext.connection.connection_pool.get_master_address() == new
     # Each failed request got a Redis error, and its SET is counted as one.
     errors = sum(
         sample.value
@@ -213,19 +213,26 @@ def test_app_keeps_writing_through_a_real_failover(
     )  # fmt: skip
     assert errors == len(writes.failed)
     assert writes.errors <= {"ConnectionError", "MasterNotFoundError", "TimeoutError"}
-    # Every acknowledged write is on the new master, with its value: never a wrong answer.
     master = sentinel_set.server_at(new).client(decode_responses=True)
     try:
-        stored = dict(zip(writes.acknowledged, master.mget(list(writes.acknowledged))))
+        keys = list(writes.acknowledged)
+        stored = dict(zip(keys, master.mget(keys)))
     finally:
         master.close()
-    before = {key: value for key, value in writes.acknowledged.items()
-              if int(key[2:]) < 20}  # fmt: skip
-    assert all(stored[key] == value for key, value in before.items())
-    assert all(stored[key] in (value, None) for key, value in writes.acknowledged.items())
-    lost = sum(1 for key in writes.acknowledged if stored[key] is None)
+    sentinel_set.restore()
+    assert redis_ext.connection.connection_pool.get_master_address() == new
+    # Never a wrong answer: a write is stored with its value, or lost in the failover.
+    assert all(stored[key] in (value, None) for key, (value, _) in writes.acknowledged.items())
+    # Lost: only writes the old master acknowledged after the failover began and before
+    # the sentinels announced the new master, whom the client then follows at once.
+    lost = [when for key, (_, when) in writes.acknowledged.items() if stored[key] is None]
+    assert all(writes.started <= when < writes.announced + 0.5 for when in lost)
+    after = [key for key, (_, when) in writes.acknowledged.items()
+             if when >= writes.announced + 0.5]  # fmt: skip
+    assert len(after) >= 20
+    window = f"{lost[-1] - lost[0]:.2f} s" if lost else "none"
     print(
         f"\n{how}: {len(writes.failed)} failed writes over {writes.error_seconds:.2f} s"
-        f" ({sorted(writes.errors)}), {len(writes.acknowledged)} acknowledged, {lost} lost"
+        f" ({', '.join(sorted(writes.errors)) or 'no error'}); {len(writes.acknowledged)}"
+        f" acknowledged, {len(lost)} lost, written over {window} before the announcement"
     )
-    sentinel_set.restore()

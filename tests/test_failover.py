@@ -1,0 +1,118 @@
+"""The watch that follows a Sentinel service to its new master as soon as it is announced."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from flask import Flask
+
+from flask_redis import Redis
+from flask_redis import failover
+from flask_redis.failover import MasterWatch
+
+from .servers import SentinelSet, free_port
+
+
+def watch_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("flask-redis-sentinel-")]
+
+
+def wait_until(check: object, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def sentinel_app(sentinel_set: SentinelSet, **config: object) -> Flask:
+    app = Flask(__name__, root_path=str(Path(__file__).parent))
+    app.config.update(REDIS_URL=sentinel_set.url, REDIS_METRICS=False, **config)
+    return app
+
+
+def test_a_watch_starts_with_the_client_and_ends_with_it(
+    sentinel_set: SentinelSet, sentinel_master: redis.Redis
+) -> None:
+    assert wait_until(lambda: not watch_threads())  # those of earlier tests are gone
+    app = sentinel_app(sentinel_set)
+    Redis(app).set("k", "v")
+    assert [t.name for t in watch_threads()] == ["flask-redis-sentinel-mymaster"]
+    app.extensions["redis"]["REDIS"].close()
+    del app
+    gc.collect()
+    assert wait_until(lambda: not watch_threads())
+
+
+def test_the_watch_can_be_turned_off(
+    sentinel_set: SentinelSet, sentinel_master: redis.Redis
+) -> None:
+    assert wait_until(lambda: not watch_threads())
+    app = sentinel_app(sentinel_set, REDIS_SENTINEL_WATCH="off")
+    Redis(app).set("k", "v")
+    assert watch_threads() == []
+
+
+def test_the_pool_moves_to_the_announced_master_before_any_command(
+    sentinel_set: SentinelSet, sentinel_master: redis.Redis
+) -> None:
+    redis_ext = Redis(sentinel_app(sentinel_set))
+    redis_ext.set("k", "v")  # a connection to the master, idle in the pool
+    pool = redis_ext.connection.connection_pool
+    new = sentinel_set.failover(settle=False)
+    # No command was sent: the watch alone moved the pool and closed the idle connection.
+    assert wait_until(lambda: pool.master_address == new)
+    assert all(connection._sock is None for connection in pool._available_connections)
+    sentinel_set.restore()
+
+
+def test_an_unreachable_sentinel_is_logged_once_and_tried_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from redis.sentinel import Sentinel
+
+    sentinel = Sentinel([("127.0.0.1", free_port())], socket_timeout=0.2)  # type: ignore[no-untyped-call]
+    client = sentinel.master_for("nowhere")  # type: ignore[no-untyped-call]
+    with caplog.at_level(logging.WARNING, "flask_redis"):
+        watch = MasterWatch(sentinel, "nowhere", client.connection_pool).start()
+        try:
+            # redis-py's clients of the sentinels retry for a few seconds before they fail.
+            assert wait_until(lambda: caplog.records, 15)
+            assert watch._thread is not None and watch._thread.is_alive()  # it tries again
+        finally:
+            watch.stop()
+    messages = [record.getMessage() for record in caplog.records]
+    assert messages == [
+        "flask_redis: cannot listen to the sentinels of 'nowhere' for failovers"
+        " (ConnectionError); trying again"
+    ]
+    client.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
+def test_a_forked_worker_has_a_watch_of_its_own(
+    sentinel_set: SentinelSet, sentinel_master: redis.Redis
+) -> None:
+    redis_ext = Redis(sentinel_app(sentinel_set))
+    redis_ext.set("k", "v")
+    pool = redis_ext.connection.connection_pool
+    watch = next(w for w in failover._watches if w._pool() is pool)
+    pid = os.fork()
+    if pid == 0:  # the child, as a gunicorn worker forked after the app was set up
+        thread = watch._thread
+        ok = (
+            thread is not None and thread.is_alive() and thread.ident != threading.get_ident()
+            and redis_ext.get("k") == b"v"
+        )  # fmt: skip
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert status == 0  # the child exited with 0
