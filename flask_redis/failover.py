@@ -67,6 +67,15 @@ class MasterWatch:
         return not self._stopped.is_set() and self._pool() is not None
 
     def _run(self) -> None:
+        try:
+            self._watch()
+        finally:
+            # The connections it made to the sentinels go with it; their clients make new
+            # ones if the replicas' client still needs them.
+            for sentinel in self.sentinel.sentinels:
+                sentinel.connection_pool.disconnect()
+
+    def _watch(self) -> None:
         attempt = 0
         while self._wanted:
             sentinels = self.sentinel.sentinels

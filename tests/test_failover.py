@@ -46,7 +46,8 @@ def test_a_watch_starts_with_the_client_and_ends_with_it(
     app = sentinel_app(sentinel_set)
     Redis(app).set("k", "v")
     assert [t.name for t in watch_threads()] == ["flask-redis-sentinel-mymaster"]
-    app.extensions["redis"]["REDIS"].close()
+    for clients in ("redis", "redis_replicas"):
+        app.extensions[clients]["REDIS"].connection_pool.disconnect()
     del app
     gc.collect()
     assert wait_until(lambda: not watch_threads())

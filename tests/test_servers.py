@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import redis
 from redis.cluster import RedisCluster
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
-from redis.exceptions import AskError, MovedError
 from redis.sentinel import Sentinel
 
 from .servers import ClusterNodes, ClusterServer, SentinelSet, key_in_slot
 
 RESERVED_PORTS = {6379, 26379}
+
+
+@contextmanager
+def redirected(kind: str) -> Iterator[None]:
+    """Expect a plain client to be redirected: ``MOVED`` or ``ASK``. redis-py 5.0 raises
+    a ResponseError with that word, later releases MovedError or AskError without it."""
+    with pytest.raises(redis.ResponseError) as raised:
+        yield
+    error = raised.value
+    assert type(error).__name__ == f"{kind.title()}Error" or str(error).startswith(f"{kind} ")
 
 
 def test_sentinel_set_master_writes_are_readable_on_the_replica(
@@ -158,7 +168,7 @@ def test_cluster_client_keys_land_on_the_master_owning_their_slot(
         with owner.client() as client:
             assert client.get(key) == key.encode()
         other = next(master for master in masters if master is not owner)
-        with other.client() as client, pytest.raises(MovedError):
+        with other.client() as client, redirected("MOVED"):
             client.get(key)
     same_slot = [key_in_slot(99, name) for name in ("a", "b")]
     cluster_client.mset(dict.fromkeys(same_slot, "v"))
@@ -199,7 +209,7 @@ def test_migrate_slot_moves_the_slot_and_its_keys(
     assert slot in redis_cluster_nodes.topology().slots[target.port]
     with target.client() as client:
         assert client.mget(keys) == [key.encode() for key in keys]
-    with source.client() as client, pytest.raises(MovedError):
+    with source.client() as client, redirected("MOVED"):
         client.get(keys[0])
     assert cluster_client.mget(keys) == [key.encode() for key in keys]
 
@@ -221,7 +231,7 @@ def test_client_is_asked_to_the_target_during_a_migration(
 
     assert redis_cluster_nodes.node_for_slot(slot) is source
     with source.client() as client:
-        with pytest.raises(AskError):
+        with redirected("ASK"):
             client.get(moved)
         assert client.get(staying) == staying.encode()
     assert cluster_client.get(moved) == moved.encode()
