@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import redis
@@ -9,6 +10,11 @@ from flask import Flask
 from redis.cluster import ClusterNode, RedisCluster
 
 from .servers import ClusterNodes, RedisServer, SentinelSet
+
+if TYPE_CHECKING:  # prometheus-client is needed by the tests of metrics only
+    from prometheus_client import CollectorRegistry
+
+    from .samples import Samples
 
 SECRET = "s3cret-Pa55word"
 
@@ -99,3 +105,19 @@ def cluster_client(redis_cluster_nodes: ClusterNodes) -> Iterator[RedisCluster]:
     client = RedisCluster(startup_nodes=nodes)
     yield client
     client.close()
+
+
+@pytest.fixture()
+def registry() -> CollectorRegistry:
+    """A registry of its own for the test's metrics."""
+    from prometheus_client import CollectorRegistry
+
+    return CollectorRegistry()
+
+
+@pytest.fixture()
+def samples(registry: CollectorRegistry) -> Samples:
+    """The exact sample values of :func:`registry`."""
+    from .samples import Samples
+
+    return Samples(registry)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +16,8 @@ from redis.cluster import RedisCluster
 
 from flask_redis import Redis, get_recorded_calls
 
+from .samples import ERRORS, POOL, Samples
 from .servers import ClusterNodes, key_in_slot
-
-
-@pytest.fixture()
-def registry() -> CollectorRegistry:
-    return CollectorRegistry()
 
 
 @pytest.fixture()
@@ -42,16 +37,12 @@ def cluster_app(
     return app
 
 
-def sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
-    return registry.get_sample_value(name, {"prefix": "redis", **labels}) or 0.0
-
-
 def address(node: Any) -> str:
     return f"127.0.0.1:{node.port}"
 
 
 def test_cluster_client_is_instrumented_and_counts_each_command_once(
-    cluster_app: Flask, redis_cluster_nodes: ClusterNodes, registry: CollectorRegistry
+    cluster_app: Flask, redis_cluster_nodes: ClusterNodes, samples: Samples
 ) -> None:
     redis_ext = Redis(cluster_app)
     assert isinstance(redis_ext.connection, RedisCluster)
@@ -74,13 +65,12 @@ def test_cluster_client_is_instrumented_and_counts_each_command_once(
     assert cluster_app.test_client().get("/work").status_code == 200
     assert seen["values"] == keys
     assert seen["pipeline"] == [True] * 100
-    assert sample(registry, "flask_redis_commands_total", command="SET") == 103
-    assert sample(registry, "flask_redis_commands_total", command="GET") == 3
-    assert sample(registry, "flask_redis_command_duration_seconds_count", command="GET") == 3
-    assert sample(registry, "flask_redis_command_duration_seconds_count", command="PIPELINE") == 1
-    assert sample(registry, "flask_redis_request_commands_sum", endpoint="work") == 106
-    assert sample(registry, "flask_redis_command_errors_total", command="GET",
-                  error="ResponseError") == 0  # fmt: skip
+    assert samples.commands("SET") == 103
+    assert samples.commands("GET") == 3
+    assert samples.round_trips("GET") == 3
+    assert samples.round_trips("PIPELINE") == 1
+    assert samples.request_commands("work")[0] == 106
+    assert samples.errors("GET", "ResponseError") is None
 
     calls = seen["calls"]
     assert [call.command for call in calls[:6]] == ["SET"] * 3 + ["GET"] * 3
@@ -93,7 +83,7 @@ def test_cluster_client_is_instrumented_and_counts_each_command_once(
 
 
 def test_cluster_transaction_and_watch_are_observed(
-    cluster_app: Flask, registry: CollectorRegistry
+    cluster_app: Flask, samples: Samples
 ) -> None:
     redis_ext = Redis(cluster_app)
     client = redis_ext.connection
@@ -109,22 +99,21 @@ def test_cluster_transaction_and_watch_are_observed(
         pipe.incr(key_in_slot(42, "spent"), 3)
         assert pipe.execute()[1] == 3  # the SET's reply differs between redis-py releases
     assert client.get(key) == "7"
-    assert sample(registry, "flask_redis_command_duration_seconds_count", command="MULTI") == 1
-    assert sample(registry, "flask_redis_commands_total", command="WATCH") == 1
-    assert sample(registry, "flask_redis_commands_total", command="GET") == 2
-    assert sample(registry, "flask_redis_commands_total", command="SET") == 2
-    assert sample(registry, "flask_redis_commands_total", command="INCRBY") == 1
+    assert samples.round_trips("MULTI") == 1
+    assert samples.commands("WATCH") == 1
+    assert samples.commands("GET") == 2
+    assert samples.commands("SET") == 2
+    assert samples.commands("INCRBY") == 1
 
 
 def test_cluster_errors_reach_the_caller_and_are_counted(
-    cluster_app: Flask, registry: CollectorRegistry
+    cluster_app: Flask, samples: Samples
 ) -> None:
     redis_ext = Redis(cluster_app)
     redis_ext.rpush("list", 1)
     with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
         redis_ext.get("list")
-    assert sample(registry, "flask_redis_command_errors_total", command="GET",
-                  error="ResponseError") == 1  # fmt: skip
+    assert samples.errors("GET", "ResponseError") == 1
 
 
 def test_keys_reach_every_node_client(cluster_app: Flask) -> None:
@@ -164,7 +153,7 @@ def test_replica_reads_show_the_replica(
 
 
 def test_pool_gauge_sums_the_pools_of_every_node(
-    cluster_app: Flask, registry: CollectorRegistry
+    cluster_app: Flask, samples: Samples
 ) -> None:
     redis_ext = Redis(cluster_app)
 
@@ -180,12 +169,12 @@ def test_pool_gauge_sums_the_pools_of_every_node(
         for node in redis_ext.connection.get_nodes() if node.redis_connection is not None
     )  # fmt: skip
     assert idle >= 3
-    assert sample(registry, "flask_redis_pool_connections", state="idle") == idle
-    assert sample(registry, "flask_redis_pool_connections", state="in_use") == 0
+    assert samples(POOL, prefix="redis", state="idle") == idle
+    assert samples(POOL, prefix="redis", state="in_use") == 0
 
 
 def test_moved_slot_is_followed_and_counted_once(
-    cluster_app: Flask, redis_cluster_nodes: ClusterNodes, registry: CollectorRegistry
+    cluster_app: Flask, redis_cluster_nodes: ClusterNodes, samples: Samples
 ) -> None:
     redis_ext = Redis(cluster_app)
     slot = 1234
@@ -204,9 +193,8 @@ def test_moved_slot_is_followed_and_counted_once(
 
     assert cluster_app.test_client().get("/read").status_code == 200
     assert nodes == [f"{source.name}, {address(target)}"]  # MOVED, then the new owner
-    assert sample(registry, "flask_redis_commands_total", command="GET") == 1
-    assert sample(registry, "flask_redis_command_errors_total", command="GET",
-                  error="MovedError") == 0  # fmt: skip
+    assert samples.commands("GET") == 1
+    assert samples.errors("GET", "MovedError") is None
 
 
 class SlotMover(threading.Thread):
@@ -231,7 +219,7 @@ class SlotMover(threading.Thread):
 
 
 def test_reads_and_writes_while_a_slot_migrates_are_right_and_counted_once(
-    cluster_app: Flask, redis_cluster_nodes: ClusterNodes, registry: CollectorRegistry
+    cluster_app: Flask, redis_cluster_nodes: ClusterNodes, samples: Samples
 ) -> None:
     redis_ext = Redis(cluster_app)
     slot = 4321
@@ -279,13 +267,9 @@ def test_reads_and_writes_while_a_slot_migrates_are_right_and_counted_once(
     print(f"\nslot moved in {moving:.2f} s: {number} requests, {len(redirected)} redirected"
           " commands, 0 failed")
     assert redis_cluster_nodes.node_for_slot(slot).port == target.port
-    assert sample(registry, "flask_redis_commands_total", command="INCRBY") == requests
-    assert sample(registry, "flask_redis_commands_total", command="GET") == requests
-    errors = registry.get_sample_value  # no error: redirections are followed, not failed
-    assert not any(
-        metric.name == "flask_redis_command_errors" and any(s.value for s in metric.samples)
-        for metric in registry.collect()
-    ), errors
+    assert samples.commands("INCRBY") == requests
+    assert samples.commands("GET") == requests
+    assert samples.matching(ERRORS) == {}  # redirections are followed, not failed
     # A request during the move shows the redirection: the source, then the target.
     assert redirected
     assert all(node.split(", ")[-1] == address(target) for node in redirected)

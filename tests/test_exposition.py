@@ -42,11 +42,6 @@ def single_process(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture()
-def registry() -> CollectorRegistry:
-    return CollectorRegistry()
-
-
-@pytest.fixture()
 def served(app: Flask, registry: CollectorRegistry, redis_server: RedisServer) -> Flask:
     """:func:`app` serving the metrics of ``REDIS`` and ``CACHE`` at ``/metrics``."""
     app.config.update(

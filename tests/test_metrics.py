@@ -10,7 +10,7 @@ import weakref
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Optional
+from typing import Any, Callable, ContextManager
 
 import pytest
 import redis
@@ -23,77 +23,13 @@ import flask_redis.instrument
 import flask_redis.metrics
 from flask_redis import Redis
 
+from .samples import (
+    COMMANDS, DURATION, ERRORS, POOL, REQUEST_COMMANDS, REQUEST_DURATION, Samples,
+)  # fmt: skip
 from .servers import RedisServer, free_port
-
-COMMANDS = "flask_redis_commands_total"
-ERRORS = "flask_redis_command_errors_total"
-DURATION = "flask_redis_command_duration_seconds"
-REQUEST_COMMANDS = "flask_redis_request_commands"
-REQUEST_DURATION = "flask_redis_request_duration_seconds"
-POOL = "flask_redis_pool_connections"
 
 #: The wall time of every round trip under the :func:`fake_clock` fixture.
 ROUND_TRIP = 0.003
-
-
-class Samples:
-    """Exact sample values of one registry; ``None`` where nothing was recorded."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.registry = registry
-
-    def __call__(self, name: str, **labels: str) -> Optional[float]:
-        return self.registry.get_sample_value(name, labels)
-
-    def commands(self, command: str, prefix: str = "redis") -> Optional[float]:
-        return self(COMMANDS, prefix=prefix, command=command)
-
-    def round_trips(self, command: str, prefix: str = "redis") -> Optional[float]:
-        return self(f"{DURATION}_count", prefix=prefix, command=command)
-
-    def errors(self, command: str, error: str, prefix: str = "redis") -> Optional[float]:
-        return self(ERRORS, prefix=prefix, command=command, error=error)
-
-    def request_commands(
-        self, endpoint: str, prefix: str = "redis"
-    ) -> tuple[Optional[float], Optional[float]]:
-        """``(sum, count)`` of the commands per request of ``endpoint``."""
-        labels = {"prefix": prefix, "endpoint": endpoint}
-        return (
-            self(f"{REQUEST_COMMANDS}_sum", **labels),
-            self(f"{REQUEST_COMMANDS}_count", **labels),
-        )
-
-    def requests(self, endpoint: str, prefix: str = "redis") -> Optional[float]:
-        return self(f"{REQUEST_DURATION}_count", prefix=prefix, endpoint=endpoint)
-
-    def matching(self, name: str, **labels: str) -> dict[tuple[tuple[str, str], ...], float]:
-        """Every sample called ``name`` whose labels include ``labels``, by its labels."""
-        return {
-            tuple(sorted(sample.labels.items())): sample.value
-            for metric in self.registry.collect()
-            for sample in metric.samples
-            if sample.name == name and labels.items() <= sample.labels.items()
-        }
-
-    def prefixes(self) -> set[str]:
-        """The ``prefix`` labels of every sample in the registry."""
-        return {
-            sample.labels["prefix"]
-            for metric in self.registry.collect()
-            for sample in metric.samples
-            if "prefix" in sample.labels
-        }
-
-
-@pytest.fixture()
-def registry() -> CollectorRegistry:
-    return CollectorRegistry()
-
-
-@pytest.fixture()
-def samples(registry: CollectorRegistry) -> Samples:
-    return Samples(registry)
 
 
 @pytest.fixture()

@@ -16,12 +16,8 @@ from prometheus_client import CollectorRegistry
 
 from flask_redis import Redis, get_recorded_calls
 
+from .samples import ERRORS, POOL, Samples
 from .servers import Address, SentinelSet
-
-
-@pytest.fixture()
-def registry() -> CollectorRegistry:
-    return CollectorRegistry()
 
 
 @pytest.fixture()
@@ -42,16 +38,12 @@ def sentinel_app(
     return app
 
 
-def sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
-    return registry.get_sample_value(name, {"prefix": "redis", **labels}) or 0.0
-
-
 def shown(address: Address) -> str:
     return f"{address[0]}:{address[1]}"
 
 
 def test_master_and_replica_clients_are_instrumented_under_the_prefix(
-    sentinel_app: Flask, sentinel_set: SentinelSet, registry: CollectorRegistry
+    sentinel_app: Flask, sentinel_set: SentinelSet, samples: Samples
 ) -> None:
     redis_ext = Redis(sentinel_app)
     seen: dict[str, Any] = {}
@@ -70,11 +62,11 @@ def test_master_and_replica_clients_are_instrumented_under_the_prefix(
 
     assert sentinel_app.test_client().get("/work").status_code == 200
     assert (seen["master"], seen["replica"], seen["pipeline"]) == ("hello", "hello", [1, "hello"])
-    assert sample(registry, "flask_redis_commands_total", command="GET") == 3
-    assert sample(registry, "flask_redis_commands_total", command="SET") == 1
-    assert sample(registry, "flask_redis_commands_total", command="INCRBY") == 1
-    assert sample(registry, "flask_redis_command_duration_seconds_count", command="MULTI") == 1
-    assert sample(registry, "flask_redis_request_commands_sum", endpoint="work") == 6
+    assert samples.commands("GET") == 3
+    assert samples.commands("SET") == 1
+    assert samples.commands("INCRBY") == 1
+    assert samples.round_trips("MULTI") == 1
+    assert samples.request_commands("work")[0] == 6
     master = shown(sentinel_set.master_address())
     replica = shown(sentinel_set.replica.address)
     assert [(call.command, call.node) for call in seen["calls"]] == [
@@ -83,7 +75,7 @@ def test_master_and_replica_clients_are_instrumented_under_the_prefix(
     ]  # fmt: skip
     assert seen["modes"] == {"REDIS": "Sentinel, service mymaster"}
     # Both clients' pools are in the gauge: one connection each.
-    assert sample(registry, "flask_redis_pool_connections", state="idle") == 2
+    assert samples(POOL, prefix="redis", state="idle") == 2
 
 
 def test_keys_configure_the_master_connections_and_the_sentinels(
@@ -195,7 +187,7 @@ def failover_app(sentinel_app: Flask) -> Redis:
 
 @pytest.mark.parametrize("how", ["SENTINEL FAILOVER", "master killed"])
 def test_app_keeps_writing_through_a_real_failover(
-    how: str, sentinel_app: Flask, sentinel_set: SentinelSet, registry: CollectorRegistry
+    how: str, sentinel_app: Flask, sentinel_set: SentinelSet, samples: Samples
 ) -> None:
     redis_ext = failover_app(sentinel_app)
     old = sentinel_set.master_address()
@@ -206,12 +198,7 @@ def test_app_keeps_writing_through_a_real_failover(
     new = sentinel_set.master_address()
     assert new != old
     # Each failed request got a Redis error, and its SET is counted as one.
-    errors = sum(
-        sample.value
-        for metric in registry.collect() if metric.name == "flask_redis_command_errors"
-        for sample in metric.samples if sample.name.endswith("_total")
-    )  # fmt: skip
-    assert errors == len(writes.failed)
+    assert sum(samples.matching(ERRORS).values()) == len(writes.failed)
     assert writes.errors <= {"ConnectionError", "MasterNotFoundError", "TimeoutError"}
     master = sentinel_set.server_at(new).client(decode_responses=True)
     try:
