@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import pytest
 import redis
@@ -180,13 +181,28 @@ def test_cluster_client_keys_land_on_the_master_owning_their_slot(
     assert sum(sizes) == len(keys) + 2
 
 
+@dataclass
+class MovingSlot:
+    """A slot holding :attr:`keys`, its master and another master to move it to."""
+
+    slot: int
+    source: ClusterServer
+    target: ClusterServer
+    keys: list[str]
+
+
 @pytest.fixture()
-def moving_slot(redis_cluster_nodes: ClusterNodes) -> Iterator[tuple[int, ClusterServer]]:
-    """A slot and another master to move it to; the slot goes home afterwards."""
+def moving_slot(
+    redis_cluster_nodes: ClusterNodes, cluster_client: RedisCluster
+) -> Iterator[MovingSlot]:
+    """A slot with three keys, and another master to move it to; it goes home afterwards."""
     slot = 1000
     home = redis_cluster_nodes.node_for_slot(slot)
     target = next(m for m in redis_cluster_nodes.masters if m is not home)
-    yield slot, target
+    keys = [key_in_slot(slot, name) for name in ("a", "b", "c")]
+    for key in keys:
+        cluster_client.set(key, key)
+    yield MovingSlot(slot, home, target, keys)
     redis_cluster_nodes.settle()
     if redis_cluster_nodes.node_for_slot(slot) is not home:
         redis_cluster_nodes.migrate_slot(slot, home)
@@ -195,13 +211,11 @@ def moving_slot(redis_cluster_nodes: ClusterNodes) -> Iterator[tuple[int, Cluste
 def test_migrate_slot_moves_the_slot_and_its_keys(
     redis_cluster_nodes: ClusterNodes,
     cluster_client: RedisCluster,
-    moving_slot: tuple[int, ClusterServer],
+    moving_slot: MovingSlot,
 ) -> None:
-    slot, target = moving_slot
-    source = redis_cluster_nodes.node_for_slot(slot)
-    keys = [key_in_slot(slot, name) for name in ("a", "b", "c")]
-    for key in keys:
-        cluster_client.set(key, key)
+    slot, source, target, keys = (
+        moving_slot.slot, moving_slot.source, moving_slot.target, moving_slot.keys
+    )
 
     redis_cluster_nodes.migrate_slot(slot, target)
 
@@ -217,13 +231,11 @@ def test_migrate_slot_moves_the_slot_and_its_keys(
 def test_client_is_asked_to_the_target_during_a_migration(
     redis_cluster_nodes: ClusterNodes,
     cluster_client: RedisCluster,
-    moving_slot: tuple[int, ClusterServer],
+    moving_slot: MovingSlot,
 ) -> None:
-    slot, target = moving_slot
-    source = redis_cluster_nodes.node_for_slot(slot)
-    keys = [key_in_slot(slot, name) for name in ("a", "b", "c")]
-    for key in keys:
-        cluster_client.set(key, key)
+    slot, source, target, keys = (
+        moving_slot.slot, moving_slot.source, moving_slot.target, moving_slot.keys
+    )
 
     redis_cluster_nodes.begin_migration(slot, target)
     (moved,) = redis_cluster_nodes.move_keys(slot, target, count=1)
