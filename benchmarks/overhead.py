@@ -8,9 +8,16 @@
 4. Recording: traced memory over 100,000 recorded calls in one request (the cap holds).
 5. The debug toolbar panel: rendering 1000 recorded calls of 100 KB values.
 6. With ``--instructions`` (needs valgrind): the instructions added per command, counted
-   by callgrind. Unlike times, these counts repeat exactly on a busy machine.
+   by callgrind. Unlike times, these counts repeat within 0.2% on a busy machine.
+7. Redis Cluster, client CPU per GET: a ``RedisCluster`` of three in-memory nodes (no
+   socket), plain and instrumented, as in 1; and a cluster pipeline of 100 SET.
+8. Redis Cluster over loopback: three real redis-server masters; GET, and a cluster
+   pipeline of 100 SET.
+9. With ``--instructions``: the instructions added per GET, and per pipeline of 100 SET,
+   of the cluster client on the in-memory nodes.
 
-Run from the project root: ``python benchmarks/overhead.py [--rounds N] [--instructions]``.
+Run from the project root:
+``python benchmarks/overhead.py [--rounds N] [--instructions] [--only server|cluster]``.
 """
 
 from __future__ import annotations
@@ -19,12 +26,16 @@ import argparse
 import gc
 import os
 import platform
+import random
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
 from time import perf_counter
@@ -34,6 +45,7 @@ import redis
 from flask import Flask
 from flask.signals import request_started
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from redis.cluster import ClusterNode, RedisCluster
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -41,7 +53,7 @@ from flask_redis import Redis, get_recorded_calls  # noqa: E402
 from flask_redis.instrument import observe  # noqa: E402
 from flask_redis.exposition import serve_metrics  # noqa: E402
 from flask_redis.metrics import COMMANDS, DURATION_BUCKETS, metrics_for  # noqa: E402
-from tests.servers import RedisServer  # noqa: E402
+from tests.servers import ClusterNodes, RedisServer  # noqa: E402
 
 
 class MemoryConnection(redis.Connection):
@@ -61,6 +73,131 @@ class MemoryConnection(redis.Connection):
 
     def disconnect(self, *args: Any, **kwargs: Any) -> None:
         pass
+
+
+#: The masters of the in-memory cluster; the slots are split evenly between them.
+MEMORY_CLUSTER = (("127.0.0.1", 7000), ("127.0.0.1", 7001), ("127.0.0.1", 7002))
+#: What redis-server 6.2 answers to COMMAND for GET and SET: redis-py's cluster client
+#: reads the key positions of each command from it.
+COMMAND_REPLY = [
+    [b"get", 2, [b"readonly", b"fast"], 1, 1, 1, [b"@read", b"@string", b"@fast"]],
+    [b"set", -3, [b"write", b"denyoom"], 1, 1, 1, [b"@write", b"@string", b"@slow"]],
+]  # fmt: skip
+
+
+def slot_map() -> list[list[Any]]:
+    """The reply to CLUSTER SLOTS: ``[first, last, [host, port, id]]`` for each master."""
+    total, masters = 16384, len(MEMORY_CLUSTER)
+    return [
+        [number * total // masters, (number + 1) * total // masters - 1,
+         [host.encode(), port, f"{number + 1:040x}".encode()]]
+        for number, (host, port) in enumerate(MEMORY_CLUSTER)
+    ]  # fmt: skip
+
+
+#: The fixed replies of the in-memory cluster's connections, by command.
+CLUSTER_REPLIES: dict[str, Callable[[], Any]] = {
+    "GET": lambda: b"value",
+    "SET": lambda: b"OK",
+    "COMMAND": lambda: COMMAND_REPLY,
+    "CLUSTER SLOTS": slot_map,
+}
+
+
+def cluster_reply(args: tuple[Any, ...]) -> Any:
+    """The reply of the in-memory cluster to the command ``args``."""
+    answer = CLUSTER_REPLIES.get(args[0])
+    if answer is None:  # not as redis-py spells the commands it sends here
+        words = [str(arg).upper() for arg in args[:2]]
+        answer = CLUSTER_REPLIES.get(words[0]) or CLUSTER_REPLIES.get(" ".join(words))
+    if answer is None:
+        raise NotImplementedError(f"the in-memory cluster does not answer {args!r}")
+    return answer()
+
+
+class MemoryClusterConnection(redis.Connection):
+    """A cluster node's connection that sends nothing: it packs each command as redis-py
+    does, and reads the fixed reply of the in-memory cluster to it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
+        self._replies: deque[Any] = deque()
+
+    def connect(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def send_command(self, *args: Any, **kwargs: Any) -> None:
+        self._replies.append(cluster_reply(args))
+        super().send_command(*args, **kwargs)  # type: ignore[no-untyped-call]
+
+    def pack_commands(self, commands: Any) -> Any:
+        commands = list(commands)
+        self._replies.extend(cluster_reply(tuple(args)) for args in commands)
+        return super().pack_commands(commands)  # type: ignore[no-untyped-call]
+
+    def send_packed_command(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        return self._replies.popleft()
+
+    def can_read(self, *args: Any, **kwargs: Any) -> bool:
+        return False
+
+    def disconnect(self, *args: Any, **kwargs: Any) -> None:
+        self._replies.clear()
+
+
+class MemoryRedisCluster(RedisCluster):
+    """``RedisCluster`` whose nodes use :class:`MemoryClusterConnection`.
+
+    redis-py hands ``connection_class`` on to the nodes' pools only for a client made from
+    a URL, so the first startup node is given as one too; a command takes the path of
+    ``RedisCluster``, which this class does not override.
+    """
+
+    def __init__(self, startup_nodes: list[ClusterNode], **kwargs: Any) -> None:
+        first = startup_nodes[0]
+        kwargs.setdefault("url", f"redis://{first.host}:{first.port}")
+        kwargs["connection_class"] = MemoryClusterConnection
+        super().__init__(startup_nodes=startup_nodes, **kwargs)
+
+
+def memory_cluster(**settings: Any) -> dict[str, Any]:
+    """The config keys (prefix left out) of a client of the in-memory cluster."""
+    startup = ",".join(f"{host}:{port}" for host, port in MEMORY_CLUSTER[:2])
+    return {"CLUSTER": startup, "CLASS": MemoryRedisCluster, **settings}
+
+
+@contextmanager
+def no_sockets() -> Iterator[None]:
+    """Opening a socket raises inside: the in-memory clients must never open one."""
+    opened = socket.socket
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("an in-memory client opened a socket")
+
+    socket.socket = refuse  # type: ignore[assignment,misc]
+    try:
+        yield
+    finally:
+        socket.socket = opened  # type: ignore[misc]
+
+
+def check_memory_cluster(client: Any) -> None:
+    """Raise unless ``client`` talks to the in-memory cluster only: every node's pool
+    makes :class:`MemoryClusterConnection`, and a GET and a pipeline open no socket."""
+    nodes = client.get_nodes()
+    assert len(nodes) == len(MEMORY_CLUSTER), nodes
+    for node in nodes:
+        pool = node.redis_connection.connection_pool
+        assert pool.connection_class is MemoryClusterConnection, pool
+    with no_sockets():
+        assert client.get("key") == b"value"
+        with client.pipeline(transaction=False) as pipe:
+            for number in range(10):  # keys on every node
+                pipe.set(f"key:{number}", number)
+            assert pipe.execute() == [True] * 10
 
 
 def best(rounds: int, cases: dict[str, Callable[[], float]]) -> dict[str, float]:
@@ -161,12 +298,6 @@ def loopback(rounds: int, server: RedisServer) -> list[tuple[str, float]]:
         "METRICS": {"PORT": server.port, "METRICS_REGISTRY": CollectorRegistry()},
     })  # fmt: skip
 
-    def pipeline_of_100(client: Redis) -> Any:
-        with client.connection.pipeline(transaction=False) as pipe:
-            for i in range(100):
-                pipe.set(f"key:{i}", i)
-            return pipe.execute()
-
     get = lambda c: c.connection.get("key")  # noqa: E731
     gets = {
         "GET plain": in_request(app, clients["PLAIN"], 500, get),
@@ -178,6 +309,73 @@ def loopback(rounds: int, server: RedisServer) -> list[tuple[str, float]]:
     }
     # Each pair alternates by itself: a case's place among more cases biases its time.
     return [*best(rounds, gets).items(), *best(rounds, pipelines).items()]
+
+
+def pipeline_of_100(client: Redis) -> Any:
+    """A pipeline (without a transaction) of 100 SET, executed."""
+    with client.connection.pipeline(transaction=False) as pipe:
+        for i in range(100):
+            pipe.set(f"key:{i}", i)
+        return pipe.execute()
+
+
+Times = list[tuple[str, float]]
+
+
+def cluster_cpu_per_command(rounds: int) -> tuple[Times, Times]:
+    """Client CPU of a cluster client on the in-memory cluster: per GET, and per pipeline
+    of 100 SET (keys on every node)."""
+    n = 2000
+    with no_sockets():
+        app, clients = app_with({
+            "PLAIN": memory_cluster(METRICS=False),
+            "TIMING": memory_cluster(METRICS_REGISTRY=CollectorRegistry()),
+            "METRICS": memory_cluster(METRICS_REGISTRY=CollectorRegistry()),
+        })  # fmt: skip
+    assert type(clients["PLAIN"].connection) is MemoryRedisCluster
+    assert type(clients["METRICS"].connection) is not MemoryRedisCluster
+    for client in clients.values():
+        check_memory_cluster(client.connection)
+    plain, instrumented = clients["PLAIN"], clients["METRICS"]
+    observe(clients["TIMING"].connection, lambda *args: None)  # the floor of the design
+    get = lambda c: c.connection.get("key")  # noqa: E731
+    gets = {
+        "plain, outside a request": timed_loop(lambda: get(plain), n),
+        "timing only, outside a request": timed_loop(lambda: get(clients["TIMING"]), n),
+        "metrics, outside a request": timed_loop(lambda: get(instrumented), n),
+        "plain, in a request": in_request(app, plain, n, get),
+        "metrics, in a request": in_request(app, instrumented, n, get),
+    }
+    pipelines = {
+        "pipeline of 100 SET plain": in_request(app, plain, 20, pipeline_of_100),
+        "pipeline of 100 SET metrics": in_request(app, instrumented, 20, pipeline_of_100),
+    }
+    # The pipelines alternate by themselves, as over loopback.
+    return list(best(rounds, gets).items()), list(best(rounds, pipelines).items())
+
+
+def cluster_loopback(rounds: int, cluster: ClusterNodes) -> list[tuple[str, float]]:
+    """GET and a pipeline of 100 SET on a real cluster, plain and with metrics."""
+    startup = ",".join(f"{host}:{port}" for host, port in cluster.startup_nodes)
+    app, clients = app_with({
+        "PLAIN": {"CLUSTER": startup, "METRICS": False},
+        "METRICS": {"CLUSTER": startup, "METRICS_REGISTRY": CollectorRegistry()},
+    })  # fmt: skip
+    assert type(clients["PLAIN"].connection) is RedisCluster
+    get = lambda c: c.connection.get("key")  # noqa: E731
+    gets = {
+        "GET plain": in_request(app, clients["PLAIN"], 500, get),
+        "GET metrics": in_request(app, clients["METRICS"], 500, get),
+    }
+    pipelines = {
+        "pipeline of 100 SET plain": in_request(app, clients["PLAIN"], 20, pipeline_of_100),
+        "pipeline of 100 SET metrics": in_request(app, clients["METRICS"], 20, pipeline_of_100),
+    }
+    try:
+        return [*best(rounds, gets).items(), *best(rounds, pipelines).items()]
+    finally:
+        for client in clients.values():
+            client.connection.close()
 
 
 def fastest(rounds: int, call: Callable[[], Any]) -> float:
@@ -280,31 +478,60 @@ COUNT_CASES = (
     "metrics, in a request",
     "recording, in a request",
 )
+#: The same for a cluster client of the in-memory cluster: each is "cluster " + the case.
+CLUSTER_COUNT_CASES = tuple(f"cluster {case}" for case in COUNT_CASES[:4])
+#: Pipelines of 100 SET instead of GETs: "cluster pipeline " + the case.
+CLUSTER_PIPELINE_CASES = (
+    "cluster pipeline plain",
+    "cluster pipeline timing only (observer does nothing)",
+    "cluster pipeline metrics, in a request",
+)
 
 
 def count(case: str, n: int) -> None:
-    """Run ``n`` GETs of ``case`` on an in-memory connection (the child of --instructions)."""
-    memory = redis.ConnectionPool(connection_class=MemoryConnection)
-    app, clients = app_with({"BENCH": {
-        "CONNECTION_POOL": memory, "METRICS": case.startswith(("metrics", "timing")),
-        "METRICS_REGISTRY": CollectorRegistry(), "RECORD_CALLS": case.startswith("recording"),
+    """Run ``n`` GETs (or pipelines) of ``case`` on an in-memory connection (the child of
+    --instructions)."""
+    cluster = case.startswith("cluster ")
+    kind = case[len("cluster "):] if cluster else case
+    pipeline = kind.startswith("pipeline ")
+    kind = kind[len("pipeline "):] if pipeline else kind
+    settings = {
+        "METRICS": kind.startswith(("metrics", "timing")),
+        "METRICS_REGISTRY": CollectorRegistry(),
+        "RECORD_CALLS": kind.startswith("recording"),
         "RECORD_CALLS_MAX": n,
-    }})  # fmt: skip
+    }
+    if cluster:
+        random.seed(0)  # redis-py shuffles the startup nodes: the same order in each run
+        app, clients = app_with({"BENCH": memory_cluster(**settings)})
+    else:
+        memory = redis.ConnectionPool(connection_class=MemoryConnection)
+        app, clients = app_with({"BENCH": {"CONNECTION_POOL": memory, **settings}})
     client = clients["BENCH"].connection
-    if case.startswith("timing only"):  # the floor of the subclass design
+    if kind.startswith("timing only"):  # the floor of the subclass design
         observe(client, lambda *args: None)
     client.get("key")  # the first command connects
+    if pipeline:
+        pipeline_of_100(clients["BENCH"])
+    # A full collection of the objects made so far would fall in one run and not in
+    # another: only the objects the counted calls make are left to the collector.
+    gc.collect()
+    gc.freeze()
     with app.test_request_context():
-        if case.endswith("in a request"):
+        if kind.endswith("in a request"):
             request_started.send(app)
+        if pipeline:
+            for _ in range(n):
+                pipeline_of_100(clients["BENCH"])
+            return
         for _ in range(n):
             client.get("key")
 
 
-def instructions(n: int = 2000) -> dict[str, float]:
-    """Instructions per GET of each case: callgrind's totals for n and for 0 GETs."""
+def instructions(cases: tuple[str, ...], n: int = 2000) -> dict[str, float]:
+    """Instructions per GET (or pipeline) of each case: callgrind's totals for n and for 0."""
     totals: dict[str, float] = {}
-    for case in COUNT_CASES:
+    for case in cases:
         counts = []
         for calls in (0, n):
             result = subprocess.run(
@@ -320,30 +547,38 @@ def instructions(n: int = 2000) -> dict[str, float]:
     return totals
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=30, help="alternating rounds per case")
-    parser.add_argument("--instructions", action="store_true",
-                        help="also count instructions per command with valgrind")
-    parser.add_argument("--count", nargs=2, metavar=("CASE", "N"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.count:
-        count(args.count[0], int(args.count[1]))
-        return
-    print(f"Python {platform.python_version()}, redis-py {version('redis')},"
-          f" prometheus-client {version('prometheus-client')}, Flask {version('flask')}")
-    print(f"{platform.machine()}, {platform.processor() or 'unknown processor'}; rounds: {args.rounds}\n")
+def print_instructions(counted: dict[str, float], plain: str, strip: str = "") -> None:
+    """Each case's instructions per GET, and what it adds to those of ``plain``."""
+    base = counted[plain]
+    for case, value in counted.items():
+        print(f"   {case[len(strip):]:34} {value:10.0f}  +{(value - base) / base:.1%}")
 
+
+def print_added(times: dict[str, float], cases: tuple[str, ...]) -> None:
+    """What each case adds to plain redis-py, in and outside a request as the case is."""
+    for case in cases:
+        base = times["plain, outside a request" if "outside" in case else "plain, in a request"]
+        added = times[case] - base
+        print(f"   added: {case:34} {added * 1e6:8.2f} us  ({added / base:.1%} of plain)")
+
+
+def print_ratios(times: dict[str, float]) -> None:
+    """Plain and metrics of GET and of a pipeline of 100 SET, and their ratio."""
+    for case in ("GET", "pipeline of 100 SET"):
+        plain, metrics = times[f"{case} plain"], times[f"{case} metrics"]
+        print(f"   {case:20} plain {plain * 1e6:8.1f} us  metrics {metrics * 1e6:8.1f} us"
+              f"  ratio {metrics / plain:.3f}")  # fmt: skip
+
+
+def server_sections(args: argparse.Namespace) -> None:
+    """Sections 1 to 6: one server."""
     cpu = dict(cpu_per_command(args.rounds))
     print("1. Client CPU per GET, in-memory connection (minimum of the rounds)")
     for name, seconds in cpu.items():
         print(f"   {name:34} {seconds * 1e6:8.2f} us")
-    for case in ("timing only, outside a request", "metrics, outside a request",
-                 "metrics, in a request",
-                 "recording, in a request", "metrics + recording, in a request"):  # fmt: skip
-        base = cpu["plain, outside a request" if "outside" in case else "plain, in a request"]
-        added = cpu[case] - base
-        print(f"   added: {case:34} {added * 1e6:8.2f} us  ({added / base:.1%} of plain)")
+    print_added(cpu, ("timing only, outside a request", "metrics, outside a request",
+                      "metrics, in a request",
+                      "recording, in a request", "metrics + recording, in a request"))  # fmt: skip
 
     with tempfile.TemporaryDirectory() as folder:
         server = RedisServer(Path(folder)).start()
@@ -352,10 +587,7 @@ def main() -> None:
         finally:
             server.stop()
     print("\n2. Loopback, real redis-server (minimum of the rounds)")
-    for case in ("GET", "pipeline of 100 SET"):
-        plain, metrics = wire[f"{case} plain"], wire[f"{case} metrics"]
-        print(f"   {case:20} plain {plain * 1e6:8.1f} us  metrics {metrics * 1e6:8.1f} us"
-              f"  ratio {metrics / plain:.3f}")  # fmt: skip
+    print_ratios(wire)
 
     lines, view, packed, generic, per_line = scrape(args.rounds)
     print(f"\n3. One /metrics scrape, 10 prefixes x 50 commands: {lines} lines")
@@ -374,13 +606,65 @@ def main() -> None:
     print(f"   rendered in {seconds * 1e3:.1f} ms (minimum of the rounds), {size / 1e6:.2f} MB of HTML")
 
     if args.instructions:
-        if not shutil.which("valgrind"):
-            sys.exit("--instructions needs valgrind")
-        counted = instructions()
-        plain = counted["plain"]
         print("\n6. Instructions per GET, in-memory connection (callgrind)")
-        for case, value in counted.items():
-            print(f"   {case:34} {value:10.0f}  +{(value - plain) / plain:.1%}")
+        print_instructions(instructions(COUNT_CASES), "plain")
+
+
+def cluster_sections(args: argparse.Namespace) -> None:
+    """Sections 7 to 9: Redis Cluster."""
+    gets, pipelines = map(dict, cluster_cpu_per_command(args.rounds))
+    masters = len(MEMORY_CLUSTER)
+    print(f"7. Cluster: client CPU per GET, {masters} in-memory nodes (minimum of the rounds)")
+    for name, seconds in gets.items():
+        print(f"   {name:34} {seconds * 1e6:8.2f} us")
+    print_added(gets, ("timing only, outside a request", "metrics, outside a request",
+                       "metrics, in a request"))  # fmt: skip
+    plain = pipelines["pipeline of 100 SET plain"]
+    metrics = pipelines["pipeline of 100 SET metrics"]
+    print(f"   pipeline of 100 SET, in a request: plain {plain * 1e6:8.1f} us  metrics"
+          f" {metrics * 1e6:8.1f} us  added {(metrics - plain) * 1e6:.1f} us"
+          f" ({(metrics - plain) / plain:.1%})")  # fmt: skip
+
+    with tempfile.TemporaryDirectory() as folder:
+        cluster = ClusterNodes(Path(folder), masters=3, replicas=0).start()
+        try:
+            wire = dict(cluster_loopback(args.rounds, cluster))
+        finally:
+            cluster.stop()
+    print("\n8. Cluster: loopback, 3 real redis-server masters (minimum of the rounds)")
+    print_ratios(wire)
+
+    if args.instructions:
+        print(f"\n9. Cluster: instructions per GET, {masters} in-memory nodes (callgrind)")
+        print_instructions(instructions(CLUSTER_COUNT_CASES), "cluster plain", "cluster ")
+        print("   per pipeline of 100 SET (100 pipelines counted)")
+        pipelines = instructions(CLUSTER_PIPELINE_CASES, 100)
+        print_instructions(pipelines, "cluster pipeline plain", "cluster pipeline ")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=30, help="alternating rounds per case")
+    parser.add_argument("--instructions", action="store_true",
+                        help="also count instructions per command with valgrind")
+    parser.add_argument("--only", choices=("server", "cluster"),
+                        help="run only the sections of one server (1-6) or of a cluster (7-9)")
+    parser.add_argument("--count", nargs=2, metavar=("CASE", "N"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.count:
+        count(args.count[0], int(args.count[1]))
+        return
+    if args.instructions and not shutil.which("valgrind"):
+        sys.exit("--instructions needs valgrind")
+    print(f"Python {platform.python_version()}, redis-py {version('redis')},"
+          f" prometheus-client {version('prometheus-client')}, Flask {version('flask')}")
+    print(f"{platform.machine()}, {platform.processor() or 'unknown processor'}; rounds: {args.rounds}\n")
+    if args.only != "cluster":
+        server_sections(args)
+    if args.only is None:
+        print()
+    if args.only != "server":
+        cluster_sections(args)
 
 
 if __name__ == "__main__":
