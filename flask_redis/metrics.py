@@ -1,11 +1,13 @@
 """Prometheus metrics per config prefix, fed by the instrumented client.
 
-No round trip calls prometheus-client, nor takes a lock. Inside a Flask request, each is
-tallied in a per-request record; the request's teardown adds the tallies to the metrics
-in bulk and observes the per-request figures. Outside a request (CLI commands, other
-threads), each is tallied in a record of its thread, and what is new in those records
-is added to the metrics when they are collected. Under a multiprocess server, where
-another process reads the metrics, round trips outside requests are added at once.
+No round trip calls prometheus-client, nor takes a lock: each is tallied in a record of
+its thread and, in a request, added to the request's figures (its commands and its time
+in Redis). Nothing is done when a request starts or ends. A request's figures are closed
+into its thread's records once its request context is popped, by the thread's next
+round trip or by whoever collects the metrics; what is new in the records is added to
+the metrics when they are collected. Under a multiprocess server, where another process
+reads the metrics, round trips outside requests are added at once, and a request adds
+its own at its teardown.
 """
 
 from __future__ import annotations
@@ -16,15 +18,16 @@ from bisect import bisect_left
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, Callable, Dict, Iterable, Optional, Sequence
+from time import monotonic
+from typing import Any, Callable, Iterable, Optional, Sequence
 
-from flask import Flask, request
+from flask import Flask, current_app
+from flask.globals import _cv_request  # the request context, if any: a context variable
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, values
 from prometheus_client.metrics_core import Metric
 
 from .config import ClientConfig
 from .instrument import Command, Observer, _report_observer_error
-from .per_request import PerRequest, Stacked
 
 #: Upper bounds of the duration buckets, in seconds: loopback to WAN.
 DURATION_BUCKETS = (
@@ -150,9 +153,10 @@ class Metrics:
             yield from metric.collect()
 
     def add_pending(self) -> None:
-        """Add the tallies of round trips outside requests to the metrics."""
+        """Bring the metrics up to date: add what was tallied since, and sample the pools."""
         for prefix_metrics in list(self._prefixes.values()):
             prefix_metrics.add_pending()
+            prefix_metrics.sample_pools()
 
     @contextmanager
     def written_apart(self) -> Iterator[None]:
@@ -188,11 +192,10 @@ def metrics_for(registry: Optional[CollectorRegistry] = None) -> Metrics:
         return metrics
 
 
-class _Tallies(Stacked, Dict["PrefixMetrics", Dict[Any, Any]]):
-    """A request's tallies: ``{PrefixMetrics: records}``, records as :func:`_tally` keeps."""
-
-    def __init__(self, prefixes: Iterable[tuple[PrefixMetrics, Any]]) -> None:
-        super().__init__((prefix_metrics, {}) for prefix_metrics, _pool in prefixes)
+#: The first element of the key of a record of requests: ``(_REQUESTS, endpoint)``.
+_REQUESTS = object()
+#: Upper bounds of the buckets of commands per request, +Inf included.
+_REQUEST_BOUNDS = (*REQUEST_COMMAND_BUCKETS, float("inf"))
 
 
 #: Raw command names kept apart in one record; beyond it, names are kept by their label,
@@ -241,19 +244,56 @@ def _items(mapping: dict[Any, Any]) -> list[tuple[Any, Any]]:
 
 
 class _ThreadRecords:
-    """The records (see :func:`_tally`) of one thread's round trips outside requests.
+    """The records (see :func:`_tally`) of one thread's round trips, and of the requests
+    it served, and the requests still open in it.
 
-    Only that thread writes them, and only ever adds to them: it needs no lock. Another
+    Only that thread adds to the records of round trips, and needs no lock for it. Another
     thread adds what is new since it last looked to the metrics, under the prefix's lock.
+    A request is closed, its figures added to the records, under :attr:`lock`: by the
+    thread, when a round trip of another request comes, or by whoever adds up the records.
     """
 
-    __slots__ = ("thread", "records", "added")
+    __slots__ = ("thread", "records", "added", "open", "lock")
 
     def __init__(self) -> None:
         self.thread = threading.current_thread()
         self.records: dict[Any, Any] = {}
         #: Copies of the records as they were when last added to the metrics.
         self.added: dict[Any, Any] = {}
+        #: The requests with round trips in this thread, innermost last:
+        #: ``[request context, commands, seconds]``.
+        self.open: list[list[Any]] = []
+        self.lock = threading.Lock()
+
+    def enter(self, context: Any) -> list[Any]:
+        """The figures of the request of ``context``, opened now if it has none yet."""
+        with self.lock:
+            self.close_ended()
+            if not self.open or self.open[-1][0] is not context:
+                self.open.append([context, 0, 0.0])
+            return self.open[-1]
+
+    def close_ended(self, everything: bool = False) -> None:
+        """Close the open requests that have ended (all of them with ``everything``), and
+        add their figures to the records. Called under :attr:`lock`."""
+        while self.open and (everything or not self.open[-1][0]._cv_tokens):
+            self.close(self.open.pop())
+
+    def close(self, figures: list[Any]) -> None:
+        """Add the figures of one request to the records of its endpoint."""
+        context, commands, seconds = figures
+        endpoint = context.request.endpoint or "none"
+        if endpoint == METRICS_ENDPOINT:  # a scrape is no figure of the app's
+            return
+        key = (_REQUESTS, endpoint)
+        record = self.records.get(key)
+        if record is None:
+            record = self.records[key] = [0, 0, 0.0] + [0] * (len(_REQUEST_BOUNDS) + len(_BOUNDS))
+        record[0] += 1
+        record[1] += commands
+        record[2] += seconds
+        record[3 + bisect_left(_REQUEST_BOUNDS, commands)] += 1
+        record[3 + len(_REQUEST_BOUNDS) + bisect_left(_BOUNDS, seconds)] += 1
 
     def take_new(self) -> dict[Any, Any]:
         """What was tallied since the last call, as records of its own."""
@@ -280,22 +320,30 @@ class _ThreadRecords:
 #: Threads whose records are kept before those of the threads that ended are dropped,
 #: where nothing collects the metrics.
 _THREADS = 64
+#: Seconds between two samples of the pools, where a multiprocess server reads the gauges.
+_POOL_SAMPLE_SECONDS = 1.0
+
+_Pools = Callable[[], Iterable[Any]]
 
 
 class PrefixMetrics:
     """The metrics of one config prefix. Its :meth:`observe` is the observer of the
-    prefix's instrumented client (a bound method: cheaper to call than ``__call__``)."""
+    prefix's instrumented clients (a bound method: cheaper to call than ``__call__``)."""
 
     def __init__(self, prefix: str, metrics: Metrics) -> None:
         self.prefix = prefix.lower()
         self.metrics = metrics
         self._durations: dict[str, Any] = {}
         self._commands: dict[str, Any] = {}
+        self._requests: dict[str, tuple[Any, Any]] = {}
         self._at_once = metrics.at_once
-        # Outside requests: each thread's records, and the lock of those that add them up.
+        # Each thread's records, and the lock of those that add them up.
         self._local = threading.local()
         self._threads: list[_ThreadRecords] = []
         self._lock = threading.Lock()
+        #: Per app, what lists the connection pools of its client of this prefix.
+        self.pools: weakref.WeakKeyDictionary[Flask, _Pools] = weakref.WeakKeyDictionary()
+        self._pools_sampled = 0.0
 
     def observe(
         self,
@@ -307,18 +355,28 @@ class PrefixMetrics:
     ) -> None:
         if error is not None or commands is not None:
             self._count_errors(command, reply, error, commands)
-        tallies = _request_tallies.get()
-        records = None if tallies is None else tallies.get(self)
-        if records is None:  # outside a request of an app this prefix is set up on
-            if self._at_once:  # another process reads the metrics: add it now
-                records = {}
-                _tally(records, command, seconds, commands)
-                self._add(records)
-                return
+        try:
+            thread = self._local.thread
+        except AttributeError:
+            thread = self._local.thread = self._thread_records()
+        context = _cv_request.get(None)
+        if context is not None:  # in a request: its figures too
             try:
-                records = self._local.records
-            except AttributeError:
-                records = self._local.records = self._thread_records()
+                # One read: another thread may close the request on top if it has ended,
+                # never the one of this round trip, which is still going on.
+                figures = thread.open[-1]
+            except IndexError:
+                figures = None
+            if figures is None or figures[0] is not context:
+                figures = thread.enter(context)
+            figures[1] += 1 if commands is None else len(commands)
+            figures[2] += seconds
+        elif self._at_once:  # outside requests, with another process reading: add it now
+            records: dict[Any, Any] = {}
+            _tally(records, command, seconds, commands)
+            self._add(records)
+            return
+        records = thread.records
         record = records.get(command[0]) if commands is None else None
         if record is None:  # a name new to the records, or a pipeline
             _tally(records, command, seconds, commands)
@@ -328,7 +386,7 @@ class PrefixMetrics:
         record[1] += seconds
         record[2 + bisect_left(_BOUNDS, seconds)] += 1
 
-    def _thread_records(self) -> dict[Any, Any]:
+    def _thread_records(self) -> _ThreadRecords:
         """New records for the current thread, kept where :meth:`add_pending` finds them."""
         thread_records = _ThreadRecords()
         with self._lock:
@@ -336,19 +394,46 @@ class PrefixMetrics:
             many = len(self._threads) > _THREADS
         if many:  # threads come and go, and nothing collects the metrics
             self.add_pending()
-        return thread_records.records
+        return thread_records
 
     def add_pending(self) -> None:
-        """Add what the threads tallied outside requests since the last call to the
-        metrics, and forget the threads that ended."""
+        """Add what the threads tallied since the last call to the metrics, the requests
+        that ended included, and forget the threads that ended."""
         with self._lock:
             for thread_records in list(self._threads):
                 alive = thread_records.thread.is_alive()  # first: it writes no more after
-                new = thread_records.take_new()
-                if new:
-                    self._add(new)
+                self._add_new(thread_records, everything=not alive)
                 if not alive:
                     self._threads.remove(thread_records)
+
+    def _add_new(self, thread_records: _ThreadRecords, everything: bool = False) -> None:
+        with thread_records.lock:
+            thread_records.close_ended(everything)
+        new = thread_records.take_new()
+        if new:
+            self._add(new)
+
+    def end_request(self, context: Any) -> None:
+        """Under a multiprocess server, add the round trips and the figures of the
+        request of ``context``, which is ending, to the metrics at once."""
+        thread_records = getattr(self._local, "thread", None)
+        if thread_records is None:
+            return
+        with thread_records.lock:
+            open_ = thread_records.open
+            if not any(figures[0] is context for figures in open_):
+                return  # no round trip of this prefix in the request
+            while open_:
+                figures = open_.pop()
+                thread_records.close(figures)
+                if figures[0] is context:
+                    break
+        with self._lock:
+            self._add_new(thread_records)
+        now = monotonic()
+        if now - self._pools_sampled >= _POOL_SAMPLE_SECONDS:
+            self._pools_sampled = now
+            self.sample_pools()
 
     def _duration(self, label: str) -> Any:
         child = self._durations.get(label)
@@ -361,6 +446,16 @@ class PrefixMetrics:
         if child is None:
             child = self._commands[label] = self.metrics.commands.labels(self.prefix, label)
         return child
+
+    def _request(self, endpoint: str) -> tuple[Any, Any]:
+        children = self._requests.get(endpoint)
+        if children is None:
+            metrics = self.metrics
+            children = self._requests[endpoint] = (
+                metrics.request_commands.labels(self.prefix, endpoint),
+                metrics.request_duration.labels(self.prefix, endpoint),
+            )
+        return children
 
     def _count_errors(
         self,
@@ -379,47 +474,52 @@ class PrefixMetrics:
                     label = command_label(args[0])
                     errors.labels(self.prefix, label, type(item).__name__).inc()
 
-    def _add(self, records: dict[Any, Any]) -> tuple[int, float]:
-        """Add tallies to the metrics; the number of commands and the seconds they hold."""
-        total_commands = 0
-        total_seconds = 0.0
+    def _add(self, records: dict[Any, Any]) -> None:
+        """Add tallies to the metrics."""
         for name, record in records.items():
             if name is None:  # the commands the pipelines carried
                 for inner, count in record.items():
                     self._command(command_label(inner)).inc(count)
-                    total_commands += count
+                continue
+            if isinstance(name, tuple) and name[0] is _REQUESTS:
+                self._add_requests(name[1], record)
                 continue
             label = command_label(name[0] if isinstance(name, tuple) else name)
-            child = self._duration(label)
-            # Bulk add: prometheus-client has no public call for it; the child's bucket and
-            # sum values are what its observe() increments one at a time.
-            child._sum.inc(record[1])
-            for bucket, count in zip(child._buckets, record[2:]):
-                if count:
-                    bucket.inc(count)
-            total_seconds += record[1]
+            _add_histogram(self._duration(label), record[1], record[2:])
             if not isinstance(name, tuple):  # a pipeline's commands are counted above
                 self._command(label).inc(record[0])
-                total_commands += record[0]
-        return total_commands, total_seconds
 
-    def flush(self, records: dict[Any, Any], endpoint: Optional[str]) -> None:
-        """Add one request's tallies to the metrics, and observe the request's figures
-        under ``endpoint`` (not when it is ``None``)."""
-        total_commands, total_seconds = self._add(records)
-        if endpoint is None:
-            return
-        metrics = self.metrics
-        metrics.request_commands.labels(self.prefix, endpoint).observe(total_commands)
-        metrics.request_duration.labels(self.prefix, endpoint).observe(total_seconds)
+    def _add_requests(self, endpoint: str, record: list[Any]) -> None:
+        """Add the figures of an endpoint's requests (see :meth:`_ThreadRecords.close`)."""
+        commands, seconds = self._request(endpoint)
+        split = 3 + len(_REQUEST_BOUNDS)
+        _add_histogram(commands, record[1], record[3:split])
+        _add_histogram(seconds, record[2], record[split:])
 
-    def sample_pools(self, pools: Iterable[Any]) -> None:
-        """Set the pool gauges from the state of ``pools``, redis-py connection pools (one,
-        or one per server of a Sentinel or Cluster client): their sums."""
-        counted = [counts for counts in map(_pool_counts, pools) if counts is not None]
+    def sample_pools(self) -> None:
+        """Set the pool gauges to the sums over the pools of this prefix's clients."""
+        counted = [
+            counts
+            for pools in list(self.pools.values())
+            for counts in map(_pool_counts, pools())
+            if counts is not None
+        ]  # fmt: skip
         if counted:
             self.metrics.pool.labels(self.prefix, "in_use").set(sum(c[0] for c in counted))
             self.metrics.pool.labels(self.prefix, "idle").set(sum(c[1] for c in counted))
+
+
+def _add_histogram(child: Any, total: float, buckets: Sequence[int]) -> None:
+    """Add observations to a histogram child in bulk: their sum and their count per bucket.
+
+    prometheus-client has no public call for it; these are the values its ``observe()``
+    increments one at a time.
+    """
+    if total:
+        child._sum.inc(total)
+    for bucket, count in zip(child._buckets, buckets):
+        if count:
+            bucket.inc(count)
 
 
 def _pool_counts(pool: Any) -> Optional[tuple[int, int]]:
@@ -435,38 +535,31 @@ def _pool_counts(pool: Any) -> Optional[tuple[int, int]]:
     return len(in_use), len(available)
 
 
-_Pools = Callable[[], Iterable[Any]]
+# Under a multiprocess server, per app, the prefixes whose requests end at teardown.
+_ending: weakref.WeakKeyDictionary[Flask, list[PrefixMetrics]] = weakref.WeakKeyDictionary()
 
 
-def _finish_request(prefixes: list[tuple[PrefixMetrics, _Pools]], tallies: _Tallies) -> None:
-    """Add a request's tallies to the metrics, and sample the pools into the gauges."""
-    endpoint: Optional[str] = request.endpoint or "none"
-    if endpoint == METRICS_ENDPOINT:  # a scrape is no figure of the app's
-        endpoint = None
-    for prefix_metrics, pools in prefixes:
+def _end_requests(error: Optional[BaseException]) -> None:
+    context = _cv_request.get(None)
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    for prefix_metrics in _ending.get(app, ()):
         try:
-            prefix_metrics.flush(tallies.get(prefix_metrics, {}), endpoint)
-            prefix_metrics.sample_pools(pools())
+            prefix_metrics.end_request(context)
         except Exception:
             _report_observer_error()
-
-
-# Per app, the prefixes with metrics and their clients' pools; per request, the tallies.
-_requests: PerRequest[tuple[PrefixMetrics, _Pools], _Tallies] = PerRequest(
-    "flask_redis_request_tallies", _Tallies, _finish_request
-)
-_request_tallies = _requests.current
-
-
-def track_requests(app: Flask, prefix_metrics: PrefixMetrics, pools: _Pools) -> None:
-    """Tally the round trips of ``prefix_metrics`` per request of ``app``, and sample the
-    pools that ``pools()`` lists into the pool gauges when each request ends."""
-    _requests.add(app, (prefix_metrics, pools))
 
 
 def setup_metrics(app: Flask, config: ClientConfig, pools: _Pools) -> Observer:
     """Keep the metrics of ``config``'s prefix for a client of ``app`` whose connection
     pools ``pools()`` lists: the observer."""
     prefix_metrics = metrics_for(config.metrics_registry).for_prefix(config.prefix)
-    track_requests(app, prefix_metrics, pools)
+    prefix_metrics.pools[app] = pools
+    if prefix_metrics.metrics.at_once:
+        # Another process reads the metrics: each request adds its own when it ends.
+        prefixes = _ending.get(app)
+        if prefixes is None:
+            prefixes = _ending[app] = []
+            app.teardown_request(_end_requests)
+        if prefix_metrics not in prefixes:
+            prefixes.append(prefix_metrics)
     return prefix_metrics.observe
