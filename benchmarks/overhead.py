@@ -15,15 +15,20 @@
    pipeline of 100 SET.
 9. With ``--instructions``: the instructions added per GET, and per pipeline of 100 SET,
    of the cluster client on the in-memory nodes.
+10. Per whole request: a WSGI call of a Flask app whose view makes 0, 1, 3 or 10 GETs on
+    the in-memory connection, plain, with metrics, with metrics and recording, and, for
+    scale, with redis-client-kit's instrumented client and with prometheus-flask-exporter;
+    in time and, with ``--instructions``, in callgrind instructions.
 
 Run from the project root:
-``python benchmarks/overhead.py [--rounds N] [--instructions] [--only server|cluster]``.
+``python benchmarks/overhead.py [--rounds N] [--instructions] [--only server|cluster|request]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import importlib.util
 import os
 import platform
 import random
@@ -35,7 +40,9 @@ import sys
 import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from functools import cache
 from importlib.metadata import version
 from pathlib import Path
 from time import perf_counter
@@ -46,9 +53,11 @@ from flask import Flask
 from flask.signals import request_started
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from redis.cluster import ClusterNode, RedisCluster
+from werkzeug.test import EnvironBuilder
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import flask_redis  # noqa: E402
 from flask_redis import Redis, get_recorded_calls  # noqa: E402
 from flask_redis.instrument import observe  # noqa: E402
 from flask_redis.exposition import serve_metrics  # noqa: E402
@@ -489,8 +498,12 @@ CLUSTER_PIPELINE_CASES = (
 
 
 def count(case: str, n: int) -> None:
-    """Run ``n`` GETs (or pipelines) of ``case`` on an in-memory connection (the child of
-    --instructions)."""
+    """Run ``n`` GETs (or pipelines, or requests) of ``case`` on an in-memory connection
+    (the child of --instructions)."""
+    if case.startswith("request "):
+        _, column, gets, client = case.split()
+        count_requests(column, int(gets), n, client)
+        return
     cluster = case.startswith("cluster ")
     kind = case[len("cluster "):] if cluster else case
     pipeline = kind.startswith("pipeline ")
@@ -528,21 +541,34 @@ def count(case: str, n: int) -> None:
             client.get("key")
 
 
+def callgrind(case: str, calls: int) -> int:
+    """The instructions callgrind counts in a run of ``--count case calls``, which must
+    import the same ``flask_redis`` as this process.
+
+    ``calls`` is written with a fixed width: the length of the command line moves where the
+    interpreter puts its objects, and with it the cost of its start by up to a few hundred
+    thousand instructions, which a run of none would not take off.
+    """
+    result = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+         sys.executable, __file__, "--count", case, f"{calls:06d}"],
+        capture_output=True, text=True, check=True,
+        env={**os.environ, "PYTHONHASHSEED": "0"},  # the same dict layouts each run
+    )  # fmt: skip
+    found = re.search(r"Collected : (\d+)", result.stderr)
+    assert found, result.stderr
+    imported = result.stdout.strip()
+    assert imported == flask_redis.__file__, (
+        f"the counted run imported flask_redis from {imported}, this one from {flask_redis.__file__}"
+    )
+    return int(found.group(1))
+
+
 def instructions(cases: tuple[str, ...], n: int = 2000) -> dict[str, float]:
     """Instructions per GET (or pipeline) of each case: callgrind's totals for n and for 0."""
     totals: dict[str, float] = {}
     for case in cases:
-        counts = []
-        for calls in (0, n):
-            result = subprocess.run(
-                ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
-                 sys.executable, __file__, "--count", case, str(calls)],
-                capture_output=True, text=True, check=True,
-                env={**os.environ, "PYTHONHASHSEED": "0"},  # the same dict layouts each run
-            )  # fmt: skip
-            found = re.search(r"Collected : (\d+)", result.stderr)
-            assert found, result.stderr
-            counts.append(int(found.group(1)))
+        counts = [callgrind(case, calls) for calls in (0, n)]
         totals[case] = (counts[1] - counts[0]) / n
     return totals
 
@@ -642,29 +668,244 @@ def cluster_sections(args: argparse.Namespace) -> None:
         print_instructions(pipelines, "cluster pipeline plain", "cluster pipeline ")
 
 
+# Section 10: whole requests.
+#: The GETs a request's view makes, one row each.
+REQUEST_GETS = (0, 1, 3, 10)
+#: The columns: the app's set-up. The last two are other packages, for scale.
+REQUEST_COLUMNS = (
+    "plain", "metrics", "metrics+recording", "redis-client-kit", "prometheus-flask-exporter",
+)  # fmt: skip
+#: The module each column needs beyond this project's test environment.
+PEER_MODULES = {
+    "redis-client-kit": "redis_client_kit.metrics",
+    "prometheus-flask-exporter": "prometheus_flask_exporter",
+}
+PEERS_INSTALL = "pip install redis-client-kit prometheus-flask-exporter"
+#: Requests per case in a round of section 10, and counted by callgrind.
+REQUESTS_TIMED = 100
+REQUESTS_COUNTED = 100
+
+
+def installed(column: str) -> bool:
+    """Whether the package that ``column`` needs is installed (the project's own are)."""
+    module = PEER_MODULES.get(column)
+    if module is None:
+        return True
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:  # the package of a submodule is missing
+        return False
+
+
+@cache
+def kit_client_class() -> type[Any]:
+    """redis-client-kit's instrumented client, as its ``create_redis_client`` makes it when
+    given metrics: ``InstrumentedRedis`` with a ``RedisMetrics`` (prometheus-client metrics
+    in the default registry). It takes the connection pool only, so the extension can make
+    it as ``REDIS_CLASS`` with the extension's own instrumentation off."""
+    from redis_client_kit.metrics import get_redis_metrics
+    from redis_client_kit.sync import InstrumentedRedis
+
+    metrics = get_redis_metrics("flask_redis_bench")  # once per process and prefix
+
+    class KitRedis(InstrumentedRedis):
+        def __init__(self, connection_pool: redis.ConnectionPool) -> None:
+            super().__init__(connection_pool=connection_pool, metrics=metrics)
+
+    return KitRedis
+
+
+def gets_view(extension: Redis, gets: int) -> Callable[[], str]:
+    """A view that makes ``gets`` GETs through ``extension`` and returns a short string."""
+
+    def view() -> str:
+        client = extension.connection
+        for _ in range(gets):
+            client.get("key")
+        return "done"
+
+    return view
+
+
+def request_app(column: str) -> Flask:
+    """The app of ``column``: one ``REDIS`` client on an in-memory connection pool, and a
+    view ``/N`` that makes N GETs for each N of :data:`REQUEST_GETS`."""
+    app = Flask(__name__)
+    pool = redis.ConnectionPool(connection_class=MemoryConnection)
+    app.config.update(REDIS_CONNECTION_POOL=pool, REDIS_METRICS=False)
+    if column in ("metrics", "metrics+recording"):
+        app.config.update(REDIS_METRICS=True, REDIS_METRICS_REGISTRY=CollectorRegistry())
+    if column == "metrics+recording":
+        app.config["REDIS_RECORD_CALLS"] = True
+    if column == "redis-client-kit":
+        app.config["REDIS_CLASS"] = kit_client_class()
+    extension = Redis(app)
+    made = type(extension.connection)
+    instrumented = made not in (redis.Redis, app.config.get("REDIS_CLASS"))
+    assert instrumented == column.startswith("metrics"), made
+    if column == "prometheus-flask-exporter":
+        from prometheus_flask_exporter import PrometheusMetrics  # type: ignore[import-untyped]
+
+        PrometheusMetrics(app, registry=CollectorRegistry())
+    for gets in REQUEST_GETS:
+        app.add_url_rule(f"/{gets}", f"gets_{gets}", gets_view(extension, gets))
+    return app
+
+
+def make_request(app: Flask, path: str, client: str = "test-client") -> Callable[[], None]:
+    """One request of ``path``: by Flask's test client (``client="test-client"``, the
+    environ built, the response read, as the project's issue measured), or as a WSGI
+    server makes it once it has parsed the HTTP request (``"wsgi"``: the app called with a
+    fresh environ, its body read, and closed)."""
+    if client == "test-client":
+        test_client = app.test_client()
+
+        def get() -> None:
+            response = test_client.get(path)
+            assert response.status_code == 200
+            response.close()
+
+        with no_sockets():
+            for _ in range(3):  # the first requests of a view make what later ones reuse
+                get()
+        return get
+    environ = EnvironBuilder(path=path).get_environ()
+    statuses: list[str] = []
+
+    def start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
+        statuses.append(status)
+        return lambda data: None
+
+    def call() -> None:
+        body = app(dict(environ), start_response)
+        try:
+            for _ in body:
+                pass
+        finally:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+
+    with no_sockets():
+        for _ in range(3):  # the first requests of a view make what later ones reuse
+            call()
+    assert statuses[-1].startswith("200"), statuses
+    return call
+
+
+def count_requests(column: str, gets: int, n: int, client: str) -> None:
+    """Make ``n`` requests of the view with ``gets`` GETs of ``column``'s app (the child
+    of --instructions); every view is called a few times first, in every run."""
+    # Every column's run imports and sets up the same: the objects of the interpreter lie
+    # alike, and a column that does nothing per request counts as plain does.
+    if installed("redis-client-kit"):
+        kit_client_class()
+    if installed("prometheus-flask-exporter"):
+        import prometheus_flask_exporter  # noqa: F401
+    app = request_app(column)
+    calls = {each: make_request(app, f"/{each}", client) for each in REQUEST_GETS}
+    gc.collect()
+    gc.freeze()
+    call = calls[gets]
+    with no_sockets():
+        for _ in range(n):
+            call()
+
+
+def request_times(rounds: int, columns: list[str], client: str) -> dict[int, dict[str, float]]:
+    """Seconds per request of each column, per number of GETs: the minimum of the rounds.
+    The columns of a row alternate by themselves, as in 2."""
+    apps = {column: request_app(column) for column in columns}
+    times: dict[int, dict[str, float]] = {}
+    for gets in REQUEST_GETS:
+        cases = {column: timed_loop(make_request(app, f"/{gets}", client), REQUESTS_TIMED)
+                 for column, app in apps.items()}  # fmt: skip
+        with no_sockets():
+            times[gets] = best(rounds, cases)
+    return times
+
+
+def request_instructions(columns: list[str], client: str) -> dict[int, dict[str, float]]:
+    """Instructions per request of each column, per number of GETs: callgrind's total for
+    :data:`REQUESTS_COUNTED` requests minus a run of none. The runs are independent: as
+    many run at once as there are processors (two at most)."""
+    jobs = [(column, gets, calls) for column in columns
+            for gets, calls in ((0, 0), *((gets, REQUESTS_COUNTED) for gets in REQUEST_GETS))]  # fmt: skip
+    with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
+        totals = pool.map(
+            lambda job: callgrind(f"request {job[0]} {job[1]} {client}", job[2]), jobs
+        )
+        counted = dict(zip(jobs, totals))
+    return {
+        gets: {column: (counted[column, gets, REQUESTS_COUNTED] - counted[column, 0, 0])
+                       / REQUESTS_COUNTED for column in columns}
+        for gets in REQUEST_GETS
+    }  # fmt: skip
+
+
+def print_request_table(figures: dict[int, dict[str, float]], shown: Callable[[float], str]) -> None:
+    """One row per number of GETs: plain, then what each other column adds to it."""
+    columns = list(next(iter(figures.values())))
+    print("   GETs  " + "".join(f"{column:22}" for column in columns).rstrip())
+    for gets, row in figures.items():
+        plain = row["plain"]
+        cells = [shown(plain)] + [
+            f"+{shown(row[column] - plain)} ({(row[column] - plain) / plain:+.1%})"
+            .replace("+-", "-") for column in columns[1:]
+        ]  # fmt: skip
+        print(f"   {gets:<5} " + "".join(f"{cell:22}" for cell in cells).rstrip())
+
+
+def request_section(args: argparse.Namespace) -> None:
+    """Section 10: whole requests."""
+    columns = [column for column in REQUEST_COLUMNS if installed(column)]
+    how = "Flask's test client" if args.client == "test-client" else "a WSGI call of the app"
+    print(f"10. Per whole request: {how}, its view making N GETs on the in-memory connection")
+    print("   (request context, signals, request hooks and teardown included)")
+    for column in REQUEST_COLUMNS:
+        if column not in columns:
+            print(f"   {column} is not installed: its column is left out ({PEERS_INSTALL})")
+    peers = [f"{column} {version(column)}" for column in PEER_MODULES if column in columns]
+    if peers:
+        print(f"   {', '.join(peers)}")
+    print(f"   time per request (minimum of the rounds, {REQUESTS_TIMED} requests a round)")
+    times = request_times(args.rounds, columns, args.client)
+    print_request_table(times, lambda s: f"{s * 1e6:.1f} us")
+    if args.instructions:
+        print(f"   instructions per request (callgrind, {REQUESTS_COUNTED} requests minus none)")
+        counts = request_instructions(columns, args.client)
+        print_request_table(counts, lambda n: f"{n / 1e3:.1f}k")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=30, help="alternating rounds per case")
     parser.add_argument("--instructions", action="store_true",
-                        help="also count instructions per command with valgrind")
-    parser.add_argument("--only", choices=("server", "cluster"),
-                        help="run only the sections of one server (1-6) or of a cluster (7-9)")
+                        help="also count instructions per command and per request with valgrind")
+    parser.add_argument("--only", choices=("server", "cluster", "request"),
+                        help="run only the sections of one server (1-6), of a cluster (7-9)"
+                        " or of whole requests (10)")
+    parser.add_argument("--client", choices=("test-client", "wsgi"), default="test-client",
+                        help="how section 10 makes a request: Flask's test client (default),"
+                        " or a bare WSGI call, which costs less, so that the same addition"
+                        " is a larger share of it")
     parser.add_argument("--count", nargs=2, metavar=("CASE", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.count:
         count(args.count[0], int(args.count[1]))
+        print(flask_redis.__file__)  # what --instructions checks
         return
     if args.instructions and not shutil.which("valgrind"):
         sys.exit("--instructions needs valgrind")
     print(f"Python {platform.python_version()}, redis-py {version('redis')},"
           f" prometheus-client {version('prometheus-client')}, Flask {version('flask')}")
     print(f"{platform.machine()}, {platform.processor() or 'unknown processor'}; rounds: {args.rounds}\n")
-    if args.only != "cluster":
-        server_sections(args)
-    if args.only is None:
-        print()
-    if args.only != "server":
-        cluster_sections(args)
+    sections = {"server": server_sections, "cluster": cluster_sections, "request": request_section}
+    for number, (name, section) in enumerate(sections.items()):
+        if args.only in (None, name):
+            if args.only is None and number:
+                print()
+            section(args)
 
 
 if __name__ == "__main__":
