@@ -156,7 +156,10 @@ class Metrics:
         """Bring the metrics up to date: add what was tallied since, and sample the pools."""
         for prefix_metrics in list(self._prefixes.values()):
             prefix_metrics.add_pending()
-            prefix_metrics.sample_pools()
+            try:  # a client's pools, read from here: a failure must not fail the scrape
+                prefix_metrics.sample_pools()
+            except Exception:
+                _report_observer_error()
 
     @contextmanager
     def written_apart(self) -> Iterator[None]:

@@ -575,6 +575,41 @@ def test_pool_gauge_after_a_request_shows_the_idle_connection(
     assert idle is not None and idle >= 1
 
 
+def test_pool_gauge_is_read_at_the_scrape_outside_requests_too(
+    metrics_app: Flask, ext: Redis, samples: Samples
+) -> None:
+    ext.get("a")  # no request at all
+    assert samples(POOL, prefix="redis", state="idle") == 1
+    pool = ext.connection.connection_pool
+    try:  # held: in use
+        connection = pool.get_connection()
+    except TypeError:  # redis-py before 5.3 wants a command name
+        connection = pool.get_connection("GET")
+    try:
+        assert samples(POOL, prefix="redis", state="in_use") == 1
+        assert samples(POOL, prefix="redis", state="idle") == 0
+    finally:
+        pool.release(connection)
+
+
+def test_pools_that_cannot_be_read_do_not_fail_the_scrape(
+    metrics_app: Flask, ext: Redis, samples: Samples, caplog: pytest.LogCaptureFixture
+) -> None:
+    ext.get("a")
+    prefix_metrics = flask_redis.metrics.metrics_for(
+        metrics_app.config["REDIS_METRICS_REGISTRY"]
+    ).for_prefix("REDIS")
+
+    def unreadable() -> list[Any]:
+        raise RuntimeError("no pools today")
+
+    prefix_metrics.pools[metrics_app] = unreadable
+    flask_redis.instrument._observer_failed = False
+    with caplog.at_level(logging.ERROR, "flask_redis"):
+        assert samples.commands("GET") == 1  # the scrape goes on
+    assert "recording a Redis command failed" in caplog.text
+
+
 def test_publish_is_counted_and_subscribing_times_nothing(ext: Redis, samples: Samples) -> None:
     pubsub = ext.pubsub()
     try:
