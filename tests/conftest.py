@@ -19,6 +19,17 @@ if TYPE_CHECKING:  # prometheus-client is needed by the tests of metrics only
 SECRET = "s3cret-Pa55word"
 
 
+def close_clients(app: Flask) -> None:
+    """Close the connections of every client of ``app``'s prefixes (redis-py 5.0 leaves
+    those of a Sentinel client open on ``close()``)."""
+    for clients in ("redis", "redis_replicas"):
+        for client in app.extensions.get(clients, {}).values():
+            client.close()
+            pool = getattr(client, "connection_pool", None)
+            if pool is not None:
+                pool.disconnect()
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """One real redis-server for the session, on a free loopback port and a unix socket."""

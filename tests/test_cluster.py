@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from redis.cluster import RedisCluster
 
 from flask_redis import Redis, get_recorded_calls
 
+from .conftest import close_clients
 from .samples import ERRORS, POOL, Samples
 from .servers import ClusterNodes, key_in_slot
 
@@ -23,7 +25,7 @@ from .servers import ClusterNodes, key_in_slot
 @pytest.fixture()
 def cluster_app(
     redis_cluster_nodes: ClusterNodes, cluster_client: RedisCluster, registry: CollectorRegistry
-) -> Flask:
+) -> Iterator[Flask]:
     """An app whose ``REDIS`` prefix is the cluster, every master flushed, with metrics in
     ``registry`` and calls recorded."""
     app = Flask(__name__, root_path=str(Path(__file__).parent))
@@ -34,7 +36,8 @@ def cluster_app(
         REDIS_RECORD_CALLS=True,
         REDIS_DECODE_RESPONSES=True,
     )
-    return app
+    yield app
+    close_clients(app)
 
 
 def address(node: Any) -> str:

@@ -17,6 +17,7 @@ from flask_redis import Redis
 from flask_redis import failover
 from flask_redis.failover import MasterWatch
 
+from .conftest import close_clients
 from .servers import SentinelSet, free_port
 
 
@@ -46,8 +47,7 @@ def test_a_watch_starts_with_the_client_and_ends_with_it(
     app = sentinel_app(sentinel_set)
     Redis(app).set("k", "v")
     assert [t.name for t in watch_threads()] == ["flask-redis-sentinel-mymaster"]
-    for clients in ("redis", "redis_replicas"):
-        app.extensions[clients]["REDIS"].connection_pool.disconnect()
+    close_clients(app)
     del app
     gc.collect()
     assert wait_until(lambda: not watch_threads())
@@ -60,12 +60,14 @@ def test_the_watch_can_be_turned_off(
     app = sentinel_app(sentinel_set, REDIS_SENTINEL_WATCH="off")
     Redis(app).set("k", "v")
     assert watch_threads() == []
+    close_clients(app)
 
 
 def test_the_pool_moves_to_the_announced_master_before_any_command(
     sentinel_set: SentinelSet, sentinel_master: redis.Redis
 ) -> None:
-    redis_ext = Redis(sentinel_app(sentinel_set))
+    app = sentinel_app(sentinel_set)
+    redis_ext = Redis(app)
     redis_ext.set("k", "v")  # a connection to the master, idle in the pool
     pool = redis_ext.connection.connection_pool
     new = sentinel_set.failover(settle=False)
@@ -73,6 +75,7 @@ def test_the_pool_moves_to_the_announced_master_before_any_command(
     assert wait_until(lambda: pool.master_address == new)
     assert all(connection._sock is None for connection in pool._available_connections)
     sentinel_set.restore()
+    close_clients(app)
 
 
 def test_an_unreachable_sentinel_is_logged_once_and_tried_again(
@@ -103,7 +106,8 @@ def test_an_unreachable_sentinel_is_logged_once_and_tried_again(
 def test_a_forked_worker_has_a_watch_of_its_own(
     sentinel_set: SentinelSet, sentinel_master: redis.Redis
 ) -> None:
-    redis_ext = Redis(sentinel_app(sentinel_set))
+    app = sentinel_app(sentinel_set)
+    redis_ext = Redis(app)
     redis_ext.set("k", "v")
     pool = redis_ext.connection.connection_pool
     watch = next(w for w in failover._watches if w._pool() is pool)
@@ -116,4 +120,5 @@ def test_a_forked_worker_has_a_watch_of_its_own(
         )  # fmt: skip
         os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
+    close_clients(app)
     assert status == 0  # the child exited with 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
 
@@ -16,6 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from flask_redis import Redis, get_recorded_calls
 
+from .conftest import close_clients
 from .samples import ERRORS, POOL, Samples
 from .servers import Address, SentinelSet
 
@@ -23,7 +25,7 @@ from .servers import Address, SentinelSet
 @pytest.fixture()
 def sentinel_app(
     sentinel_set: SentinelSet, sentinel_master: redis.Redis, registry: CollectorRegistry
-) -> Flask:
+) -> Iterator[Flask]:
     """An app whose ``REDIS`` prefix is the set's service, the master flushed, with metrics
     in ``registry`` and calls recorded."""
     app = Flask(__name__, root_path=str(Path(__file__).parent))
@@ -35,7 +37,8 @@ def sentinel_app(
         REDIS_DECODE_RESPONSES=True,
         REDIS_SOCKET_TIMEOUT=2,
     )
-    return app
+    yield app
+    close_clients(app)
 
 
 def shown(address: Address) -> str:

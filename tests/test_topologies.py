@@ -14,6 +14,7 @@ from redis.cluster import RedisCluster
 
 from flask_redis import Redis
 
+from .conftest import close_clients
 from .servers import ClusterNodes, RedisServer, SentinelSet, key_in_slot
 from .test_panel import read_page
 
@@ -47,8 +48,7 @@ def three_modes(
     )
     app.extensions["test_registry"] = registry
     yield app
-    for client in app.extensions["redis"].values():
-        client.close()
+    close_clients(app)
 
 
 def test_prefixes_of_three_modes_on_one_app_each_keep_their_own(
