@@ -307,6 +307,12 @@ def loopback(rounds: int, server: RedisServer) -> list[tuple[str, float]]:
         "METRICS": {"PORT": server.port, "METRICS_REGISTRY": CollectorRegistry()},
     })  # fmt: skip
 
+    return plain_and_metrics(rounds, app, clients)
+
+
+def plain_and_metrics(rounds: int, app: Flask, clients: dict[str, Redis]) -> list[tuple[str, float]]:
+    """GET and a pipeline of 100 SET through the ``PLAIN`` and ``METRICS`` clients of
+    ``app``, in requests: the best time of each."""
     get = lambda c: c.connection.get("key")  # noqa: E731
     gets = {
         "GET plain": in_request(app, clients["PLAIN"], 500, get),
@@ -371,17 +377,8 @@ def cluster_loopback(rounds: int, cluster: ClusterNodes) -> list[tuple[str, floa
         "METRICS": {"CLUSTER": startup, "METRICS_REGISTRY": CollectorRegistry()},
     })  # fmt: skip
     assert type(clients["PLAIN"].connection) is RedisCluster
-    get = lambda c: c.connection.get("key")  # noqa: E731
-    gets = {
-        "GET plain": in_request(app, clients["PLAIN"], 500, get),
-        "GET metrics": in_request(app, clients["METRICS"], 500, get),
-    }
-    pipelines = {
-        "pipeline of 100 SET plain": in_request(app, clients["PLAIN"], 20, pipeline_of_100),
-        "pipeline of 100 SET metrics": in_request(app, clients["METRICS"], 20, pipeline_of_100),
-    }
     try:
-        return [*best(rounds, gets).items(), *best(rounds, pipelines).items()]
+        return plain_and_metrics(rounds, app, clients)
     finally:
         for client in clients.values():
             client.connection.close()

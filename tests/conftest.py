@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import redis
@@ -17,6 +17,21 @@ if TYPE_CHECKING:  # prometheus-client is needed by the tests of metrics only
     from .samples import Samples
 
 SECRET = "s3cret-Pa55word"
+
+
+def observed_app(url: str, registry: CollectorRegistry, **config: Any) -> Flask:
+    """An app whose ``REDIS`` prefix is ``url``, with metrics in ``registry``, calls
+    recorded and replies decoded."""
+    app = Flask(__name__, root_path=str(Path(__file__).parent))
+    app.config.update(
+        TESTING=True,
+        REDIS_URL=url,
+        REDIS_METRICS_REGISTRY=registry,
+        REDIS_RECORD_CALLS=True,
+        REDIS_DECODE_RESPONSES=True,
+        **config,
+    )
+    return app
 
 
 def close_clients(app: Flask) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +16,7 @@ from redis.cluster import RedisCluster
 
 from flask_redis import Redis, get_recorded_calls
 
-from .conftest import close_clients
+from .conftest import close_clients, observed_app
 from .samples import ERRORS, POOL, Samples
 from .servers import ClusterNodes, key_in_slot
 
@@ -28,14 +27,7 @@ def cluster_app(
 ) -> Iterator[Flask]:
     """An app whose ``REDIS`` prefix is the cluster, every master flushed, with metrics in
     ``registry`` and calls recorded."""
-    app = Flask(__name__, root_path=str(Path(__file__).parent))
-    app.config.update(
-        TESTING=True,
-        REDIS_URL=redis_cluster_nodes.url,
-        REDIS_METRICS_REGISTRY=registry,
-        REDIS_RECORD_CALLS=True,
-        REDIS_DECODE_RESPONSES=True,
-    )
+    app = observed_app(redis_cluster_nodes.url, registry)
     yield app
     close_clients(app)
 

@@ -7,7 +7,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, Callable
 
 import pytest
@@ -17,7 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from flask_redis import Redis, get_recorded_calls
 
-from .conftest import close_clients
+from .conftest import close_clients, observed_app
 from .samples import ERRORS, POOL, Samples
 from .servers import Address, SentinelSet
 
@@ -28,15 +27,7 @@ def sentinel_app(
 ) -> Iterator[Flask]:
     """An app whose ``REDIS`` prefix is the set's service, the master flushed, with metrics
     in ``registry`` and calls recorded."""
-    app = Flask(__name__, root_path=str(Path(__file__).parent))
-    app.config.update(
-        TESTING=True,
-        REDIS_URL=sentinel_set.url,
-        REDIS_METRICS_REGISTRY=registry,
-        REDIS_RECORD_CALLS=True,
-        REDIS_DECODE_RESPONSES=True,
-        REDIS_SOCKET_TIMEOUT=2,
-    )
+    app = observed_app(sentinel_set.url, registry, REDIS_SOCKET_TIMEOUT=2)
     yield app
     close_clients(app)
 

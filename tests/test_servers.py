@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import pytest
 import redis
@@ -181,8 +181,7 @@ def test_cluster_client_keys_land_on_the_master_owning_their_slot(
     assert sum(sizes) == len(keys) + 2
 
 
-@dataclass
-class MovingSlot:
+class MovingSlot(NamedTuple):
     """A slot holding :attr:`keys`, its master and another master to move it to."""
 
     slot: int
@@ -213,9 +212,7 @@ def test_migrate_slot_moves_the_slot_and_its_keys(
     cluster_client: RedisCluster,
     moving_slot: MovingSlot,
 ) -> None:
-    slot, source, target, keys = (
-        moving_slot.slot, moving_slot.source, moving_slot.target, moving_slot.keys
-    )
+    slot, source, target, keys = moving_slot
 
     redis_cluster_nodes.migrate_slot(slot, target)
 
@@ -233,9 +230,7 @@ def test_client_is_asked_to_the_target_during_a_migration(
     cluster_client: RedisCluster,
     moving_slot: MovingSlot,
 ) -> None:
-    slot, source, target, keys = (
-        moving_slot.slot, moving_slot.source, moving_slot.target, moving_slot.keys
-    )
+    slot, source, target, keys = moving_slot
 
     redis_cluster_nodes.begin_migration(slot, target)
     (moved,) = redis_cluster_nodes.move_keys(slot, target, count=1)
