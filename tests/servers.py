@@ -85,6 +85,15 @@ def wait_for(check: Callable[[], T | None], what: str, timeout: float = SETTLE_T
         time.sleep(0.05)
 
 
+class _Client(redis.Redis):
+    """redis-py's client, whose ``close()`` closes the connections of its pool too, as
+    redis-py 5.0's does not."""
+
+    def close(self) -> None:
+        super().close()
+        self.connection_pool.disconnect()
+
+
 class RedisServer:
     """One ``redis-server`` process on 127.0.0.1, with a unix socket beside its TCP port.
 
@@ -193,9 +202,9 @@ class RedisServer:
             client.close()
 
     def client(self, **kwargs: Any) -> redis.Redis:
-        """A plain redis-py client of this server."""
+        """A plain redis-py client of this server, whose connections ``close()`` closes."""
         kwargs.setdefault("password", self.password)
-        return redis.Redis(host="127.0.0.1", port=self.port, **kwargs)
+        return _Client(host="127.0.0.1", port=self.port, **kwargs)
 
     def replication(self) -> dict[str, Any]:
         """``INFO replication`` of the server, as redis-py parses it."""
