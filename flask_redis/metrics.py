@@ -2,10 +2,9 @@
 
 No round trip calls prometheus-client, nor takes a lock: each is tallied in a record of
 its thread and, in a request, added to the request's figures (its commands and its time
-in Redis). Nothing is done when a request starts or ends. A request's figures are closed
-into its thread's records once its request context is popped, by the thread's next
-round trip or by whoever collects the metrics; what is new in the records is added to
-the metrics when they are collected. Under a multiprocess server, where another process
+in Redis). Nothing is done when a request starts or ends. When the metrics are
+collected, the figures of the requests whose context has been popped are added to the
+records of their endpoint, and what is new in the records to the metrics. Under a multiprocess server, where another process
 reads the metrics, round trips outside requests are added at once, and a request adds
 its own at its teardown.
 """
@@ -15,6 +14,7 @@ from __future__ import annotations
 import threading
 import weakref
 from bisect import bisect_left
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -248,44 +248,52 @@ def _items(mapping: dict[Any, Any]) -> list[tuple[Any, Any]]:
 
 class _ThreadRecords:
     """The records (see :func:`_tally`) of one thread's round trips, and of the requests
-    it served, and the requests still open in it.
+    it served, and the figures of its requests not yet added to those.
 
-    Only that thread adds to the records of round trips, and needs no lock for it. Another
-    thread adds what is new since it last looked to the metrics, under the prefix's lock.
-    A request is closed, its figures added to the records, under :attr:`lock`: by the
-    thread, when a round trip of another request comes, or by whoever adds up the records.
+    Only that thread adds to the records of round trips and to the figures of its open
+    requests, and needs no lock for it. Another thread, under the prefix's lock, adds the
+    figures of the requests that have ended to the records, and what is new in the records
+    to the metrics.
     """
 
-    __slots__ = ("thread", "records", "added", "open", "lock")
+    __slots__ = ("thread", "records", "added", "active", "opened")
 
     def __init__(self) -> None:
         self.thread = threading.current_thread()
         self.records: dict[Any, Any] = {}
         #: Copies of the records as they were when last added to the metrics.
         self.added: dict[Any, Any] = {}
-        #: The requests with round trips in this thread, innermost last:
-        #: ``[request context, commands, seconds]``.
-        self.open: list[list[Any]] = []
-        self.lock = threading.Lock()
+        #: The figures of the requests whose context may still be pushed, innermost last:
+        #: ``[request context, commands, seconds, its context variable tokens, endpoint]``.
+        #: Only this thread reads it.
+        self.active: list[list[Any]] = []
+        #: The same figures, from their first round trip until added to the records.
+        self.opened: deque[list[Any]] = deque()
 
     def enter(self, context: Any) -> list[Any]:
         """The figures of the request of ``context``, opened now if it has none yet."""
-        with self.lock:
-            self.close_ended()
-            if not self.open or self.open[-1][0] is not context:
-                self.open.append([context, 0, 0.0])
-            return self.open[-1]
+        active = self.active
+        while active and not active[-1][3]:  # popped: its tokens are gone
+            active.pop()[0] = None  # the context goes; the figures wait in opened
+        if active and active[-1][0] is context:
+            return active[-1]
+        rule = context.request.url_rule
+        figures = [context, 0, 0.0, context._cv_tokens, None if rule is None else rule.endpoint]
+        active.append(figures)
+        self.opened.append(figures)
+        return figures
 
     def close_ended(self, everything: bool = False) -> None:
-        """Close the open requests that have ended (all of them with ``everything``), and
-        add their figures to the records. Called under :attr:`lock`."""
-        while self.open and (everything or not self.open[-1][0]._cv_tokens):
-            self.close(self.open.pop())
+        """Add the figures of the requests that have ended (of all of them with
+        ``everything``) to the records, in the order they were opened."""
+        opened = self.opened
+        while opened and (everything or not opened[0][3]):
+            self.close(opened.popleft())
 
     def close(self, figures: list[Any]) -> None:
         """Add the figures of one request to the records of its endpoint."""
-        context, commands, seconds = figures
-        endpoint = context.request.endpoint or "none"
+        _context, commands, seconds, _tokens, endpoint = figures
+        endpoint = endpoint or "none"
         if endpoint == METRICS_ENDPOINT:  # a scrape is no figure of the app's
             return
         key = (_REQUESTS, endpoint)
@@ -323,6 +331,9 @@ class _ThreadRecords:
 #: Threads whose records are kept before those of the threads that ended are dropped,
 #: where nothing collects the metrics.
 _THREADS = 64
+#: Requests of a thread whose figures are kept before they are added up, where nothing
+#: collects the metrics.
+_OPENED = 1024
 #: Seconds between two samples of the pools, where a multiprocess server reads the gauges.
 _POOL_SAMPLE_SECONDS = 1.0
 
@@ -365,13 +376,13 @@ class PrefixMetrics:
         context = _cv_request.get(None)
         if context is not None:  # in a request: its figures too
             try:
-                # One read: another thread may close the request on top if it has ended,
-                # never the one of this round trip, which is still going on.
-                figures = thread.open[-1]
+                figures = thread.active[-1]
             except IndexError:
                 figures = None
             if figures is None or figures[0] is not context:
                 figures = thread.enter(context)
+                if len(thread.opened) > _OPENED:  # nothing collects the metrics
+                    self.add_pending()
             figures[1] += 1 if commands is None else len(commands)
             figures[2] += seconds
         elif self._at_once:  # outside requests, with another process reading: add it now
@@ -410,8 +421,9 @@ class PrefixMetrics:
                     self._threads.remove(thread_records)
 
     def _add_new(self, thread_records: _ThreadRecords, everything: bool = False) -> None:
-        with thread_records.lock:
-            thread_records.close_ended(everything)
+        """Add what ``thread_records`` hold that is new to the metrics. Called under the
+        prefix's lock."""
+        thread_records.close_ended(everything)
         new = thread_records.take_new()
         if new:
             self._add(new)
@@ -420,17 +432,11 @@ class PrefixMetrics:
         """Under a multiprocess server, add the round trips and the figures of the
         request of ``context``, which is ending, to the metrics at once."""
         thread_records = getattr(self._local, "thread", None)
-        if thread_records is None:
-            return
-        with thread_records.lock:
-            open_ = thread_records.open
-            if not any(figures[0] is context for figures in open_):
-                return  # no round trip of this prefix in the request
-            while open_:
-                figures = open_.pop()
-                thread_records.close(figures)
-                if figures[0] is context:
-                    break
+        if thread_records is None or not any(f[0] is context for f in thread_records.active):
+            return  # no round trip of this prefix in the request
+        for figures in thread_records.active:
+            if figures[0] is context:
+                figures[3] = ()  # ended: its context is being popped
         with self._lock:
             self._add_new(thread_records)
         now = monotonic()

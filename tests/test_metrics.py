@@ -390,6 +390,25 @@ def test_requests_in_many_threads_with_scrapes_between_are_counted_exactly(
     )
 
 
+def test_figures_of_requests_wait_in_bounded_records_when_nothing_collects(
+    metrics_app: Flask, ext: Redis, registry: CollectorRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(flask_redis.metrics, "_OPENED", 10)
+
+    @metrics_app.route("/work")
+    def work() -> str:
+        ext.get("a")
+        return ""
+
+    client = metrics_app.test_client()
+    for _ in range(35):
+        assert client.get("/work").status_code == 200
+    prefix_metrics = flask_redis.metrics.metrics_for(registry).for_prefix("REDIS")
+    assert len(prefix_metrics._local.thread.opened) <= 11
+    assert len(prefix_metrics._local.thread.active) == 1  # the last request's context only
+    assert Samples(registry).request_commands("work") == (35, 35)
+
+
 def test_an_app_teardown_that_fails_leaves_the_figures_exact(
     metrics_app: Flask, ext: Redis, samples: Samples
 ) -> None:
