@@ -4,9 +4,9 @@ No round trip calls prometheus-client, nor takes a lock: each is tallied in a re
 its thread and, in a request, added to the request's figures (its commands and its time
 in Redis). Nothing is done when a request starts or ends. When the metrics are
 collected, the figures of the requests whose context has been popped are added to the
-records of their endpoint, and what is new in the records to the metrics. Under a multiprocess server, where another process
-reads the metrics, round trips outside requests are added at once, and a request adds
-its own at its teardown.
+records of their endpoint, and what is new in the records to the metrics. Under a
+multiprocess server, where another process reads the metrics, round trips outside
+requests are added at once, and a request adds its own at its teardown.
 """
 
 from __future__ import annotations
@@ -431,12 +431,14 @@ class PrefixMetrics:
     def end_request(self, context: Any) -> None:
         """Under a multiprocess server, add the round trips and the figures of the
         request of ``context``, which is ending, to the metrics at once."""
-        thread_records = getattr(self._local, "thread", None)
-        if thread_records is None or not any(f[0] is context for f in thread_records.active):
+        thread_records: Optional[_ThreadRecords] = getattr(self._local, "thread", None)
+        if thread_records is None:
+            return  # no round trip of this prefix in this thread
+        ending = [figures for figures in thread_records.active if figures[0] is context]
+        if not ending:
             return  # no round trip of this prefix in the request
-        for figures in thread_records.active:
-            if figures[0] is context:
-                figures[3] = ()  # ended: its context is being popped
+        for figures in ending:
+            figures[3] = ()  # ended: its context is being popped
         with self._lock:
             self._add_new(thread_records)
         now = monotonic()

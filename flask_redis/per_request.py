@@ -1,4 +1,4 @@
-"""State kept per Flask request, in a context variable: metrics tallies, recorded calls.
+"""State kept per Flask request, in a context variable: the calls recording keeps.
 
 A :class:`PerRequest` knows, per app, the members (config prefixes) that keep such state.
 When a request of the app starts it makes the request's value; when the request ends it
