@@ -180,6 +180,37 @@ def test_a_custom_subclass_keeps_its_own_behaviour(
     client.close()
 
 
+def test_an_execute_command_of_the_configured_class_runs_inside_the_timing(
+    redis_server: RedisServer, recorder: Recorder
+) -> None:
+    class Tagged(redis.Redis):
+        def execute_command(self, *args: Any, **options: Any) -> Any:
+            return ("tagged", super().execute_command(*args, **options))
+
+    client = instrumented(Tagged)(port=redis_server.port)
+    observe(client, recorder)
+    assert client.execute_command("PING") == ("tagged", True)
+    assert recorder.calls[-1][:1] + recorder.calls[-1][2:4] == (("PING",), ("tagged", True), None)
+    client.close()
+
+
+def test_a_patch_of_redis_py_made_after_the_class_runs_as_a_tracer_would_have_it(
+    client: Any, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    traced: list[Any] = []
+    original = redis.Redis.execute_command
+
+    def traced_execute_command(self: Any, *args: Any, **options: Any) -> Any:
+        traced.append(args)
+        return original(self, *args, **options)
+
+    assert client.get("k") is None  # the class is made, and used, before the patch
+    monkeypatch.setattr(redis.Redis, "execute_command", traced_execute_command)
+    assert client.set("k", "v") is True
+    assert traced == [("SET", "k", "v")]
+    assert recorder.commands == [("GET", "k"), ("SET", "k", "v")]
+
+
 def test_a_failing_observer_leaves_the_others_their_round_trip(
     client: Any, recorder: Recorder, caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,

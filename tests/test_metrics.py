@@ -15,7 +15,9 @@ from typing import Any, Callable, ContextManager
 import pytest
 import redis
 from flask import Flask
-from prometheus_client import REGISTRY, CollectorRegistry
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from prometheus_client import REGISTRY, CollectorRegistry, Histogram
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -94,6 +96,46 @@ def run(app: Flask, in_request: bool, work: Callable[[], Any]) -> None:
 
 
 where = pytest.mark.parametrize("in_request", [False, True], ids=["outside", "in-request"])
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    seconds=st.lists(
+        st.one_of(
+            st.sampled_from(flask_redis.metrics.DURATION_BUCKETS),
+            st.floats(0, 0.002), st.floats(0, 10),
+        ),
+        min_size=1, max_size=12,
+    ),
+    in_request=st.booleans(),
+)  # fmt: skip
+def test_each_round_trip_falls_in_the_bucket_prometheus_client_puts_it_in(
+    redis_server: RedisServer, seconds: list[float], in_request: bool
+) -> None:
+    registry = CollectorRegistry()
+    app = Flask(__name__)
+    app.config.update(REDIS_PORT=redis_server.port, REDIS_METRICS_REGISTRY=registry)
+    ext = Redis(app)
+    seconds *= 2  # the first round trip of a command is tallied apart from the others
+    # Each round trip starts at 0 and ends after its given seconds.
+    clock = iter([tick for each in seconds for tick in (0.0, each)])
+    expected = Histogram("expected", "", buckets=flask_redis.metrics.DURATION_BUCKETS,
+                         registry=CollectorRegistry())  # fmt: skip
+    original = flask_redis.instrument.perf_counter
+    flask_redis.instrument.perf_counter = lambda: next(clock)  # type: ignore[assignment]
+    try:
+        with app.test_request_context() if in_request else nullcontext():
+            for each in seconds:
+                ext.get("k")
+                expected.observe(each)
+    finally:
+        flask_redis.instrument.perf_counter = original
+        ext.connection.close()
+    buckets = Samples(registry).matching(f"{DURATION}_bucket", command="GET")
+    assert {dict(labels)["le"]: count for labels, count in buckets.items()} == {
+        sample.labels["le"]: sample.value
+        for sample in expected.collect()[0].samples if sample.name == "expected_bucket"
+    }  # fmt: skip
 
 
 def test_two_prefixes_in_one_request_are_counted_apart(
