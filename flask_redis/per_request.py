@@ -5,6 +5,10 @@ When a request of the app starts it makes the request's value; when the request 
 hands the value to its ``end`` function. A request run inside another one (a test client
 in a view) has a value of its own and gives the outer one back when it ends; a request
 context pushed by hand, which starts no request, leaves the value alone.
+
+A value is the current one only while its request context is pushed: where a teardown
+function of the app raised before this one ran, the value of the ended request is not
+used again, nor kept beyond the next request.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ import weakref
 from contextvars import ContextVar
 from typing import Any, Callable, Generic, List, Optional, TypeVar
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app
+from flask.globals import _cv_request  # the request context, if any: a context variable
 from flask.signals import request_started
 
 
@@ -22,8 +27,10 @@ class Stacked:
 
     #: The value of the request this one runs inside of, if any.
     _outer: Any = None
-    #: The request the value is of.
+    #: The request context the value is of.
     _owner: Any = None
+    #: Its context variable tokens: empty once the context is popped.
+    _tokens: Any = ()
 
 
 M = TypeVar("M")
@@ -44,7 +51,8 @@ class PerRequest(Generic[M, V]):
         make: Callable[[List[M]], V],
         end: Optional[Callable[[List[M], V], None]] = None,
     ) -> None:
-        #: The current request's value, ``None`` outside a request: read it on hot paths.
+        #: The current request's value, ``None`` outside a request, or a value whose
+        #: ``_tokens`` are empty, which :meth:`value` skips: read it on hot paths.
         self.current: ContextVar[Optional[V]] = ContextVar(name, default=None)
         self._make = make
         self._end = end
@@ -63,15 +71,23 @@ class PerRequest(Generic[M, V]):
         """The members of ``app``, in the order they were added."""
         return self._members.get(app, [])
 
+    def value(self) -> Optional[V]:
+        """The value of the current request, ``None`` outside a request."""
+        value = self.current.get()
+        while value is not None and not value._tokens:  # ended, its teardown not run
+            value = value._outer
+        return value
+
     def _start(self, app: Flask, **extra: Any) -> None:
         value = self._make(self.members(app))
-        value._outer = self.current.get()
-        value._owner = request._get_current_object()  # type: ignore[attr-defined]
+        value._outer = self.value()
+        value._owner = context = _cv_request.get()
+        value._tokens = context._cv_tokens
         self.current.set(value)
 
     def _finish(self, error: Optional[BaseException]) -> None:
-        value = self.current.get()
-        if value is None or value._owner is not request._get_current_object():  # type: ignore[attr-defined]
+        value = self.value()
+        if value is None or value._owner is not _cv_request.get(None):
             return  # not a request that started one
         self.current.set(value._outer)
         if self._end is not None:

@@ -138,7 +138,7 @@ def get_recorded_calls() -> RecordedCalls:
 
     Empty outside a request, and when no prefix of the app records calls.
     """
-    calls = _request_calls.get()
+    calls = _requests.value()
     if calls is None:
         return RecordedCalls(perf_counter())
     app = current_app._get_current_object()  # type: ignore[attr-defined]
@@ -352,6 +352,8 @@ class PrefixRecorder:
         commands: Optional[Sequence[Command]],
     ) -> None:
         calls = _request_calls.get()
+        if calls is not None and not calls._tokens:  # its request ended, teardown not run
+            calls = _requests.value()
         # The servers noted are taken outside a request too, or the next call would show them.
         node = None if self.nodes is None else self.nodes()
         if calls is None:  # outside a request: nothing to do
@@ -536,7 +538,7 @@ def track_requests(app: Flask, recorder: PrefixRecorder, server_timing: bool) ->
 
 def _server_timing(response: Response) -> Response:
     """Add a ``Server-Timing`` entry per prefix: its Redis time and number of calls."""
-    calls = _request_calls.get()
+    calls = _requests.value()
     if calls is None:
         return response
     app = current_app._get_current_object()  # type: ignore[attr-defined]

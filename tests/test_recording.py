@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import gc
 import logging
 import re
 import tracemalloc
+import weakref
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 import pytest
 import redis
-from flask import Flask
+from flask import Flask, request
 from prometheus_client import CollectorRegistry
 from werkzeug.test import TestResponse
 
@@ -825,6 +827,39 @@ def test_a_request_context_pushed_inside_a_request_keeps_the_outer_calls(
 
     calls = recorded(recording_app, work)
     assert commands(calls) == [("GET", ("before",)), ("GET", ("after",))]
+
+
+def test_a_failing_teardown_of_the_app_leaves_no_stale_calls(
+    recording_app: Flask, ext: Redis
+) -> None:
+    captured: list[RecordedCalls] = []
+
+    @recording_app.route("/work/<int:n>")
+    def work(n: int) -> str:
+        ext.get(f"in-{n}")
+        captured.append(get_recorded_calls())
+        return ""
+
+    @recording_app.teardown_request  # registered after the extension's: runs before it
+    def failing(error: BaseException | None) -> None:
+        if request.path != "/work/4":
+            raise RuntimeError("teardown failed")
+
+    client = recording_app.test_client()
+    for n in range(1, 4):
+        with pytest.raises(RuntimeError, match="teardown failed"):
+            client.get(f"/work/{n}")
+    ext.get("outside")  # in the same thread, outside any request
+    assert get_recorded_calls() == []
+    assert client.get("/work/4").status_code == 200
+    assert [commands(calls) for calls in captured] == [
+        [("GET", (f"in-{n}",))] for n in range(1, 5)
+    ]
+    # No request holds on to the calls of the ones before it.
+    ended = weakref.ref(captured[0])
+    captured.clear()
+    gc.collect()
+    assert ended() is None
 
 
 # --- Server-Timing ------------------------------------------------------------------------
