@@ -21,12 +21,14 @@
     in time and, with ``--instructions``, in callgrind instructions.
 
 Run from the project root:
-``python benchmarks/overhead.py [--rounds N] [--instructions] [--only server|cluster|request]``.
+``python benchmarks/overhead.py [--rounds N] [--instructions] [--only server|cluster|request]
+[--multiprocess]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import gc
 import importlib.util
 import os
@@ -891,8 +893,18 @@ def main() -> None:
                         help="how section 10 makes a request: Flask's test client (default),"
                         " or a bare WSGI call, which costs less, so that the same addition"
                         " is a larger share of it")
+    parser.add_argument("--multiprocess", action="store_true",
+                        help="run with PROMETHEUS_MULTIPROC_DIR set, as under gunicorn with"
+                        " several workers: metric values live in files")
     parser.add_argument("--count", nargs=2, metavar=("CASE", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.multiprocess and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        # prometheus-client picks where values live when it is imported: start again.
+        folder = tempfile.mkdtemp(prefix="flask-redis-bench-")
+        os.environ.update(PROMETHEUS_MULTIPROC_DIR=folder, FLASK_REDIS_BENCH_FOLDER=folder)
+        os.execv(sys.executable, [sys.executable, *sys.argv])
+    if os.environ.get("FLASK_REDIS_BENCH_FOLDER") and not args.count:
+        atexit.register(shutil.rmtree, os.environ["FLASK_REDIS_BENCH_FOLDER"], True)
     if args.count:
         count(args.count[0], int(args.count[1]))
         print(flask_redis.__file__)  # what --instructions checks
@@ -901,7 +913,11 @@ def main() -> None:
         sys.exit("--instructions needs valgrind")
     print(f"Python {platform.python_version()}, redis-py {version('redis')},"
           f" prometheus-client {version('prometheus-client')}, Flask {version('flask')}")
-    print(f"{platform.machine()}, {platform.processor() or 'unknown processor'}; rounds: {args.rounds}\n")
+    print(f"{platform.machine()}, {platform.processor() or 'unknown processor'}; rounds: {args.rounds}")
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        print("PROMETHEUS_MULTIPROC_DIR is set: metric values live in files, as under a"
+              " multiprocess server")
+    print()
     sections = {"server": server_sections, "cluster": cluster_sections, "request": request_section}
     for number, (name, section) in enumerate(sections.items()):
         if args.only in (None, name):

@@ -56,6 +56,7 @@ def text_of(registry: CollectorRegistry, metrics: Metrics) -> bytes:
     """The text format of ``registry``, which holds ``metrics``: those written by
     :func:`render`, the rest by prometheus-client."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # every worker's values, from files
+        metrics.add_pending()  # this worker's, written now; the others' within a second
         merged = CollectorRegistry()
         collector: Any = MultiProcessCollector  # untyped in some releases
         collector(merged)

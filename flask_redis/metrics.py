@@ -5,8 +5,8 @@ its thread and, in a request, added to the request's figures (its commands and i
 in Redis). Nothing is done when a request starts or ends. When the metrics are
 collected, the figures of the requests whose context has been popped are added to the
 records of their endpoint, and what is new in the records to the metrics. Under a
-multiprocess server, where another process reads the metrics, round trips outside
-requests are added at once, and a request adds its own at its teardown.
+multiprocess server, where another process reads the metrics, a thread of each process
+does that every second instead (see :mod:`.multiprocess`).
 """
 
 from __future__ import annotations
@@ -18,16 +18,16 @@ from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from time import monotonic
 from typing import Any, Callable, Iterable, Optional, Sequence
 
-from flask import Flask, current_app
+from flask import Flask
 from flask.globals import _cv_request  # the request context, if any: a context variable
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, values
 from prometheus_client.metrics_core import Metric
 
 from .config import ClientConfig
 from .instrument import Command, Observer, _report_observer_error
+from .multiprocess import write_every_second
 
 #: Upper bounds of the duration buckets, in seconds: loopback to WAN.
 DURATION_BUCKETS = (
@@ -135,9 +135,9 @@ class Metrics:
             self.duration, self.commands, self.errors,
             self.request_commands, self.request_duration, self.pool,
         )  # fmt: skip
-        # With PROMETHEUS_MULTIPROC_DIR, the values live in files that another process
-        # reads: no collect() here would add pending tallies, so they are added at once.
-        self.at_once = bool(getattr(values.ValueClass, "_multiprocess", False))
+        #: With PROMETHEUS_MULTIPROC_DIR, the values live in files that another process
+        #: reads: no collect() here adds the tallies up (see :mod:`.multiprocess`).
+        self.multiprocess = bool(getattr(values.ValueClass, "_multiprocess", False))
         self._prefixes: dict[str, PrefixMetrics] = {}
         registry.register(self)
 
@@ -171,6 +171,11 @@ class Metrics:
             yield
         finally:
             _written_apart.reset(token)
+
+    def forget_pending(self) -> None:
+        """In a forked child: what the parent tallied is the parent's to add up."""
+        for prefix_metrics in list(self._prefixes.values()):
+            prefix_metrics.forget_pending()
 
     def for_prefix(self, prefix: str) -> PrefixMetrics:
         """The observer of config prefix ``prefix``, made once per registry."""
@@ -358,8 +363,6 @@ _THREADS = 64
 #: Requests of a thread whose figures are kept before they are added up, where nothing
 #: collects the metrics.
 _OPENED = 1024
-#: Seconds between two samples of the pools, where a multiprocess server reads the gauges.
-_POOL_SAMPLE_SECONDS = 1.0
 
 _Pools = Callable[[], Iterable[Any]]
 
@@ -374,14 +377,12 @@ class PrefixMetrics:
         self._durations: dict[str, Any] = {}
         self._commands: dict[str, Any] = {}
         self._requests: dict[str, tuple[Any, Any]] = {}
-        self._at_once = metrics.at_once
         # Each thread's records, and the lock of those that add them up.
         self._local = threading.local()
         self._threads: list[_ThreadRecords] = []
         self._lock = threading.Lock()
         #: Per app, what lists the connection pools of its client of this prefix.
         self.pools: weakref.WeakKeyDictionary[Flask, _Pools] = weakref.WeakKeyDictionary()
-        self._pools_sampled = 0.0
 
     def observe(
         self,
@@ -406,11 +407,6 @@ class PrefixMetrics:
                     self.add_pending()
             figures[1] += 1 if commands is None else len(commands)
             figures[2] += seconds
-        elif self._at_once:  # outside requests, with another process reading: add it now
-            records: dict[Any, Any] = {}
-            _tally(records, command, seconds, commands)
-            self._add(records)
-            return
         records = thread.records
         record = records.get(command[0]) if commands is None else None
         if record is None:  # a name new to the records, or a pipeline
@@ -456,23 +452,14 @@ class PrefixMetrics:
         if new:
             self._add(new)
 
-    def end_request(self, context: Any) -> None:
-        """Under a multiprocess server, add the round trips and the figures of the
-        request of ``context``, which is ending, to the metrics at once."""
-        thread_records: Optional[_ThreadRecords] = getattr(self._local, "thread", None)
-        if thread_records is None:
-            return  # no round trip of this prefix in this thread
-        ending = [figures for figures in thread_records.active if figures[0] is context]
-        if not ending:
-            return  # no round trip of this prefix in the request
-        for figures in ending:
-            figures[3] = ()  # ended: its context is being popped
-        with self._lock:
-            self._add_new(thread_records)
-        now = monotonic()
-        if now - self._pools_sampled >= _POOL_SAMPLE_SECONDS:
-            self._pools_sampled = now
-            self.sample_pools()
+    def forget_pending(self) -> None:
+        """In a forked child: what the parent tallied is the parent's to add up."""
+        self._lock = threading.Lock()  # it may have been held at the fork
+        current = threading.current_thread()
+        self._threads = [each for each in self._threads if each.thread is current]
+        for thread_records in self._threads:
+            thread_records.close_ended()
+            thread_records.take_new()
 
     def _duration(self, label: str) -> Any:
         child = self._durations.get(label)
@@ -574,31 +561,11 @@ def _pool_counts(pool: Any) -> Optional[tuple[int, int]]:
     return len(in_use), len(available)
 
 
-# Under a multiprocess server, per app, the prefixes whose requests end at teardown.
-_ending: weakref.WeakKeyDictionary[Flask, list[PrefixMetrics]] = weakref.WeakKeyDictionary()
-
-
-def _end_requests(error: Optional[BaseException]) -> None:
-    context = _cv_request.get(None)
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    for prefix_metrics in _ending.get(app, ()):
-        try:
-            prefix_metrics.end_request(context)
-        except Exception:
-            _report_observer_error()
-
-
 def setup_metrics(app: Flask, config: ClientConfig, pools: _Pools) -> Observer:
     """Keep the metrics of ``config``'s prefix for a client of ``app`` whose connection
     pools ``pools()`` lists: the observer."""
     prefix_metrics = metrics_for(config.metrics_registry).for_prefix(config.prefix)
     prefix_metrics.pools[app] = pools
-    if prefix_metrics.metrics.at_once:
-        # Another process reads the metrics: each request adds its own when it ends.
-        prefixes = _ending.get(app)
-        if prefixes is None:
-            prefixes = _ending[app] = []
-            app.teardown_request(_end_requests)
-        if prefix_metrics not in prefixes:
-            prefixes.append(prefix_metrics)
+    if prefix_metrics.metrics.multiprocess:  # another process may read the metrics
+        write_every_second(prefix_metrics.metrics)
     return prefix_metrics.observe

@@ -5,7 +5,8 @@ default registry. The commands of ``/work`` are listed in ``WORK_COMMANDS`` ther
 ``/background`` sends one ECHO outside a request.
 
 Read from the environment: ``FLASK_REDIS_TEST_PORT``, the port of the suite's
-redis-server. Metrics go to prometheus-client's default registry and are served at
+redis-server, and ``FLASK_REDIS_TEST_WRITE_INTERVAL``, the seconds between two writes of a
+worker's metrics to the files. Metrics go to prometheus-client's default registry and are served at
 ``/metrics``; with ``PROMETHEUS_MULTIPROC_DIR`` set, that view reads all workers' files.
 """
 
@@ -17,7 +18,10 @@ import time
 
 from flask import Flask
 
+import flask_redis.multiprocess
 from flask_redis import Redis
+
+flask_redis.multiprocess.INTERVAL = float(os.environ["FLASK_REDIS_TEST_WRITE_INTERVAL"])
 
 app = Flask(__name__)
 app.config.update(
@@ -26,6 +30,7 @@ app.config.update(
     REDIS_METRICS_PATH="/metrics",
 )
 redis = Redis(app)
+redis.ping()  # once per process that loads the app: gunicorn's master with --preload
 
 
 @app.route("/health")

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, FrozenSet, Tuple
+from typing import Callable, Dict, FrozenSet, Tuple
 
 import pytest
 
@@ -30,7 +30,11 @@ pytest.importorskip("gunicorn")
 if sys.platform == "win32":  # pragma: no cover
     pytest.skip("gunicorn does not run on Windows", allow_module_level=True)
 
+from prometheus_client import CollectorRegistry  # noqa: E402
+from prometheus_client.multiprocess import MultiProcessCollector  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+
+from flask_redis.multiprocess import INTERVAL  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKERS = 4
@@ -78,8 +82,12 @@ def _get(url: str) -> tuple[int, str]:
         return response.status, response.read().decode()
 
 
-def _start(tmp_path: Path, redis_server: RedisServer, attempt: int) -> Gunicorn | None:
-    """Start gunicorn on a free port; ``None`` when it exits before answering (port taken)."""
+def _start(
+    tmp_path: Path, redis_server: RedisServer, attempt: int, interval: float, preload: bool
+) -> Gunicorn | None:
+    """Start gunicorn on a free port, its workers writing their metrics every ``interval``
+    seconds, the app loaded before the fork with ``preload``; ``None`` when it exits before
+    answering (port taken)."""
     multiproc_dir = tmp_path / f"prometheus-{attempt}"
     multiproc_dir.mkdir()  # fresh and empty, as prometheus-client wants it at start
     config = tmp_path / "gunicorn.conf.py"
@@ -90,6 +98,7 @@ def _start(tmp_path: Path, redis_server: RedisServer, attempt: int) -> Gunicorn 
         os.environ,
         PROMETHEUS_MULTIPROC_DIR=str(multiproc_dir),
         FLASK_REDIS_TEST_PORT=str(redis_server.port),
+        FLASK_REDIS_TEST_WRITE_INTERVAL=str(interval),
         PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     )
     command = [
@@ -101,6 +110,7 @@ def _start(tmp_path: Path, redis_server: RedisServer, attempt: int) -> Gunicorn 
         "--timeout", "30",
         "--graceful-timeout", "5",
         "--chdir", str(ROOT),
+        *(["--preload"] if preload else []),
         "tests.gunicorn_app:app",
     ]  # fmt: skip
     with log.open("wb") as output:
@@ -141,10 +151,21 @@ def _stop(server: Gunicorn) -> None:
 
 
 @pytest.fixture()
-def gunicorn(redis_server: RedisServer, tmp_path: Path) -> Iterator[Gunicorn]:
-    """gunicorn serving tests/gunicorn_app.py with 4 sync workers, stopped afterwards."""
+def gunicorn(
+    redis_server: RedisServer, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Gunicorn]:
+    """gunicorn serving tests/gunicorn_app.py with 4 sync workers, stopped afterwards.
+
+    Its workers write their metrics every second, or as often as the test's
+    ``write_interval`` mark says; the app is loaded before the fork if the test has a
+    ``preload`` argument that says so.
+    """
+    mark = request.node.get_closest_marker("write_interval")
+    interval = mark.args[0] if mark else INTERVAL
+    preload = bool(request.node.callspec.params.get("preload")) if hasattr(
+        request.node, "callspec") else False  # fmt: skip
     for attempt in range(3):  # a free port can be taken before gunicorn binds it
-        server = _start(tmp_path, redis_server, attempt)
+        server = _start(tmp_path, redis_server, attempt, interval, preload)
         if server is not None:
             break
     else:
@@ -169,7 +190,18 @@ def _value(samples: Samples, name: str, **labels: str) -> float | None:
     return samples.get((name, frozenset(labels.items())))
 
 
-def test_workers_metrics_are_added_up(gunicorn: Gunicorn) -> None:
+def _scrape_when(server: Gunicorn, ready: Callable[[Samples], bool]) -> Samples:
+    """The first scrape that is ``ready``, within a few of the workers' writes."""
+    deadline = time.monotonic() + 5 * INTERVAL
+    while True:
+        samples = _scrape(server)
+        if ready(samples) or time.monotonic() > deadline:
+            return samples
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("preload", [False, True], ids=["loaded-by-workers", "preloaded"])
+def test_workers_metrics_are_added_up(gunicorn: Gunicorn, preload: bool) -> None:
     environ_before = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     # Concurrent requests, each on a connection of its own: the route holds its worker a
     # moment, so the other workers take the rest.
@@ -179,11 +211,20 @@ def test_workers_metrics_are_added_up(gunicorn: Gunicorn) -> None:
     pids = {int(pid) for _status, pid in replies}
     assert len(pids) >= 2, f"one worker served every request: {pids}"
 
-    # Outside a request (a thread of the worker), each round trip goes to the files at once.
+    # Outside a request, from a thread of the worker.
     background = [_get(gunicorn.url + "/background") for _ in range(BACKGROUND)]
     assert [status for status, _pid in background] == [200] * BACKGROUND
 
-    samples = _scrape(gunicorn)
+    # The app sends a PING when it is loaded: once, in gunicorn's master, if preloaded. A
+    # forked worker leaves what its parent tallied to the parent.
+    pings = 1 if preload else WORKERS
+
+    # Each process writes what it tallied within a second.
+    samples = _scrape_when(gunicorn, lambda samples: (
+        _value(samples, "flask_redis_commands_total", prefix="redis", command="ECHO"),
+        _value(samples, "flask_redis_commands_total", prefix="redis", command="PING"),
+        _value(samples, "flask_redis_request_commands_count", prefix="redis", endpoint="work"),
+    ) == (BACKGROUND, pings, REQUESTS))  # fmt: skip
 
     def value(name: str, **labels: str) -> float | None:
         return _value(samples, name, **labels)  # the latest scrape
@@ -193,6 +234,7 @@ def test_workers_metrics_are_added_up(gunicorn: Gunicorn) -> None:
             per_request * REQUESTS
         ), command
     assert value("flask_redis_commands_total", prefix="redis", command="ECHO") == BACKGROUND
+    assert value("flask_redis_commands_total", prefix="redis", command="PING") == pings
     # The request that started the thread made no round trip itself: it is not observed.
     assert value("flask_redis_request_commands_sum", prefix="redis", endpoint="background") is None
     # A pipeline is one round trip; its commands are counted, not the pipeline.
@@ -230,8 +272,10 @@ def test_workers_metrics_are_added_up(gunicorn: Gunicorn) -> None:
     # livesum: the live workers' gauges added up. A sync worker serves one request at a
     # time, so each worker that served /work holds one idle connection, none in use.
     pool_gauge = "flask_redis_pool_connections"
+    # The master that loaded the app holds the connection of its PING.
+    holding = len(pids) + (1 if preload else 0)
     assert value(pool_gauge, prefix="redis", state="in_use") == 0
-    assert value(pool_gauge, prefix="redis", state="idle") == len(pids)
+    assert value(pool_gauge, prefix="redis", state="idle") == holding
 
     # A worker that exits: child_exit drops its live gauges, its counters stay.
     gone = min(pids)
@@ -243,6 +287,29 @@ def test_workers_metrics_are_added_up(gunicorn: Gunicorn) -> None:
     assert not livesum_file.exists(), gunicorn.log_text()
     samples = _scrape(gunicorn)
     assert value("flask_redis_commands_total", prefix="redis", command="SET") == 2 * REQUESTS
-    assert value(pool_gauge, prefix="redis", state="idle") == len(pids) - 1
+    assert value(pool_gauge, prefix="redis", state="idle") == holding - 1
 
     assert os.environ.get("PROMETHEUS_MULTIPROC_DIR") == environ_before
+
+
+@pytest.mark.write_interval(3600)
+def test_a_worker_that_exits_writes_what_it_tallied(gunicorn: Gunicorn) -> None:
+    with ThreadPoolExecutor(max_workers=2 * WORKERS) as pool:
+        replies = list(pool.map(lambda _: _get(gunicorn.url + "/work"), range(REQUESTS)))
+    assert [status for status, _pid in replies] == [200] * REQUESTS
+    _stop(gunicorn)  # long before a worker's first write: only the one at exit
+    assert gunicorn.process.returncode == 0, gunicorn.log_text()
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(gunicorn.multiproc_dir))  # type: ignore[no-untyped-call]
+    samples: Samples = {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in registry.collect() for sample in family.samples
+    }  # fmt: skip
+    for command, per_request in WORK_COMMANDS.items():
+        assert _value(samples, "flask_redis_commands_total", prefix="redis", command=command) == (
+            per_request * REQUESTS
+        ), command
+    assert _value(
+        samples, "flask_redis_request_commands_count", prefix="redis", endpoint="work"
+    ) == REQUESTS
