@@ -24,6 +24,7 @@ from flask import Flask
 from flask.globals import _cv_request  # the request context, if any: a context variable
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, values
 from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 from .config import ClientConfig
 from .instrument import Command, Observer, _report_observer_error
@@ -91,7 +92,7 @@ def command_label(name: Any) -> str:
     return label
 
 
-class Metrics:
+class Metrics(Collector):
     """The metric objects, created once per registry (see :func:`metrics_for`).
 
     They are registered as one collector, this object, which adds the tallies of round

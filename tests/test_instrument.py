@@ -125,12 +125,14 @@ def test_clients_made_by_client_share_the_observer(client: Any, recorder: Record
 
 
 def test_a_client_made_by_the_class_itself_is_not_observed(
-    redis_server: RedisServer, recorder: Recorder
+    client: Any, redis_server: RedisServer, recorder: Recorder
 ) -> None:
-    other = instrumented(redis.Redis).from_url(redis_server.url)
+    other = type(client).from_url(redis_server.url)  # the class of an observed client
     assert other.ping() is True
     other.close()
     assert recorder.calls == []
+    assert client.echo("observed") == b"observed"
+    assert recorder.commands == [("ECHO", "observed")]
 
 
 def test_locks_and_scripts_go_through_the_observer(client: Any, recorder: Recorder) -> None:

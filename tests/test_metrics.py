@@ -586,9 +586,12 @@ def test_metrics_off_gives_the_configured_class_and_records_nothing(
 
 
 def test_metrics_on_gives_a_subclass_named_as_the_configured_class(ext: Redis) -> None:
-    assert isinstance(ext.connection, redis.Redis)
-    assert type(ext.connection).__name__ == "Redis"
-    assert isinstance(ext.pipeline(), redis.client.Pipeline)
+    made = type(ext.connection)
+    assert issubclass(made, redis.Redis) and made is not redis.Redis
+    assert (made.__name__, made.__module__) == ("Redis", redis.Redis.__module__)
+    with ext.pipeline() as pipe:
+        assert isinstance(pipe, redis.client.Pipeline)
+        assert type(pipe) is not redis.client.Pipeline
 
 
 @pytest.mark.parametrize(
