@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import os
 import threading
+import time
 import weakref
 from typing import TYPE_CHECKING, Optional
 
@@ -36,14 +37,16 @@ class _Writer(threading.Thread):
         super().__init__(name="flask_redis metrics writer", daemon=True)
 
     def run(self) -> None:
-        stopped = threading.Event()  # never set: the thread ends with the process
-        while not stopped.wait(INTERVAL):
+        while True:  # a daemon thread: it ends with the process
+            time.sleep(INTERVAL)
             write()
 
 
 def write() -> None:
     """Add what was tallied since the last write to the metrics, which are in the files."""
-    for metrics in list(_written):
+    with _lock:  # a set may not change while it is copied
+        written = list(_written)
+    for metrics in written:
         try:
             metrics.add_pending()
         except Exception:  # the next write tries again; the server goes on
@@ -53,8 +56,8 @@ def write() -> None:
 def write_every_second(metrics: Metrics) -> None:
     """Write ``metrics`` every second, from a thread of this process, and at exit."""
     global _writer
-    _written.add(metrics)
     with _lock:
+        _written.add(metrics)
         if _writer is None:
             _writer = _Writer()
             _writer.start()
