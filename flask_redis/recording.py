@@ -8,15 +8,17 @@ request it does nothing. Secrets are redacted before anything is stored.
 
 from __future__ import annotations
 
+import codecs
 import logging
 import os
+import re
 import sys
 import weakref
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from time import perf_counter
 from types import FrameType
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 import redis
 from flask import Flask, Response, current_app, has_request_context, request
@@ -43,14 +45,15 @@ _SKIPPED = tuple(
     if module.__file__
 )
 
-#: Reads whose nil reply is a miss; MGET and HMGET count each key or field.
-_READS = frozenset({
-    "GET", "GETEX", "GETDEL", "HGET", "HGETALL", "LINDEX", "ZSCORE", "SMEMBERS",
-    "HEXISTS", "EXISTS", "LRANGE", "ZRANGE", "GETRANGE", "STRLEN",
+#: Reads of one key whose nil reply is a miss, else a hit.
+_READS = frozenset({"GET", "GETEX", "GETDEL", "HGET", "LINDEX", "ZSCORE"})
+#: Reads of one key whose empty, zero or false reply is a miss too.
+_EMPTY_IS_MISS = frozenset({
+    "HGETALL", "SMEMBERS", "LRANGE", "ZRANGE", "HEXISTS", "GETRANGE", "STRLEN",
 })  # fmt: skip
+#: Reads of several keys (EXISTS) or fields (HMGET), each a hit or a miss.
 _MULTI_READS = frozenset({"MGET", "HMGET"})
-_EMPTY_IS_MISS = frozenset({"HGETALL", "SMEMBERS", "LRANGE", "ZRANGE"})
-_ALL_READS = _READS | _MULTI_READS
+_ALL_READS = _READS | _EMPTY_IS_MISS | _MULTI_READS | {"EXISTS"}
 
 
 @dataclass
@@ -60,10 +63,12 @@ class RecordedCall:
 
     #: The config prefix of the client, as configured (``"REDIS"``).
     prefix: str
-    #: The command, upper-case as sent (``"GET"``, ``"CLIENT SETNAME"``).
+    #: The command, upper-case as sent (``"GET"``, ``"CLIENT SETNAME"``): the first word
+    #: redis-py sends, and the second when it is a subcommand named in the same string.
     command: str
     #: The arguments after the command, as display strings: secrets are ``"***"``, long
-    #: values are cut, binary values are shown as hex.
+    #: values are cut, binary values are shown as hex. A command named in one string with
+    #: its arguments (``"CONFIG SET maxmemory 1mb"``) has them here, as redis-py sends them.
     args: Tuple[str, ...]
     #: Arguments not kept, beyond the first :data:`ARGUMENTS_LIMIT`.
     args_left_out: int
@@ -90,6 +95,9 @@ class RecordedCall:
     misses: int
     #: Some argument was redacted.
     redacted: bool
+    #: The command and its arguments are the text that was sent, so that it can be sent
+    #: again from them: none was cut short, redacted, left out or shown as hex.
+    exact: bool = True
 
 
 class RecordedCalls(Stacked, List[RecordedCall]):
@@ -119,8 +127,12 @@ class RecordedCalls(Stacked, List[RecordedCall]):
         if self._pending:
             for fields in self._pending:
                 call = RecordedCall(*fields)
-                # Short numbers were kept as they were sent (see displayed()).
-                call.args = tuple([a if type(a) is str else str(a) for a in call.args])
+                # Numbers were kept as they were sent (see displayed()).
+                args = call.args
+                if not all(type(arg) is str for arg in args):
+                    shown = [_shown(arg) for arg in args]
+                    call.args = tuple([text for text, _exact in shown])
+                    call.exact = call.exact and all(exact for _text, exact in shown)
                 self.append(call)
             self._pending.clear()
         return self
@@ -146,144 +158,372 @@ def get_recorded_calls() -> RecordedCalls:
     return calls._materialize()
 
 
-def _shown(value: Any) -> str:
-    """An argument as display text: cut to :data:`ARGUMENT_LIMIT`, binary as hex."""
+def printable(text: str) -> str:
+    """``text`` with each character that is not printable written as its escape: ``\\n``,
+    ``\\r``, ``\\t``, ``\\x1b``, ``\\u2028``, ``\\udcff``... What it returns holds no control
+    character, line or paragraph separator or lone surrogate, so that a log record stays
+    one line, a terminal shows it as it is, and it can be encoded as UTF-8."""
+    if text.isprintable():
+        return str(text)  # a str subclass (markupsafe.Markup...) becomes plain text
+    return "".join([char if char.isprintable() else repr(char)[1:-1] for char in text])
+
+
+def _bytes_head(value: Any, size: int) -> Tuple[bytes, int]:
+    """The first ``size`` bytes of a bytes-like ``value`` and its length in bytes; a
+    ``memoryview`` or ``bytearray`` as the bytes it holds, copying no more than needed."""
     if isinstance(value, bytes):
-        size = len(value)
-        head = value[:ARGUMENT_LIMIT]
-        try:
-            text = head.decode("utf-8")
-            printable = text.isprintable()
-        except UnicodeDecodeError as error:
-            # Text cut inside a character of several bytes is still text.
-            printable = size > ARGUMENT_LIMIT and error.start >= len(head) - 3
-            if printable:
-                text = head[: error.start].decode("utf-8", "replace")
-                printable = text.isprintable()
-        if not printable:
-            text = "0x" + head[: ARGUMENT_LIMIT // 2].hex()
-            if size > ARGUMENT_LIMIT // 2:
-                text += f"... ({size} bytes)"
-            return text
-    else:
-        text = value if isinstance(value, str) else str(value)
-        size = len(text)
-        if size <= ARGUMENT_LIMIT:
-            return text
-        text = text[:ARGUMENT_LIMIT]
+        return value[:size], len(value)
+    view = memoryview(value)
+    if view.ndim == 1 and view.itemsize == 1:
+        return view[:size].tobytes(), view.nbytes
+    return view.tobytes()[:size], view.nbytes
+
+
+def _cut(text: str, size: int, unit: str) -> str:
+    """``text``, the start of a value of ``size`` ``unit``, marked as cut."""
+    return f"{text}... ({size} {unit})"
+
+
+def _shown(value: Any) -> Tuple[str, bool]:
+    """An argument as display text, and whether the text is exactly what redis-py sends.
+
+    Text and numbers are kept as they are, cut to :data:`ARGUMENT_LIMIT` characters; bytes
+    (``bytearray`` and ``memoryview`` included) as text when they are printable UTF-8, else
+    as hex (``0x00ff``) of their first ``ARGUMENT_LIMIT // 2`` bytes.
+    """
+    if isinstance(value, str):
+        if len(value) <= ARGUMENT_LIMIT:
+            # Plain text: a str subclass such as markupsafe.Markup must not reach a
+            # template as markup.
+            return (value if type(value) is str else str(value)), True
+        return _cut(value[:ARGUMENT_LIMIT], len(value), "characters"), False
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return _shown_bytes(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        # redis-py sends repr() of a number (of an int or float subclass too).
+        if isinstance(value, int) and value.bit_length() > _NUMBER_BITS:
+            return f"(an integer of {value.bit_length()} bits)", False
+        text = repr(value)
+        exact = True
+    else:  # redis-py refuses anything else (a DataError): nothing was sent
+        text = str(value)
+        exact = False
+    if len(text) <= ARGUMENT_LIMIT:
+        return text, exact
+    return _cut(text[:ARGUMENT_LIMIT], len(text), "characters"), False
+
+
+# Integers of more bits than this have more than ARGUMENT_LIMIT digits.
+_NUMBER_BITS = int(ARGUMENT_LIMIT * 3.32)
+
+
+def _shown_bytes(value: Any) -> Tuple[str, bool]:
+    head, size = _bytes_head(value, ARGUMENT_LIMIT)
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as error:
+        # Text cut inside a character of several bytes is still text.
+        if size <= ARGUMENT_LIMIT or error.start < len(head) - 3:
+            return _hex(head, size), False
+        text = head[: error.start].decode("utf-8")
+    if not text.isprintable():
+        return _hex(head, size), False
     if size > ARGUMENT_LIMIT:
-        text += f"... ({size} bytes)" if isinstance(value, bytes) else f"... ({size} characters)"
-    return text
+        return _cut(text, size, "bytes"), False
+    return text, True
+
+
+def _hex(head: bytes, size: int) -> str:
+    text = "0x" + head[: ARGUMENT_LIMIT // 2].hex()
+    return _cut(text, size, "bytes") if size > ARGUMENT_LIMIT // 2 else text
 
 
 def _word(value: Any) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace").upper()
-    return str(value).upper()
+    """A word of a command, upper-case, to compare with the names of commands and options
+    (which the server reads case-insensitively, ASCII letters only)."""
+    if isinstance(value, str):
+        return value.upper()
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("latin-1").upper()
+    return _shown(value)[0].upper()
 
 
-_NONE: frozenset[int] = frozenset()
-_SECRET_COMMANDS = frozenset({"AUTH", "HELLO", "MIGRATE", "ACL", "CONFIG", "SENTINEL"})
-_may_hold_secrets: Dict[str, bool] = {}  # by command name as sent; bounded below
+# ASCII whitespace, which bytes.split() splits on: redis-py splits a command name on it.
+_SPACES = re.compile("[ \t\n\r\x0b\x0c]+")
 
+# Where the words of a command name are parted too, to search them for a secret: at any
+# whitespace or control character. The server reads "AUTH\u00a0pw" (redis-py does not
+# split it) as one word, a command it does not know, and quotes it in its error.
+_BREAKS = re.compile(r"[\s\x00-\x1f\x7f-\xa0]+")
 
-def _may_hold_secret(name: str) -> bool:
-    try:
-        return _may_hold_secrets[name]
-    except KeyError:
-        found = name.split(" ", 1)[0].upper() in _SECRET_COMMANDS
-        if len(_may_hold_secrets) < 4096:
-            _may_hold_secrets[name] = found
-        return found
-
-
-_CONFIG_SECRETS = frozenset({
-    "REQUIREPASS", "MASTERAUTH", "MASTERUSER", "TLS-KEY-FILE-PASS", "TLS-CLIENT-KEY-FILE-PASS",
+#: Commands whose second word is a subcommand, shown with it (``"CLIENT SETNAME"``) when
+#: the command is named in one string, as redis-py names them.
+_CONTAINERS = frozenset({
+    "ACL", "CLIENT", "CLUSTER", "COMMAND", "CONFIG", "DEBUG", "FUNCTION", "HOTKEYS",
+    "LATENCY", "LOLWUT", "MEMORY", "MODULE", "OBJECT", "PUBSUB", "SCRIPT", "SENTINEL",
+    "SLOWLOG", "XGROUP", "XINFO",
 })  # fmt: skip
 
 
-def secret_positions(name: str, args: Sequence[Any]) -> frozenset[int] | set[int]:
-    """Positions in ``args`` (the arguments after command ``name``) that hold a secret."""
-    if not _may_hold_secret(name):
-        return _NONE
-    head = name.upper().split()
-    shift = len(head)
-    hidden = _secret_words([*head, *(_word(arg) for arg in args)])
-    return {index - shift for index in hidden if index >= shift}
+def _split_name(command: Command) -> Tuple[List[Any], List[Any]]:
+    """The words that name ``command`` and its arguments, as redis-py sends them.
+
+    redis-py's ``pack_command`` splits a first argument of text on ASCII whitespace, and one
+    of bytes that holds a space: ``("CONFIG SET masterauth pw",)`` sends four words. The
+    command is named by the first word, and by the second too when it is a subcommand
+    (:data:`_CONTAINERS`) of the same first argument; the other words are arguments.
+    """
+    name = command[0]
+    if isinstance(name, str):
+        words: List[Any] = [word for word in _SPACES.split(name) if word]
+    elif isinstance(name, (bytes, bytearray)) and b" " in name:
+        words = bytes(name).split()
+    else:
+        words = [name]
+    args = list(command[1:])
+    if not words:  # a name of spaces only: the next argument goes as the command
+        words = [args.pop(0)] if args else []
+    count = 2 if len(words) > 1 and _word(words[0]) in _CONTAINERS else 1
+    return words[:count], words[count:] + args
 
 
-def _secret_words(words: List[str]) -> set[int]:
-    """Positions of the secrets in a whole command, upper-cased word by word."""
+def _command_text(words: Sequence[Any]) -> Tuple[str, bool]:
+    """The upper-case command named by ``words``, and whether it is exact: each word is
+    short printable ASCII without spaces, so the line of the panel sends it again."""
+    texts: List[str] = []
+    exact = True
+    for word in words:
+        text, same = _shown(word)
+        if same:
+            upper = text.upper()
+            same = upper.isascii() and upper.isprintable() and " " not in upper and upper != ""
+            text = upper
+        exact = exact and same
+        texts.append(text)
+    return " ".join(texts), exact
+
+
+#: Plain command names (first arguments) and the command they name, upper-case: names of
+#: command words only, that can hold no secret. Filled as they are first seen; bounded.
+_plain_names: Dict[Any, str] = {}
+
+
+#: Commands that may carry a secret, in their arguments or in a command they hold.
+_SECRET_COMMANDS = frozenset({"AUTH", "HELLO", "MIGRATE", "ACL", "CONFIG", "SENTINEL", "COMMAND"})
+
+
+def secret_positions(command: Command) -> Set[int]:
+    """Positions of the secrets in ``command``'s words as redis-py sends them (see
+    :func:`sent_words`): ``{2}`` for ``("AUTH", "default", "pw")`` and for ``("AUTH
+    default pw",)``."""
+    words = [_word(word) for word in sent_words(command)]
+    return _secret_words(words, 0) if words and words[0] in _SECRET_COMMANDS else set()
+
+
+def sent_words(command: Command) -> List[Any]:
+    """The words of ``command`` as redis-py sends them (see :func:`_split_name`)."""
+    names, args = _split_name(command)
+    return names + args
+
+
+def _from(start: int, size: int) -> Set[int]:
+    return set(range(start, size))
+
+
+#: Subcommands that hold no secret, of the commands that have one that may. Any other
+#: subcommand, the server does not know: all its arguments are taken for secrets.
+_HARMLESS_SUBCOMMANDS = {
+    "ACL": frozenset({
+        "CAT", "DELUSER", "GENPASS", "GETUSER", "HELP", "LIST", "LOAD", "LOG", "SAVE", "USERS",
+        "WHOAMI",
+    }),
+    "CONFIG": frozenset({"GET", "HELP", "RESETSTAT", "REWRITE"}),
+    "COMMAND": frozenset({"COUNT", "DOCS", "HELP", "INFO", "LIST"}),
+    "SENTINEL": frozenset({
+        "CKQUORUM", "DEBUG", "FAILOVER", "FLUSHCONFIG", "GET-MASTER-ADDR-BY-NAME",
+        "GET-PRIMARY-ADDR-BY-NAME", "HELP", "INFO-CACHE", "IS-MASTER-DOWN-BY-ADDR",
+        "IS-PRIMARY-DOWN-BY-ADDR", "MASTER", "MASTERS", "MONITOR", "MYID", "PENDING-SCRIPTS",
+        "PRIMARIES", "PRIMARY", "REMOVE", "REPLICAS", "RESET", "SENTINELS",
+        "SIMULATE-FAILURE", "SLAVES",
+    }),
+}  # fmt: skip
+
+#: Commands nested this deep (``ACL DRYRUN user COMMAND GETKEYS ...``) are not read: all
+#: their words are taken for secrets.
+_NESTING_LIMIT = 4
+
+
+def _secret_words(words: List[str], depth: int) -> Set[int]:
+    """Positions of the secrets in a whole command, given word by word in upper case.
+
+    It fails closed: where a word may be followed by a secret and the words after it do not
+    read the way the server reads them, every word from there on is taken for a secret.
+    """
     command, size = words[0], len(words)
-
-    def after(index: int, skip: int) -> set[int]:
-        # The word ``skip`` places after ``index``; all that follow if the command is cut
-        # short (the server rejects it, but what was sent may still be a password).
-        return {index + skip} if index + skip < size else set(range(index + 1, size))
-
-    def options(start: int, names: frozenset[str]) -> set[int]:
-        # Values of name-value pairs from ``start`` whose name is in ``names``.
-        return {i + 1 for i in range(start, size - 1, 2) if words[i] in names}
-
     sub = words[1] if size > 1 else ""
-    if command == "AUTH":
-        return set(range(1, size))
-    if command == "HELLO":  # HELLO protover [AUTH username password] [SETNAME name]
-        index = 2
-        while index < size:
-            if words[index] == "AUTH":
-                return after(index, 2)
-            index += 2 if words[index] == "SETNAME" else 1
-        return set()
-    if command == "MIGRATE":  # MIGRATE host port key db timeout [options] [KEYS key...]
-        for index in range(6, size):
-            if words[index] in ("AUTH", "AUTH2"):
-                return after(index, 1 if words[index] == "AUTH" else 2)
-            if words[index] == "KEYS":
-                break
-        return set()
-    if command == "ACL" and sub == "SETUSER":
-        # ACL SETUSER name rule...: >pass and <pass add and remove a password, #hash and
-        # !hash a hashed one.
-        return {i for i in range(3, size) if words[i][:1] in (">", "<", "#", "!")}
-    if command == "CONFIG" and sub == "SET":
-        return options(2, _CONFIG_SECRETS)
+    if command == "AUTH":  # AUTH [username] password
+        return _from(1, size)
+    if command == "HELLO":
+        return _hello_secrets(words)
+    if command == "MIGRATE":
+        return _migrate_secrets(words)
+    if command == "ACL" and sub == "SETUSER":  # ACL SETUSER username rule...
+        return {index for index in range(3, size) if not _harmless_acl_rule(words[index])}
+    if command == "ACL" and sub == "DRYRUN":  # ACL DRYRUN username command arg...
+        return _nested_secrets(words, 3, depth)
+    if command == "COMMAND" and sub in ("GETKEYS", "GETKEYSANDFLAGS"):  # ... command arg...
+        return _nested_secrets(words, 2, depth)
+    if command == "CONFIG" and sub == "SET":  # CONFIG SET parameter value ...
+        return _option_secrets(words, 2)
     if command == "SENTINEL" and sub == "SET":  # SENTINEL SET master option value ...
-        return options(3, frozenset({"AUTH-PASS"}))
-    if command == "SENTINEL" and sub == "CONFIG" and size > 2 and words[2] == "SET":
-        return options(3, frozenset({"SENTINEL-PASS"}))
+        return _option_secrets(words, 3)
+    if command == "SENTINEL" and sub == "CONFIG":  # SENTINEL CONFIG SET|GET parameter ...
+        action = words[2] if size > 2 else "GET"
+        if action == "SET":
+            return _option_secrets(words, 3)
+        return set() if action == "GET" else _from(3, size)
+    harmless = _HARMLESS_SUBCOMMANDS.get(command)
+    if harmless is None or size < 2 or sub in harmless:
+        return set()
+    return _from(2, size)
+
+
+def _hello_secrets(words: List[str]) -> Set[int]:
+    """HELLO [protover [AUTH username password] [SETNAME clientname]]: the password."""
+    size, index = len(words), 1
+    if size > 1 and _INTEGER.match(words[1]):
+        index = 2
+    # The server reads no option after a protocol version it cannot read; a password
+    # without one was sent all the same.
+    hidden: Set[int] = set()
+    while index < size:
+        word = words[index]
+        if word == "AUTH" and index + 2 < size:
+            hidden.add(index + 2)
+            index += 3
+        elif word == "SETNAME" and index + 1 < size:
+            index += 2
+        else:  # not what the server reads: anything from here on may be the password
+            return hidden | _from(index + 1 if word in ("AUTH", "SETNAME") else index, size)
+    return hidden
+
+
+_INTEGER = re.compile(r"-?[0-9]+\Z")
+
+
+def _migrate_secrets(words: List[str]) -> Set[int]:
+    """MIGRATE host port key|"" db timeout [COPY] [REPLACE] [AUTH password | AUTH2 username
+    password] [KEYS key...]: the password."""
+    size = len(words)
+    if size < 6:  # too short to read: anything after an AUTH may be the password
+        for index in range(1, size):
+            if words[index] in ("AUTH", "AUTH2"):
+                return _from(index + 1, size)
+        return set()
+    hidden: Set[int] = set()
+    index = 6
+    while index < size:
+        word = words[index]
+        if word in ("COPY", "REPLACE"):
+            index += 1
+        elif word == "AUTH" and index + 1 < size:
+            hidden.add(index + 1)
+            index += 2
+        elif word == "AUTH2" and index + 2 < size:
+            hidden.add(index + 2)
+            index += 3
+        elif word == "KEYS":
+            break
+        else:  # not what the server reads: anything from here on may be the password
+            return hidden | _from(index + 1 if word in ("AUTH", "AUTH2") else index, size)
+    return hidden
+
+
+#: ACL SETUSER rules that set no password, besides key (``~``, ``%``), channel (``&``) and
+#: command (``+``, ``-``) rules.
+_ACL_KEYWORDS = frozenset({
+    "ON", "OFF", "NOPASS", "RESETPASS", "RESET", "ALLKEYS", "RESETKEYS", "ALLCHANNELS",
+    "RESETCHANNELS", "ALLCOMMANDS", "NOCOMMANDS", "SKIP-SANITIZE-PAYLOAD", "SANITIZE-PAYLOAD",
+    "CLEARSELECTORS",
+})  # fmt: skip
+
+
+def _harmless_acl_rule(rule: str) -> bool:
+    """An ACL SETUSER rule that sets no password (``>pass``, ``<pass``, ``#hash``,
+    ``!hash``): a keyword, a key, channel or command rule, or a selector (``(...)``, which
+    may span several arguments) of these only. Anything else may be a password."""
+    if rule[:1] == "(" or rule[-1:] == ")":
+        tokens = rule.strip("()").split()
+        return all(_harmless_acl_token(token) for token in tokens)
+    return _harmless_acl_token(rule)
+
+
+def _harmless_acl_token(token: str) -> bool:
+    return token in _ACL_KEYWORDS or token[:1] in ("~", "%", "&", "+", "-")
+
+
+def _nested_secrets(words: List[str], start: int, depth: int) -> Set[int]:
+    """The secrets of the command that ``words`` hold from ``start`` on."""
+    if start >= len(words):
+        return set()
+    if depth >= _NESTING_LIMIT:
+        return _from(start, len(words))
+    nested = words[start:]
+    if nested[0] not in _SECRET_COMMANDS:
+        return set()
+    return {start + index for index in _secret_words(nested, depth + 1)}
+
+
+def _secret_option(name: str) -> bool:
+    """A parameter or option whose value is a secret: ``requirepass``, ``masterauth``,
+    ``masteruser``, ``tls-key-file-pass``, ``auth-pass``, ``sentinel-pass`` and the like."""
+    return "PASS" in name or "AUTH" in name or name.endswith("USER")
+
+
+def _option_secrets(words: List[str], start: int) -> Set[int]:
+    """The values of the name-value pairs from ``start`` whose name is a secret's. Words that
+    do not pair up are not read by the server: all the words after a secret's name are
+    taken for secrets."""
+    size = len(words)
+    if (size - start) % 2 == 0:
+        return {index + 1 for index in range(start, size, 2) if _secret_option(words[index])}
+    for index in range(start, size):
+        if _secret_option(words[index]):
+            return _from(index + 1, size)
     return set()
 
 
-def _value_positions(
-    name: str, args: Sequence[Any], globs: Sequence[str]
-) -> frozenset[int] | set[int]:
+def _value_positions(name: str, args: Sequence[Any], globs: Sequence[str]) -> Set[int]:
     """Positions of the values of keys matching ``globs`` (``PREFIX_RECORD_REDACT_KEYS``)."""
-    if not globs or not args:
-        return _NONE
+    if not args:
+        return set()
 
     def matches(key: Any) -> bool:
-        text = key.decode("utf-8", "replace") if isinstance(key, bytes) else str(key)
+        if isinstance(key, (bytes, bytearray, memoryview)):
+            text = bytes(key).decode("utf-8", "replace")
+        else:
+            text = key if isinstance(key, str) else _shown(key)[0]
         return any(fnmatchcase(text, glob) for glob in globs)
 
-    if name.upper() in ("MSET", "MSETNX"):
+    if name in ("MSET", "MSETNX"):
         return {index + 1 for index in range(0, len(args) - 1, 2) if matches(args[index])}
     return set(range(1, len(args))) if matches(args[0]) else set()
 
 
 def displayed(
     command: Command, redact_keys: Sequence[str], limit: int
-) -> Tuple[str, Tuple[Any, ...], int, bool]:
+) -> Tuple[str, Tuple[Any, ...], int, bool, bool]:
     """A command as it may be shown: its upper-case name, its first ``limit`` arguments
     (display strings with secrets redacted; short numbers are left as numbers), the number
-    of arguments left out, and whether any argument was redacted."""
+    of arguments left out, whether any argument was redacted, and whether the name and the
+    arguments are exactly what was sent (see :attr:`RecordedCall.exact`)."""
     name = command[0]
-    if type(name) is not str:
-        name = _word(name)
-    args = command[1:]
-    if not redact_keys and not _may_hold_secret(name) and len(args) <= limit:
+    kind = type(name)
+    text = _plain_names.get(name) if kind is str or kind is bytes else None
+    if text is not None and not redact_keys and len(command) <= limit + 1:
         # The common case, kept short: short text and numbers are kept as they are (numbers
         # become text when the calls are asked for).
+        args = command[1:]
         for arg in args:
             kind = type(arg)
             if kind is str:
@@ -292,29 +532,66 @@ def displayed(
             elif kind is not int and kind is not float:
                 break
         else:
-            return name.upper(), args, 0, False
-    hidden = secret_positions(name, args)
+            return text, args, 0, False, True
+    return _displayed(command, redact_keys, limit)
+
+
+def _displayed(
+    command: Command, redact_keys: Sequence[str], limit: int
+) -> Tuple[str, Tuple[Any, ...], int, bool, bool]:
+    """:func:`displayed`, for any command."""
+    names, args = _split_name(command)
+    if not names:  # nothing is sent (the server waits for a command)
+        return "", (), 0, False, False
+    tokens = [token for word in names for token in _BREAKS.split(_word(word)) if token]
+    secret = bool(tokens) and tokens[0] in _SECRET_COMMANDS
+    hidden: Set[int] = set()
+    text, exact = _command_text(names)
+    redacted = False
+    if secret:
+        shift = len(tokens)
+        found = _secret_words([*tokens, *map(_word, args)], 0)
+        hidden = {index - shift for index in found if index >= shift}
+        if len(hidden) < len(found):  # the name itself holds one: it is no command
+            text, redacted = f"{tokens[0]} {REDACTED}", True
+    elif exact and len(args) == len(command) - 1:
+        # The name is the command's words only, and can hold no secret: the next call of
+        # the same name may take the short way.
+        name = command[0]
+        if type(name) in (str, bytes) and len(_plain_names) < 4096:
+            _plain_names[name] = text  # bounded by the names an app sends
     if redact_keys:
-        hidden = hidden | _value_positions(name, args, redact_keys)
+        hidden |= _value_positions(text, args, redact_keys)
     kept = args[:limit]
-    if hidden:
-        shown = tuple(REDACTED if i in hidden else _shown(arg) for i, arg in enumerate(kept))
-    else:
-        shown = tuple([_shown(arg) for arg in kept])
-    return name.upper(), shown, len(args) - len(kept), bool(hidden)
+    shown: List[str] = []
+    for index, arg in enumerate(kept):
+        if index in hidden:
+            shown.append(REDACTED)
+            continue
+        value, same = _shown(arg)
+        exact = exact and same
+        shown.append(value)
+    left_out = len(args) - len(kept)
+    redacted = redacted or bool(hidden)
+    return text, tuple(shown), left_out, redacted, exact and not redacted and not left_out
 
 
-def _hits_and_misses(command: str, reply: Any) -> Tuple[int, int]:
-    """Keys found and not found by ``command`` (upper-case), read from its reply."""
-    if command in _MULTI_READS and isinstance(reply, list):
+def _hits_and_misses(command: str, keys: int, reply: Any) -> Tuple[int, int]:
+    """Keys found and not found by ``command`` (upper-case) of ``keys`` arguments, read from
+    its reply (the rules are in docs/panel.rst)."""
+    if command in _MULTI_READS:  # MGET key..., HMGET key field...: a nil per one not found
+        if not isinstance(reply, list):
+            return 0, 0
         misses = sum(1 for item in reply if item is None)
         return len(reply) - misses, misses
-    if command in _READS:
-        missing = reply is None or (command in _EMPTY_IS_MISS and not reply)
-        if command in ("EXISTS", "HEXISTS"):
-            missing = not reply
-        return (0, 1) if missing else (1, 0)
-    return 0, 0
+    if command == "EXISTS":  # EXISTS key...: the number of the keys that exist
+        if not isinstance(reply, int) or not keys:
+            return 0, 0
+        found = min(max(reply, 0), keys)
+        return found, keys - found
+    # Nil, an empty collection or string, 0 or False: nothing was found.
+    missing = reply is None or (command in _EMPTY_IS_MISS and not reply)
+    return (0, 1) if missing else (1, 0)
 
 
 class PrefixRecorder:
@@ -327,12 +604,16 @@ class PrefixRecorder:
         max_calls: int,
         redact_keys: Sequence[str],
         stack: bool,
+        encoding: str = "utf-8",
     ) -> None:
         self.prefix = prefix
         self.root = app.root_path + os.sep
         self.max_calls = max_calls
         self.redact_keys = tuple(redact_keys)
         self.stack = stack
+        #: The client sends text in another encoding than UTF-8, in which the panel's
+        #: command lines are written: only ASCII text is the same in both.
+        self.ascii_only = not _is_utf8(encoding)
         #: The topology in a few words (``"Cluster"``), shown by the panel; ``None`` for
         #: one server.
         self.mode: Optional[str] = None
@@ -397,19 +678,23 @@ class PrefixRecorder:
             calls.dropped[prefix] = calls.dropped.get(prefix, 0) + 1
             return
         calls.counts[prefix] = count + 1
-        name, shown, left_out, redacted = displayed(command, self.redact_keys, ARGUMENTS_LIMIT)
+        name, shown, left_out, redacted, exact = displayed(
+            command, self.redact_keys, ARGUMENTS_LIMIT
+        )
         hits = misses = 0
         if error is not None:
             failure: Optional[str] = _error_text(error, redacted or secret)
         else:
             failure = None
             if name in _ALL_READS:
-                hits, misses = _hits_and_misses(name, reply)
+                hits, misses = _hits_and_misses(name, len(shown) + left_out, reply)
+        if exact and self.ascii_only:
+            exact = all(type(arg) is not str or arg.isascii() for arg in shown)
         location, stack = self._caller()
         # RecordedCall's fields, in order.
         calls._pending.append((
             prefix, name, shown, left_out, start, seconds, pipeline, transaction, failure,
-            location, stack, node, hits, misses, redacted,
+            location, stack, node, hits, misses, redacted, exact,
         ))  # fmt: skip
 
     def _caller(self) -> Tuple[Optional[str], Optional[Tuple[str, ...]]]:
@@ -460,12 +745,24 @@ def _relative(filename: str, root: str) -> str:
     return filename[len(root):] if filename.startswith(root) else filename
 
 
+def _is_utf8(encoding: Any) -> bool:
+    try:
+        return codecs.lookup(encoding).name == "utf-8"
+    except (LookupError, TypeError):
+        return False
+
+
 def _error_text(error: Optional[BaseException], secret: bool) -> Optional[str]:
+    """``"ClassName: message"``; the class only for a call that holds a secret, since the
+    message may quote the command (redis-py's does for pipelines, the server's for an
+    unknown command)."""
     if error is None:
         return None
     name = type(error).__name__
-    # A message may quote the command (redis-py does for pipelines): not for a secret.
-    return name if secret or not str(error) else f"{name}: {_shown(str(error))}"
+    if secret:
+        return name
+    message = str(error)
+    return f"{name}: {_shown(message)[0]}" if message else name
 
 
 class SlowLog:
@@ -489,8 +786,10 @@ class SlowLog:
     ) -> None:
         if seconds < self.threshold:
             return
-        name, args, left_out, _redacted = displayed(command, self.redact_keys, 10)
-        shown = " ".join(map(str, args)) + (f" ... ({left_out} more)" if left_out else "")
+        name, args, left_out, _redacted, _exact = displayed(command, self.redact_keys, 10)
+        shown = " ".join([arg if type(arg) is str else _shown(arg)[0] for arg in args])
+        if left_out:
+            shown += f" ... ({left_out} more)"
         if commands is not None:
             shown = f"({len(commands)} commands)"
         frame = _caller_frame(sys._getframe(1))
@@ -498,10 +797,13 @@ class SlowLog:
         if frame is not None:
             caller = f"{_relative(frame.f_code.co_filename, self.root)}:{frame.f_lineno}"
         endpoint = request.endpoint if has_request_context() else None
+        # Every value is escaped: a key that holds a line break or a terminal's escape
+        # sequence must not start a line of its own or reach the terminal.
         logger.warning(
             "slow Redis call: %s %s %s took %.1f ms (caller %s, endpoint %s)",
-            self.prefix, name, shown, seconds * 1000, caller, endpoint or "none",
-        )
+            printable(self.prefix), printable(name), printable(shown), seconds * 1000,
+            printable(caller), printable(endpoint or "none"),
+        )  # fmt: skip
 
 
 def setup_recording(
@@ -514,7 +816,10 @@ def setup_recording(
     answer (:mod:`flask_redis.nodes`).
     """
     most = config.record_calls_max if record else 0
-    recorder = PrefixRecorder(config.prefix, app, most, config.redact_keys, config.record_stack)
+    encoding = config.kwargs.get("encoding", "utf-8")
+    recorder = PrefixRecorder(
+        config.prefix, app, most, config.redact_keys, config.record_stack, encoding
+    )
     if mode is not None:
         recorder.mode = mode
         recorder.nodes = nodes.take

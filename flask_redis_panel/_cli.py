@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Union
 
 #: Escapes of the characters that have a short one in redis-cli's double quotes.
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -19,32 +20,52 @@ _ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 #: Printable characters that still need quotes: they end a token or start a quoted part.
 _SPECIAL = re.compile("[ \"']")
 
-#: What may need an escape inside double quotes: anything but printable ASCII other than
-#: the double quote and the backslash.
-_MAY_ESCAPE = re.compile(r"[^ !#-\[\]-~]")
 
-
-def _escape_char(match: re.Match[str]) -> str:
-    char = match[0]
-    escape = _ESCAPES.get(char)
-    if escape is not None:
-        return escape
-    if char.isprintable():  # printable beyond ASCII: UTF-8, as it is
-        return char
-    try:
-        # Lone surrogates from a "surrogateescape" decoding stand for the original bytes.
-        data = char.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:
-        data = char.encode("utf-8", "surrogatepass")
+def _hex(data: bytes) -> str:
     return "".join(f"\\x{byte:02x}" for byte in data)
 
 
-def _escape_byte(match: re.Match[str]) -> str:
-    char = match[0]  # one byte, decoded as Latin-1
-    return _ESCAPES.get(char) or f"\\x{ord(char):02x}"
+class _TextEscapes(dict):  # type: ignore[type-arg]
+    """The :meth:`str.translate` table of text in double quotes, filled as characters are
+    met: a character stays as it is when it is printable (UTF-8 goes as it is), else it is
+    written as ``\\xHH`` of its UTF-8 bytes."""
+
+    #: Characters looked up beyond these many are worked out each time, not kept.
+    LIMIT = 8192
+
+    def __missing__(self, code: int) -> str:
+        char = chr(code)
+        escape = _ESCAPES.get(char)
+        if escape is None:
+            if char.isprintable():
+                escape = char
+            else:
+                try:
+                    # Lone surrogates from a "surrogateescape" decoding stand for the
+                    # original bytes.
+                    escape = _hex(char.encode("utf-8", "surrogateescape"))
+                except UnicodeEncodeError:
+                    escape = _hex(char.encode("utf-8", "surrogatepass"))
+        if len(self) < self.LIMIT:
+            self[code] = escape
+        return escape
 
 
-def quote_argument(value: str | bytes) -> str:
+_TEXT_ESCAPES = _TextEscapes()
+for _code in range(128):
+    _TEXT_ESCAPES[_code]  # the ASCII characters, looked up ahead
+
+#: The table of bytes (decoded as Latin-1, a character per byte) in double quotes: any
+#: byte but printable ASCII as ``\\xHH``.
+_BYTE_ESCAPES = {
+    code: _ESCAPES.get(chr(code)) or (chr(code) if 32 <= code < 127 else f"\\x{code:02x}")
+    for code in range(256)
+}
+
+Argument = Union[str, bytes]
+
+
+def quote_argument(value: Argument) -> str:
     """One argument as redis-cli reads it back: a plain token when that is safe, else in
     double quotes with escapes.
 
@@ -62,13 +83,13 @@ def quote_argument(value: str | bytes) -> str:
         text = value.decode("latin-1")  # one character per byte
         if text and text.isascii() and text.isprintable() and not _SPECIAL.search(text):
             return text
-        return '"' + _MAY_ESCAPE.sub(_escape_byte, text) + '"'
+        return '"' + text.translate(_BYTE_ESCAPES) + '"'
     if value and value.isprintable() and not _SPECIAL.search(value):
-        return value
-    return '"' + _MAY_ESCAPE.sub(_escape_char, value) + '"'
+        return str(value)  # a str subclass (markupsafe.Markup...) becomes plain text
+    return '"' + value.translate(_TEXT_ESCAPES) + '"'
 
 
-def command_line(command: str, args: Iterable[str | bytes]) -> str:
+def command_line(command: str, args: Iterable[Argument]) -> str:
     """The line to type at the redis-cli prompt: the command's words, then its arguments.
 
     :param command: The command as recorded, one or two words (``"CLIENT SETNAME"``).

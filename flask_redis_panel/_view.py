@@ -1,10 +1,19 @@
-"""The rows of the panel's table, with everything the template shows already worked out."""
+"""The rows of the panel's table, with everything the template shows already worked out.
+
+Whatever a call holds, its row stays small: the text of its command, its error and its
+arguments is cut to :data:`ROW_TEXT_BYTES` bytes of HTML at most, counted after the
+quoting for redis-cli and the escaping for HTML, so that 1000 calls make less than 2 MB of
+panel.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Optional
+
+from flask_redis.recording import printable
 
 from ._analysis import Analysis, is_single_key_read
 from ._cli import command_line, quote_argument
@@ -12,11 +21,21 @@ from ._model import Call, Snapshot
 
 #: Characters of the arguments shown before the rest is folded away.
 PREVIEW_LIMIT = 80
+#: Bytes of HTML of the text of one row at most: its command, its error and its
+#: arguments, folded or not.
+ROW_TEXT_BYTES = 1000
+#: Of those, the most the command and the error may take.
+COMMAND_BYTES = 100
+ERROR_BYTES = 250
+#: Of those, the most the preview of folded arguments may take.
+PREVIEW_BYTES = 160
 
 # The recorder's mark of a value it cut: "... (123456 bytes)" or "... (123 characters)".
 _CUT = re.compile(r"\.\.\. \(\d+ (?:bytes|characters)\)\Z")
 # Shorter arguments were not cut: the recorder keeps 200 characters, or 100 bytes as hex.
 _CUT_AFTER = 200
+#: What follows text cut to fit the panel.
+_MORE = " …"
 
 
 class Row(NamedTuple):
@@ -24,10 +43,17 @@ class Row(NamedTuple):
 
     number: int
     call: Call
-    #: The arguments quoted as for redis-cli, cut to :data:`PREVIEW_LIMIT` characters.
-    preview: str
-    #: All the recorded arguments, when the preview does not show them all.
-    full: Optional[str]
+    #: The command, cut to fit.
+    command: str
+    #: The error, cut to fit; ``None`` for a call that did not fail.
+    error: Optional[str]
+    #: The start of the arguments, when they are folded: :data:`PREVIEW_LIMIT` characters.
+    preview: Optional[str]
+    #: The arguments, each quoted as for redis-cli, cut to fit (then ending in ``" …"``).
+    full: str
+    #: The command's words quoted as for redis-cli, when the call can be copied: the line
+    #: to copy is these, a space and :attr:`full` (the panel's script reads it there).
+    cli_command: Optional[str]
     #: The redis-cli line to copy, or ``None`` when the call cannot be copied.
     cli: Optional[str]
     #: Why the call cannot be copied, when it cannot.
@@ -60,14 +86,60 @@ class Group:
         return f"{'transaction' if self.transaction else 'pipeline'} #{self.pipeline}"
 
 
+def html_size(text: str) -> int:
+    """The bytes of ``text`` in UTF-8 once escaped for HTML (``&amp;``, ``&lt;``, ``&gt;``,
+    ``&#34;``, ``&#39;``), as the panel's templates escape it."""
+    size = len(text.encode("utf-8", "surrogatepass"))
+    return size + 4 * (text.count("&") + text.count('"') + text.count("'")) + 3 * (
+        text.count("<") + text.count(">")
+    )
+
+
+# A character makes 5 bytes of HTML at most: "&" and the quotes 5, UTF-8 4.
+_MOST_BYTES_PER_CHARACTER = 5
+
+
+def fit(text: str, budget: int) -> tuple[str, bool]:
+    """``text``, or as much of its start as makes ``budget`` bytes of HTML at most, and
+    whether it was cut."""
+    if len(text) * _MOST_BYTES_PER_CHARACTER <= budget or html_size(text) <= budget:
+        return text, False
+    low, high = budget // _MOST_BYTES_PER_CHARACTER, min(len(text), budget)
+    while low < high:  # the longest start that fits: its size grows with its length
+        middle = (low + high + 1) // 2
+        if html_size(text[:middle]) <= budget:
+            low = middle
+        else:
+            high = middle - 1
+    return text[:low], True
+
+
+def _quoted(args: Sequence[str], budget: int) -> tuple[str, bool]:
+    """``args`` quoted as for redis-cli and joined, cut to ``budget`` bytes of HTML; and
+    whether they were cut. Arguments past the budget are not even quoted."""
+    parts: list[str] = []
+    length = -1
+    for arg in args:
+        if length > budget:  # a character is a byte at least: no more can fit
+            break
+        parts.append(quote_argument(arg))
+        length += len(parts[-1]) + 1
+    text, cut = fit(" ".join(parts), budget)
+    return text, cut or len(parts) < len(args)
+
+
 def _not_copyable(call: Call) -> Optional[str]:
+    """Why the call cannot be copied as recorded, if it cannot."""
     if call.redacted:
         return "Not copyable: a secret is redacted (***)"
     if call.args_left_out:
         return f"Not copyable: {call.args_left_out} more arguments were not recorded"
-    if any(len(arg) > _CUT_AFTER and _CUT.search(arg) for arg in call.args):
+    # A call not made by the recorder may not say that a value was cut: the mark says it.
+    if call.exact and not any(len(arg) > _CUT_AFTER and _CUT.search(arg) for arg in call.args):
+        return None
+    if any(_CUT.search(arg) for arg in call.args):
         return "Not copyable: a value was cut short when recorded"
-    return None
+    return "Not copyable: a value is not recorded as sent (binary values are shown as hex)"
 
 
 def _percent(part: float, whole: float) -> float:
@@ -77,23 +149,40 @@ def _percent(part: float, whole: float) -> float:
 def make_row(number: int, call: Call, elapsed: float, duplicates: int, hinted: bool) -> Row:
     """The row of the ``number``-th call of a request whose snapshot took ``elapsed``
     seconds from its start."""
-    quoted = " ".join(map(quote_argument, call.args))
+    budget = ROW_TEXT_BYTES
+    command, command_cut = fit(printable(call.command), COMMAND_BYTES)
+    budget -= html_size(command)
+    error: Optional[str] = None
+    if call.error is not None:
+        error, error_cut = fit(printable(call.error), ERROR_BYTES)
+        error += _MORE if error_cut else ""
+        budget -= html_size(error)
+    full, args_cut = _quoted(call.args, budget - PREVIEW_BYTES - len(_MORE.encode()))
     not_copyable = _not_copyable(call)
-    cli = None
+    if not_copyable is None and (command_cut or args_cut):
+        not_copyable = "Not copyable: too long to show in full"
+    cli_command = cli = None
     if not_copyable is None:
-        cli = command_line(call.command, ()) + (" " + quoted if quoted else "")
+        cli_command = command_line(call.command, ())
+        cli = cli_command + " " + full if full else cli_command
+    if args_cut:
+        full += _MORE
+    if command_cut:
+        command += _MORE
     if call.args_left_out:
-        quoted += f" … ({call.args_left_out} more)"
-    full: Optional[str] = None
-    preview = quoted
-    if len(quoted) > PREVIEW_LIMIT:
-        preview, full = quoted[:PREVIEW_LIMIT] + "…", quoted
+        full += f" … ({call.args_left_out} more)"
+    preview: Optional[str] = None
+    if len(full) > PREVIEW_LIMIT:
+        preview = fit(full[:PREVIEW_LIMIT], PREVIEW_BYTES - len(_MORE.encode()))[0] + "…"
     offset = _percent(call.start, elapsed)
     return Row(
         number,
         call,
+        command,
+        error,
         preview,
         full,
+        cli_command,
         cli,
         not_copyable,
         duplicates,

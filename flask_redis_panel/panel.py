@@ -8,6 +8,8 @@ from flask_debugtoolbar.panels import DebugPanel
 from jinja2 import Environment, PackageLoader
 from werkzeug import Request, Response
 
+from flask_redis.recording import printable
+
 from ._analysis import Analysis, analyze
 from ._model import Snapshot
 from ._view import make_groups
@@ -19,6 +21,8 @@ _templates = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+#: Text with its control characters (and any other not printable) written as escapes.
+_templates.filters["printable"] = printable
 
 
 def _plural(count: int, word: str) -> str:

@@ -20,9 +20,13 @@ from flask import Flask, request
 from jinja2 import Environment
 from werkzeug import Response
 
+from markupsafe import Markup
+
 from flask_redis import RecordedCall, Redis
 
 from .servers import RedisServer, server_binary
+from .test_recording import skip_unless_redis_py_sends
+from .test_redaction import SECRET_FORMS, no_secret_in, restored, send  # noqa: F401
 
 pytest.importorskip("flask_debugtoolbar")
 
@@ -48,6 +52,9 @@ class Row:
     cells: list[str] = field(default_factory=list)
     button: dict[str, Optional[str]] = field(default_factory=dict)
     pipeline: Optional[str] = None
+    #: The text of its ``code.frp-full``: all the arguments shown, as they are (not
+    #: whitespace-normalized like the cells).
+    full: Optional[str] = None
 
     @property
     def command(self) -> str:
@@ -56,6 +63,16 @@ class Row:
     @property
     def arguments(self) -> str:
         return self.cells[3]
+
+    @property
+    def copy_line(self) -> Optional[str]:
+        """What the copy button copies, as the panel's script makes it: the command's
+        words, a space and the full arguments; ``None`` when the button is disabled."""
+        if "disabled" in self.button:
+            return None
+        command = self.button["data-command"]
+        assert command is not None
+        return f"{command} {self.full}" if self.full else command
 
 
 class _PanelParser(HTMLParser):
@@ -72,6 +89,7 @@ class _PanelParser(HTMLParser):
         self._text: list[str] = []
         self._in_group = self._in_hint = self._in_summary = False
         self._depth = 0
+        self._full: Optional[list[str]] = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, Optional[str]]]) -> None:
         attributes = dict(attrs)
@@ -92,8 +110,13 @@ class _PanelParser(HTMLParser):
             self._text = []
         elif tag == "button" and self.rows:
             self.rows[-1].button = attributes
+        elif tag == "code" and "frp-full" in classes:
+            self._full = []
 
     def handle_endtag(self, tag: str) -> None:
+        if tag == "code" and self._full is not None:
+            self.rows[-1].full = "".join(self._full)
+            self._full = None
         text = " ".join(" ".join(self._text).split())
         if tag == "td" and self.rows and not self._in_group and not self._in_summary:
             self.rows[-1].cells.append(text)
@@ -110,6 +133,8 @@ class _PanelParser(HTMLParser):
 
     def handle_data(self, data: str) -> None:
         self._text.append(data)
+        if self._full is not None:
+            self._full.append(data)
 
 
 @dataclass
@@ -291,7 +316,7 @@ def test_html_in_keys_values_and_errors_is_shown_as_text(make_app: AppFactory) -
     assert get_row.arguments == SCRIPT_TAG
     assert bad_row.command.startswith(SCRIPT_TAG.upper())
     assert "frp-error" in bad_row.classes
-    assert get_row.button["data-cli"] == f"GET {SCRIPT_TAG}"
+    assert get_row.copy_line == f"GET {SCRIPT_TAG}"
 
 
 # -- Duplicates, N+1, pipelines, errors ------------------------------------------------------
@@ -513,14 +538,17 @@ def test_copy_buttons_hold_the_redis_cli_line(make_app: AppFactory) -> None:
 
     page = toolbar.page(view)
 
-    assert [row.button.get("data-cli") for row in page.rows] == [
+    assert [row.copy_line for row in page.rows] == [
         'SET "greeting \\"en\\"" "hello\\nworld"',
         'SET empty ""',
-        # The recorder shows binary values as hex: the copy holds what the panel shows.
-        "SET 0x62696eff 0x0001fe",
+        # The recorder shows binary values as hex: a line of the hex would set other bytes.
+        None,
         "CLIENT SETNAME panel-test",
     ]
-    assert all("disabled" not in row.button for row in page.rows)
+    assert page.rows[2].arguments == "0x62696eff 0x0001fe"
+    assert page.rows[2].button["title"] == (
+        "Not copyable: a value is not recorded as sent (binary values are shown as hex)"
+    )
 
 
 def test_a_redacted_call_cannot_be_copied_and_shows_no_secret(make_app: AppFactory) -> None:
@@ -536,10 +564,11 @@ def test_a_redacted_call_cannot_be_copied_and_shows_no_secret(make_app: AppFacto
     assert "top-secret-token" not in page.text
     redacted, read, public = page.rows
     assert redacted.arguments == "session:1 ***"
-    assert "data-cli" not in redacted.button and "disabled" in redacted.button
+    assert "data-command" not in redacted.button and "disabled" in redacted.button
+    assert redacted.copy_line is None
     assert redacted.button["title"] == "Not copyable: a secret is redacted (***)"
-    assert read.button["data-cli"] == "GET session:1"
-    assert public.button["data-cli"] == "SET public shown"
+    assert read.copy_line == "GET session:1"
+    assert public.copy_line == "SET public shown"
 
 
 def test_a_call_cut_short_when_recorded_cannot_be_copied(make_app: AppFactory) -> None:
@@ -557,6 +586,102 @@ def test_a_call_cut_short_when_recorded_cannot_be_copied(make_app: AppFactory) -
     assert "x" * 10_000 not in page.text
     assert "disabled" in many.button
     assert "more arguments were not recorded" in (many.button["title"] or "")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        ("€" * 100).encode(),  # 300 bytes: cut at 200, inside a character, to 66 of them
+        "é" * 201,
+        b"v" * 201,
+        b"\x00" * 101,
+    ],
+    ids=["utf-8-cut-inside-a-character", "text", "bytes", "hex"],
+)
+def test_a_value_cut_by_bytes_or_characters_cannot_be_copied(
+    make_app: AppFactory, value: object
+) -> None:
+    toolbar = make_app()
+
+    page = toolbar.page(lambda: toolbar.db.set("k", value))
+
+    (row,) = page.rows
+    assert row.copy_line is None and "data-command" not in row.button
+    assert row.button["title"] == "Not copyable: a value was cut short when recorded"
+
+
+@pytest.mark.parametrize("kind", [bytearray, memoryview])
+def test_bytearray_and_memoryview_values_are_shown_and_copied_as_their_bytes(
+    make_app: AppFactory, kind: Callable[[bytes], Any]
+) -> None:
+    skip_unless_redis_py_sends(kind)
+    toolbar = make_app()
+
+    page = toolbar.page(lambda: toolbar.db.set(kind(b"key"), kind(b"two words")))
+
+    (row,) = page.rows
+    assert row.arguments == 'key "two words"'
+    assert row.copy_line == 'SET key "two words"'
+    assert "memory at" not in page.panel and "bytearray" not in page.panel
+
+
+def test_markup_in_a_command_or_an_argument_is_shown_as_text(make_app: AppFactory) -> None:
+    # markupsafe.Markup is a str that Jinja does not escape: the recorder keeps plain text.
+    toolbar = make_app()
+    markup = Markup(f"{SCRIPT_TAG}<img src=x onerror=alert(2)>")
+
+    def view() -> None:
+        toolbar.db.set(markup, markup)
+        with pytest.raises(redis.ResponseError):
+            toolbar.db.execute_command(markup)
+
+    page = toolbar.page(view)
+
+    # Upper-cased as a command, the markup would still run.
+    assert "alert(1)</script>" not in page.text.lower() and "<img" not in page.text.lower()
+    set_row, bad_row = page.rows
+    assert set_row.full == f"\"{markup}\" \"{markup}\""
+    assert bad_row.command.startswith(SCRIPT_TAG.upper())
+
+
+def test_control_characters_of_an_error_are_shown_as_escapes(make_app: AppFactory) -> None:
+    toolbar = make_app()
+
+    def view() -> None:
+        with pytest.raises(redis.ResponseError):  # the server quotes the unknown command
+            toolbar.db.execute_command(b"NO\x1b[2JSUCH\rCOMMAND")
+
+    page = toolbar.page(view)
+
+    (row,) = page.rows
+    assert "\x1b" not in page.panel
+    # The server writes the carriage return as a space; the panel the escape as text.
+    assert "ResponseError: unknown command " in row.command
+    assert "NO\\x1b[2JSUCH COMMAND" in row.command
+
+
+# -- Secrets ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("form", list(SECRET_FORMS), ids=list(SECRET_FORMS))
+def test_no_form_of_a_secret_reaches_the_panel_or_its_copy_line(
+    make_app: AppFactory, restored: None, form: str
+) -> None:
+    toolbar = make_app()
+    command = SECRET_FORMS[form]
+
+    def view() -> None:
+        send(toolbar.db, command, "single")
+        send(toolbar.db, command, "pipeline")
+
+    page = toolbar.page(view)
+
+    assert no_secret_in(page.text)
+    secret_rows = [row for row in page.rows if not row.command.startswith("GET")]
+    assert len(secret_rows) == 2
+    for row in secret_rows:
+        assert row.copy_line is None
+        assert row.button["title"] == "Not copyable: a secret is redacted (***)"
 
 
 # -- Size and speed --------------------------------------------------------------------------

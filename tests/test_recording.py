@@ -20,7 +20,13 @@ from prometheus_client import CollectorRegistry
 from werkzeug.test import TestResponse
 
 from flask_redis import RecordedCall, RecordedCalls, Redis, get_recorded_calls
-from flask_redis.recording import ARGUMENT_LIMIT, ARGUMENTS_LIMIT, REDACTED, secret_positions
+from flask_redis.recording import (
+    ARGUMENT_LIMIT,
+    ARGUMENTS_LIMIT,
+    REDACTED,
+    secret_positions,
+    sent_words,
+)
 
 from .conftest import SECRET
 from .servers import RedisServer
@@ -70,6 +76,25 @@ def recorded(app: Flask, work: Callable[[], object]) -> RecordedCalls:
 
 def commands(calls: Sequence[RecordedCall]) -> list[tuple[str, tuple[str, ...]]]:
     return [(call.command, call.args) for call in calls]
+
+
+def skip_unless_redis_py_sends(kind: Callable[[bytes], Any]) -> None:
+    """Skip the test when redis-py does not send values of type ``kind`` (redis-py 7 and
+    earlier refuse a ``bytearray``)."""
+    encoder = redis.connection.Encoder(  # type: ignore[attr-defined,no-untyped-call]
+        "utf-8", "strict", False
+    )
+    try:
+        encoder.encode(kind(b"x"))  # type: ignore[no-untyped-call]
+    except redis.DataError:
+        pytest.skip(f"redis-py {redis.__version__} does not send a {kind.__name__}")
+
+
+def secret_positions_in_args(name: str, args: Sequence[Any]) -> set[int]:
+    """The positions of the secrets of command ``name`` within ``args``, the arguments
+    after it."""
+    shift = len(sent_words((name,)))
+    return {position - shift for position in secret_positions((name, *args))}
 
 
 @pytest.fixture()
@@ -258,6 +283,66 @@ def test_reads_count_hits_and_misses(
         ("HMGET", 2, 1),
         ("SET", 0, 0),
     ]
+
+
+def test_an_empty_hash_set_list_or_sorted_set_is_a_miss(
+    recording_app: Flask, ext: Redis, plain: redis.Redis
+) -> None:
+    plain.hset("h", "f", 1)
+    plain.sadd("s", "m")
+    plain.rpush("l", "i")
+    plain.zadd("z", {"m": 1})
+
+    def work() -> None:
+        for read in (ext.hgetall, ext.smembers):
+            read("missing")
+            read(read.__name__[0])
+        for read_range in (ext.lrange, ext.zrange):
+            read_range("missing", 0, -1)
+            read_range(read_range.__name__[0], 0, -1)
+            read_range(read_range.__name__[0], 5, 9)  # a range past the end finds nothing
+
+    calls = recorded(recording_app, work)
+    assert [(call.command, call.hits, call.misses) for call in calls] == [
+        ("HGETALL", 0, 1), ("HGETALL", 1, 0),
+        ("SMEMBERS", 0, 1), ("SMEMBERS", 1, 0),
+        ("LRANGE", 0, 1), ("LRANGE", 1, 0), ("LRANGE", 0, 1),
+        ("ZRANGE", 0, 1), ("ZRANGE", 1, 0), ("ZRANGE", 0, 1),
+    ]  # fmt: skip
+
+
+def test_exists_counts_each_key_it_is_given(
+    recording_app: Flask, ext: Redis, plain: redis.Redis
+) -> None:
+    plain.mset({"a": 1, "b": 2})
+
+    def work() -> None:
+        assert ext.exists("a") == 1
+        assert ext.exists("missing") == 0
+        assert ext.exists("a", "missing", "b", "other") == 2
+        assert ext.exists("a", "a") == 2  # a key given twice counts twice
+
+    calls = recorded(recording_app, work)
+    assert [(call.hits, call.misses) for call in calls] == [(1, 0), (0, 1), (2, 2), (2, 0)]
+
+
+def test_a_zero_or_empty_reply_of_a_read_is_a_miss(
+    recording_app: Flask, ext: Redis, plain: redis.Redis
+) -> None:
+    plain.set("text", "abc")
+    plain.hset("h", "f", 1)
+
+    def work() -> None:
+        assert ext.strlen("text") == 3 and ext.strlen("missing") == 0
+        assert ext.getrange("text", 0, 1) == b"ab" and ext.getrange("missing", 0, 1) == b""
+        assert ext.hexists("h", "f") and not ext.hexists("h", "g")
+        assert ext.get("missing") is None and ext.getdel("text") == b"abc"
+
+    calls = recorded(recording_app, work)
+    assert [(call.command, call.hits, call.misses) for call in calls] == [
+        ("STRLEN", 1, 0), ("STRLEN", 0, 1), ("GETRANGE", 1, 0), ("GETRANGE", 0, 1),
+        ("HEXISTS", 1, 0), ("HEXISTS", 0, 1), ("GET", 0, 1), ("GETDEL", 1, 0),
+    ]  # fmt: skip
 
 
 def test_two_prefixes_are_recorded_in_one_request_in_order(
@@ -546,6 +631,58 @@ def test_long_utf8_text_cut_inside_a_character_is_still_text(
     calls = recorded(recording_app, lambda: ext.set("k", value))
     shown = calls[0].args[1]
     assert shown == "€" * (ARGUMENT_LIMIT // 3) + f"... ({len(value)} bytes)"
+    assert not calls[0].exact
+
+
+@pytest.mark.parametrize("kind", [bytearray, memoryview])
+def test_bytearray_and_memoryview_arguments_are_shown_as_their_bytes(
+    recording_app: Flask, ext: Redis, plain: redis.Redis, kind: Callable[[bytes], Any]
+) -> None:
+    skip_unless_redis_py_sends(kind)
+
+    def work() -> None:
+        ext.set(kind(b"key"), kind(b"text"))
+        ext.set("bin", kind(b"\x00\xff"))
+        ext.set("long", kind(b"v" * 300))
+
+    calls = recorded(recording_app, work)
+    assert commands(calls) == [
+        ("SET", ("key", "text")),
+        ("SET", ("bin", "0x00ff")),
+        ("SET", ("long", "v" * ARGUMENT_LIMIT + "... (300 bytes)")),
+    ]
+    assert [call.exact for call in calls] == [True, False, False]
+    assert plain.get("key") == b"text"
+
+
+def test_an_integer_too_long_to_write_is_recorded_by_its_size(
+    recording_app: Flask, ext: Redis
+) -> None:
+    # Python refuses to write an int of more than 4300 digits (3.11 and later): redis-py
+    # raises, and the call is recorded all the same.
+    huge = 10**5000
+
+    def work() -> None:
+        try:
+            ext.set("k", huge)
+        except ValueError:
+            pass
+
+    calls = recorded(recording_app, work)
+    assert commands(calls) == [("SET", ("k", f"(an integer of {huge.bit_length()} bits)"))]
+    assert not calls[0].exact
+
+
+@pytest.mark.parametrize(
+    ("value", "exact"),
+    [("text", True), (7, True), (2.5, True), ("v" * ARGUMENT_LIMIT, True),
+     ("v" * (ARGUMENT_LIMIT + 1), False), (b"\xff", False), (b"caf\xc3\xa9", True)],
+)  # fmt: skip
+def test_a_call_is_exact_when_its_arguments_are_what_was_sent(
+    recording_app: Flask, ext: Redis, value: object, exact: bool
+) -> None:
+    (call,) = recorded(recording_app, lambda: ext.set("k", value))
+    assert call.exact is exact
 
 
 # --- Redaction ----------------------------------------------------------------------------
@@ -645,7 +782,7 @@ def test_config_set_masterauth_is_redacted(
     ],
 )
 def test_secret_positions(name: str, args: tuple[Any, ...], positions: set[int]) -> None:
-    assert secret_positions(name, args) == positions
+    assert secret_positions_in_args(name, args) == positions
 
 
 @pytest.mark.parametrize(
@@ -661,7 +798,7 @@ def test_secret_positions(name: str, args: tuple[Any, ...], positions: set[int])
 def test_secret_positions_are_not_fooled_by_values_spelled_auth(
     name: str, args: tuple[Any, ...], positions: set[int]
 ) -> None:
-    assert secret_positions(name, args) == positions
+    assert secret_positions_in_args(name, args) == positions
 
 
 @pytest.mark.parametrize("globs", [["session:*"], "session:*"], ids=["list", "str"])
@@ -969,6 +1106,33 @@ def test_a_zero_threshold_logs_each_call_with_its_caller_and_endpoint(
         pattern += rf" \(caller {HERE}:{line}, endpoint work\)"
         assert re.fullmatch(pattern, record.getMessage()), record.getMessage()
     assert SECRET not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("key", "escaped"),
+    [
+        ("a\nslow Redis call: forged", "a\\nslow Redis call: forged"),
+        ("a\r\n\x1b[31mred\x1b[0m", "a\\r\\n\\x1b[31mred\\x1b[0m"),
+        ("a\u2028b\u2029c\x85d", "a\\u2028b\\u2029c\\x85d"),
+        ("\x00\x7f\u200e", "\\x00\\x7f\\u200e"),
+    ],
+    ids=["newline", "ansi", "unicode-line-breaks", "control"],
+)
+def test_a_slow_log_record_is_one_line_whatever_the_call_holds(
+    recording_app: Flask, caplog: pytest.LogCaptureFixture, key: str, escaped: str
+) -> None:
+    recording_app.config.update(REDIS_SLOW_LOG_THRESHOLD=0, REDIS_RECORD_CALLS=False)
+    ext = Redis(recording_app)
+
+    with caplog.at_level(logging.WARNING, "flask_redis.slow"):
+        recorded(recording_app, lambda: ext.mget(key, key))
+
+    (record,) = caplog.records
+    message = record.getMessage()
+    assert message.isprintable(), repr(message)
+    assert len(f"{message}\n".splitlines()) == 1
+    assert message.startswith(f"slow Redis call: REDIS MGET {escaped} {escaped} took ")
+    assert len(caplog.text.splitlines()) == 1
 
 
 def test_the_slow_log_outside_a_request_names_no_endpoint(

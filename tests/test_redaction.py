@@ -1,0 +1,325 @@
+"""Secrets are redacted in every form redis-py sends them in: a command named in one string
+(which redis-py splits on whitespace), any letter case, bytes, pipelines and transactions,
+and in the error texts and the slow log. On a real server, and against redis-py's own
+packing of commands."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterator
+from typing import Any, Callable
+
+import pytest
+import redis
+from flask import Flask
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from redis.connection import PythonRespSerializer
+
+from flask_redis import Redis
+from flask_redis.recording import REDACTED, displayed, secret_positions, sent_words
+
+from .conftest import SECRET
+from .test_recording import quiet_app, recorded, recording_app, run  # noqa: F401 - fixtures
+
+#: The secret as the recorder would show it upper-cased, were it taken for a command word.
+SECRETS = (SECRET, SECRET.upper(), SECRET.lower())
+
+#: Commands that send :data:`SECRET`, each in a form that the recorder missed or that is
+#: easy to miss: named in one string with the arguments, odd case and spacing, bytes, an
+#: empty name (redis-py then sends the next argument as the command), a left-out protocol
+#: version. Each runs on a server without a password, whose default user takes any; a few
+#: fail, after sending it. (AUTH with a password only fails there, and redis-py then tries
+#: again for seconds: the tests without a server have that form.)
+SECRET_FORMS: dict[str, tuple[Any, ...]] = {
+    "auth-one-string": (f"AUTH default {SECRET}",),
+    "auth-bytes-name": (b"auth", b"default", SECRET),
+    "auth-odd-spacing": (f" auth\tdefault  {SECRET}\n",),
+    "auth-empty-name": ("", "AUTH", "default", SECRET),
+    "hello-without-protover": ("HELLO", "AUTH", "default", SECRET),
+    "hello-one-string": (f"hello 2 auth default {SECRET}",),
+    "migrate-one-string": (f"MIGRATE 127.0.0.1 1 no-such-key 0 100 AUTH {SECRET}",),
+    "migrate-auth2-bytes": (b"MIGRATE", b"127.0.0.1", 1, b"no-such-key", 0, 100, b"auth2",
+                            b"default", SECRET.encode()),
+    "acl-setuser-one-string": (f"ACL SETUSER alice on >{SECRET} ~* +@all",),
+    "acl-setuser-remove-password": ("acl", "setuser", "alice", f"<{SECRET}"),
+    "config-set-one-string": (f"CONFIG SET masterauth {SECRET}",),
+    "config-set-bytes-name": (b"config set", b"MasterAuth", SECRET.encode()),
+    "config-set-odd-spacing": (f"config\tSet  masterauth {SECRET}",),
+    "config-set-unpaired": (f"CONFIG SET maxmemory requirepass {SECRET}",),
+    "sentinel-set-one-string": (f"SENTINEL SET mymaster auth-pass {SECRET}",),
+    "sentinel-config-set": ("SENTINEL", "CONFIG", "SET", "sentinel-pass", SECRET),
+}
+
+
+@pytest.fixture()
+def restored(plain: redis.Redis) -> Iterator[None]:
+    """Undo what the commands of :data:`SECRET_FORMS` change on the session's server."""
+    yield
+    plain.config_set("masterauth", "")
+    plain.acl_deluser("alice")
+
+
+def no_secret_in(text: str) -> bool:
+    return not any(secret in text for secret in SECRETS)
+
+
+def send(client: Any, command: tuple[Any, ...], way: str) -> None:
+    """Send ``command`` on its own, in a pipeline or in a transaction; its errors are the
+    server's answer, not the test's failure."""
+    try:
+        if way == "single":
+            client.execute_command(*command)
+            return
+        pipe = client.pipeline(transaction=way == "transaction")
+        pipe.get("before")
+        pipe.execute_command(*command)
+        pipe.get("after")
+        pipe.execute(raise_on_error=way != "pipeline-no-raise")
+    except redis.RedisError:
+        pass
+
+
+WAYS = ["single", "pipeline", "pipeline-no-raise", "transaction"]
+#: Forms sent on their own only: redis-py reads no reply of a HELLO the server accepts in
+#: a pipeline (plain redis-py too: it waits for its timeout).
+ALONE = {"hello-one-string"}
+FORMS_AND_WAYS = [
+    pytest.param(form, way, id=f"{form}-{way}")
+    for form in SECRET_FORMS
+    for way in WAYS
+    if way == "single" or form not in ALONE
+]
+
+
+# --- As redis-py sends it ------------------------------------------------------------------
+
+
+def packed_words(command: tuple[Any, ...]) -> list[bytes]:
+    """The words of ``command`` as redis-py's own packer puts them on the wire."""
+    encoder = redis.connection.Encoder(  # type: ignore[attr-defined,no-untyped-call]
+        "utf-8", "strict", False
+    )
+    packer = PythonRespSerializer(6000, encoder.encode)
+    chunks = packer.pack(*command)  # type: ignore[no-untyped-call]
+    data = b"".join(bytes(chunk) for chunk in chunks)
+    header, _, rest = data.partition(b"\r\n")
+    words = []
+    for _ in range(int(header[1:])):
+        length, _, rest = rest.partition(b"\r\n")
+        size = int(length[1:])
+        words.append(rest[:size])
+        rest = rest[size + 2 :]
+    assert rest == b""
+    return words
+
+
+def encoded(word: Any) -> bytes:
+    if isinstance(word, str):
+        return word.encode()
+    if isinstance(word, (bytes, bytearray, memoryview)):
+        return bytes(word)
+    return repr(word).encode()
+
+
+WHITESPACE = " \t\n\r\x0b\x0c\x1c\x85\xa0\u2028\u3000"
+names = st.one_of(
+    st.text(alphabet=st.sampled_from("aAzZ:-" + WHITESPACE), max_size=12),
+    st.binary(max_size=12).map(lambda data: data.replace(b"\x00", b" ")),
+    st.sampled_from(["CONFIG SET masterauth pw", " GET k", "\tauth pw", "", b"acl setuser"]),
+)
+
+
+@settings(database=None)
+@given(name=names, rest=st.lists(st.sampled_from(["k", b"v", 7, 1.5, ""]), max_size=3))
+def test_sent_words_are_the_words_redis_py_packs(name: str | bytes, rest: list[Any]) -> None:
+    command = (name, *rest)
+    assert [encoded(word) for word in sent_words(command)] == packed_words(command)
+
+
+@pytest.mark.parametrize("form", list(SECRET_FORMS), ids=list(SECRET_FORMS))
+def test_each_secret_form_is_found_in_the_words_redis_py_sends(form: str) -> None:
+    command = SECRET_FORMS[form]
+    words = packed_words(command)
+    hidden = secret_positions(command)
+    assert any(SECRET.encode() in word for word in words)
+    assert {index for index, word in enumerate(words) if SECRET.encode() in word} <= hidden
+
+
+def random_case(draw: Callable[..., Any], word: str) -> str:
+    flips = draw(st.lists(st.booleans(), min_size=len(word), max_size=len(word)))
+    return "".join(char.swapcase() if flip else char for char, flip in zip(word, flips))
+
+
+#: Commands that carry the secret ``$`` (the password of ACL rules after their sign).
+TEMPLATES = [
+    ["AUTH", "$"],
+    ["AUTH", "default", "$"],
+    ["HELLO", "AUTH", "default", "$"],
+    ["HELLO", "3", "AUTH", "default", "$"],
+    ["HELLO", "3", "SETNAME", "auth", "AUTH", "default", "$", "SETNAME", "me"],
+    ["HELLO", "AUTH", "$"],
+    ["HELLO", "x", "AUTH", "default", "$"],
+    ["MIGRATE", "h", "1", "k", "0", "100", "AUTH", "$"],
+    ["MIGRATE", "h", "1", "k", "0", "100", "COPY", "REPLACE", "AUTH2", "u", "$", "KEYS", "a"],
+    ["MIGRATE", "h", "1", "k", "0", "AUTH", "$"],
+    ["MIGRATE", "h", "1", "k", "0", "100", "AUTH2", "$"],
+    ["ACL", "SETUSER", "alice", "on", ">$", "~*", "+@all"],
+    ["ACL", "SETUSER", "alice", "<$"],
+    ["ACL", "SETUSER", "alice", "#$"],
+    ["ACL", "SETUSER", "alice", "!$"],
+    ["ACL", "SETUSER", "alice", "$"],
+    ["ACL", "SETUSER", "alice", "(~key >$)"],
+    ["ACL", "DRYRUN", "alice", "AUTH", "$"],
+    ["ACL", "SETUSR", "alice", ">$"],
+    ["COMMAND", "GETKEYS", "MIGRATE", "h", "1", "k", "0", "100", "AUTH", "$"],
+    ["CONFIG", "SET", "requirepass", "$"],
+    ["CONFIG", "SET", "maxmemory", "1mb", "masterauth", "$"],
+    ["CONFIG", "SET", "masteruser", "$"],
+    ["CONFIG", "SET", "tls-key-file-pass", "$"],
+    ["CONFIG", "SET", "tls-client-key-file-pass", "$"],
+    ["CONFIG", "SET", "maxmemory", "requirepass", "$"],
+    ["CONFIG", "SETT", "requirepass", "$"],
+    ["SENTINEL", "SET", "mymaster", "auth-pass", "$"],
+    ["SENTINEL", "SET", "mymaster", "quorum", "2", "auth-pass", "$"],
+    ["SENTINEL", "CONFIG", "SET", "sentinel-pass", "$"],
+]
+
+
+@st.composite
+def secret_commands(draw: Callable[..., Any]) -> tuple[tuple[Any, ...], str]:
+    """A command of :data:`TEMPLATES` as an app might send it, and its secret: any letter
+    case, its first words in one string with any spacing, any word as bytes."""
+    secret = "Zq" + draw(st.text(alphabet="abcXYZ0123456789-_.~*()<>#!", min_size=8))
+    template = draw(st.sampled_from(TEMPLATES))
+    words = [word.replace("$", secret) if "$" in word else random_case(draw, word)
+             for word in template]  # fmt: skip
+    joined = draw(st.integers(1, len(words)))
+    spaces = st.text(alphabet=" \t\n\r\x0b\x0c", min_size=1, max_size=3)
+    name = words[0]
+    for word in words[1:joined]:
+        name += draw(spaces) + word
+    name = draw(spaces) + name if draw(st.booleans()) else name
+    command = [name, *words[joined:]]
+    command = [word.encode() if draw(st.booleans()) else word for word in command]
+    return tuple(command), secret
+
+
+@settings(database=None, max_examples=300)
+@given(secret_commands())
+def test_a_secret_is_redacted_in_any_form(case: tuple[tuple[Any, ...], str]) -> None:
+    command, secret = case
+    name, args, _left_out, redacted, exact = displayed(command, (), 50)
+    shown = " ".join([name, *map(str, args)])
+    assert secret not in shown and secret.upper() not in shown
+    assert REDACTED in shown  # among the arguments, or the name when the server reads
+    assert redacted and not exact  # it as one word (b"AUTH\rpw" is not split)
+
+
+@pytest.mark.parametrize(
+    ("command", "recorded_as"),
+    [
+        (("GET k",), ("GET", ("k",))),
+        (("config get  maxmemory",), ("CONFIG GET", ("maxmemory",))),
+        (("CLIENT SETNAME", "me"), ("CLIENT SETNAME", ("me",))),
+        (("CONFIG", "GET", "maxmemory"), ("CONFIG", ("GET", "maxmemory"))),
+        (("", "GET", "k"), ("GET", ("k",))),
+        ((b"DEBUG OBJECT k",), ("DEBUG OBJECT", ("k",))),
+        (("set k 'two words'",), ("SET", ("k", "'two", "words'"))),
+    ],
+    ids=["get", "config-get", "named-subcommand", "words", "empty-name", "bytes", "quotes"],
+)
+def test_a_command_named_in_one_string_is_recorded_as_redis_py_sends_it(
+    command: tuple[Any, ...], recorded_as: tuple[str, tuple[str, ...]]
+) -> None:
+    assert displayed(command, (), 50)[:2] == recorded_as
+
+
+# --- On a real server -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("form", "way"), FORMS_AND_WAYS)
+def test_a_secret_in_any_form_is_recorded_nowhere(
+    recording_app: Flask,
+    restored: None,
+    caplog: pytest.LogCaptureFixture,
+    form: str,
+    way: str,
+) -> None:
+    recording_app.config.update(REDIS_SLOW_LOG_THRESHOLD=0, REDIS_SERVER_TIMING=True)
+    ext = Redis(recording_app)
+    command = SECRET_FORMS[form]
+
+    with caplog.at_level(logging.WARNING, "flask_redis.slow"):
+        calls, response = run(recording_app, lambda: send(ext, command, way))
+
+    secret_calls = [call for call in calls if call.command not in ("GET",)]
+    assert len(secret_calls) == 1, calls
+    (call,) = secret_calls
+    assert call.redacted and REDACTED in call.args and not call.exact
+    # The error holds no message: the server's and redis-py's may quote the command.
+    assert call.error in (None, "ResponseError")
+    assert no_secret_in(repr(calls)), calls
+    assert no_secret_in(caplog.text)
+    assert no_secret_in(str(response.headers))
+
+
+def test_the_servers_echo_of_a_secret_in_an_error_is_not_recorded(
+    recording_app: Flask, restored: None
+) -> None:
+    ext = Redis(recording_app)
+
+    def work() -> None:
+        # The server knows no SENTINEL: its error quotes the arguments, password included.
+        with pytest.raises(redis.ResponseError, match=SECRET):
+            ext.execute_command(f"SENTINEL SET mymaster auth-pass {SECRET}")
+        # Nor can it remove a password the user does not have: its error quotes the rule.
+        ext.acl_setuser("alice")
+        with pytest.raises(redis.ResponseError, match=SECRET):
+            ext.execute_command("acl setuser", "alice", f"<{SECRET}")
+
+    calls = recorded(recording_app, work)
+    assert [(call.command, call.error) for call in calls] == [
+        ("SENTINEL SET", "ResponseError"),
+        ("ACL SETUSER", None),
+        ("ACL SETUSER", "ResponseError"),
+    ]
+    assert no_secret_in(repr(calls))
+
+
+def test_a_pipeline_that_raises_quoting_a_command_in_one_string_keeps_no_secret(
+    recording_app: Flask, restored: None
+) -> None:
+    ext = Redis(recording_app)
+
+    def work() -> None:
+        pipe = ext.pipeline(transaction=False)
+        pipe.get("other")
+        # The server rejects the rule after the password; redis-py's message quotes the
+        # whole command, in its original case.
+        pipe.execute_command(f"acl setuser alice >{SECRET} no-such-rule")
+        with pytest.raises(redis.ResponseError, match=SECRET):
+            pipe.execute()
+
+    calls = recorded(recording_app, work)
+    assert [(call.command, call.redacted, call.error) for call in calls] == [
+        ("GET", False, "ResponseError"),
+        ("ACL SETUSER", True, "ResponseError"),
+    ]
+    assert calls[1].args == ("alice", REDACTED, REDACTED)
+    assert no_secret_in(repr(calls))
+
+
+def test_acl_setuser_shows_the_rules_that_hold_no_password() -> None:
+    hashed = hashlib.sha256(SECRET.encode()).hexdigest()
+    rules = ("on", "nopass", "resetpass", "~cache:*", "%R~read:*", "&news", "+get",
+             "-@dangerous", "(~other:* +set)", "(~a:*", "+get)", "allkeys")  # fmt: skip
+    secrets = (f"#{hashed}", f"(~b:* >{SECRET})", f'("\\x3e{SECRET}")', "reset-pass")
+
+    name, args, _left_out, redacted, _exact = displayed(
+        ("ACL SETUSER alice", *rules, *secrets), (), 50
+    )
+
+    assert (name, redacted) == ("ACL SETUSER", True)
+    assert args == ("alice", *rules, *[REDACTED] * len(secrets))
