@@ -20,13 +20,8 @@ from prometheus_client import CollectorRegistry
 from werkzeug.test import TestResponse
 
 from flask_redis import RecordedCall, RecordedCalls, Redis, get_recorded_calls
-from flask_redis.recording import (
-    ARGUMENT_LIMIT,
-    ARGUMENTS_LIMIT,
-    REDACTED,
-    secret_positions,
-    sent_words,
-)
+from flask_redis.recording import ARGUMENT_LIMIT, ARGUMENTS_LIMIT, REDACTED
+from flask_redis.redaction import secret_positions, sent_words
 
 from .conftest import SECRET
 from .servers import RedisServer

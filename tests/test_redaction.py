@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from redis.connection import PythonRespSerializer
 
 from flask_redis import Redis
-from flask_redis.recording import REDACTED, displayed, secret_positions, sent_words
+from flask_redis.recording import REDACTED, displayed
+from flask_redis.redaction import secret_positions, sent_words
 
 from .conftest import SECRET
 from .test_recording import quiet_app, recorded, recording_app, run  # noqa: F401 - fixtures

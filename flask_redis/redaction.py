@@ -1,0 +1,278 @@
+"""Which words of a command, as redis-py sends it, hold a secret.
+
+redis-py splits a command named in one string into words before it sends it; the server
+reads commands and options in any letter case. :func:`secret_positions` reads a command
+the same way, and fails closed: where a word may be followed by a secret and the words
+after it do not read the way the server reads them, all of them are taken for secrets.
+"""
+
+from __future__ import annotations
+
+import re
+from fnmatch import fnmatchcase
+from typing import Any, List, Sequence, Set, Tuple
+
+from .instrument import Command
+
+#: Integers of more bits than this are not written out (Python refuses to, by default).
+_WRITTEN_BITS = 4000 * 3
+
+
+def _text(value: Any) -> str:
+    """A word as redis-py encodes it, as text: bytes as Latin-1, numbers as ``repr()``."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("latin-1")
+    if isinstance(value, int) and value.bit_length() > _WRITTEN_BITS:
+        return ""
+    return repr(value) if isinstance(value, (int, float)) else str(value)
+
+
+def upper_word(value: Any) -> str:
+    """A word of a command, upper-case, to compare with the names of commands and options
+    (which the server reads case-insensitively, ASCII letters only)."""
+    return _text(value).upper()
+
+
+# ASCII whitespace, which bytes.split() splits on: redis-py splits a command name on it.
+_SPACES = re.compile("[ \t\n\r\x0b\x0c]+")
+
+# Where the words of a command name are parted too, to search them for a secret: at any
+# whitespace or control character. The server reads "AUTH\u00a0pw" (redis-py does not
+# split it) as one word, a command it does not know, and quotes it in its error.
+BREAKS = re.compile(r"[\s\x00-\x1f\x7f-\xa0]+")
+
+#: Commands whose second word is a subcommand, shown with it (``"CLIENT SETNAME"``) when
+#: the command is named in one string, as redis-py names them.
+_CONTAINERS = frozenset({
+    "ACL", "CLIENT", "CLUSTER", "COMMAND", "CONFIG", "DEBUG", "FUNCTION", "HOTKEYS",
+    "LATENCY", "LOLWUT", "MEMORY", "MODULE", "OBJECT", "PUBSUB", "SCRIPT", "SENTINEL",
+    "SLOWLOG", "XGROUP", "XINFO",
+})  # fmt: skip
+
+
+def split_name(command: Command) -> Tuple[List[Any], List[Any]]:
+    """The words that name ``command`` and its arguments, as redis-py sends them.
+
+    redis-py's ``pack_command`` splits a first argument of text on ASCII whitespace, and one
+    of bytes that holds a space: ``("CONFIG SET masterauth pw",)`` sends four words. The
+    command is named by the first word, and by the second too when it is a subcommand
+    (:data:`_CONTAINERS`) of the same first argument; the other words are arguments.
+    """
+    name = command[0]
+    if isinstance(name, str):
+        words: List[Any] = [word for word in _SPACES.split(name) if word]
+    elif isinstance(name, (bytes, bytearray)) and b" " in name:
+        words = bytes(name).split()
+    else:
+        words = [name]
+    args = list(command[1:])
+    if not words:  # a name of spaces only: the next argument goes as the command
+        words = [args.pop(0)] if args else []
+    count = 2 if len(words) > 1 and upper_word(words[0]) in _CONTAINERS else 1
+    return words[:count], words[count:] + args
+
+
+#: Commands that may carry a secret, in their arguments or in a command they hold.
+SECRET_COMMANDS = frozenset({"AUTH", "HELLO", "MIGRATE", "ACL", "CONFIG", "SENTINEL", "COMMAND"})
+
+
+def secret_positions(command: Command) -> Set[int]:
+    """Positions of the secrets in ``command``'s words as redis-py sends them (see
+    :func:`sent_words`): ``{2}`` for ``("AUTH", "default", "pw")`` and for ``("AUTH
+    default pw",)``."""
+    words = [upper_word(word) for word in sent_words(command)]
+    return secret_words(words, 0) if words and words[0] in SECRET_COMMANDS else set()
+
+
+def sent_words(command: Command) -> List[Any]:
+    """The words of ``command`` as redis-py sends them (see :func:`split_name`)."""
+    names, args = split_name(command)
+    return names + args
+
+
+def _from(start: int, size: int) -> Set[int]:
+    return set(range(start, size))
+
+
+#: Subcommands that hold no secret, of the commands that have one that may. Any other
+#: subcommand, the server does not know: all its arguments are taken for secrets.
+_HARMLESS_SUBCOMMANDS = {
+    "ACL": frozenset({
+        "CAT", "DELUSER", "GENPASS", "GETUSER", "HELP", "LIST", "LOAD", "LOG", "SAVE", "USERS",
+        "WHOAMI",
+    }),
+    "CONFIG": frozenset({"GET", "HELP", "RESETSTAT", "REWRITE"}),
+    "COMMAND": frozenset({"COUNT", "DOCS", "HELP", "INFO", "LIST"}),
+    "SENTINEL": frozenset({
+        "CKQUORUM", "DEBUG", "FAILOVER", "FLUSHCONFIG", "GET-MASTER-ADDR-BY-NAME",
+        "GET-PRIMARY-ADDR-BY-NAME", "HELP", "INFO-CACHE", "IS-MASTER-DOWN-BY-ADDR",
+        "IS-PRIMARY-DOWN-BY-ADDR", "MASTER", "MASTERS", "MONITOR", "MYID", "PENDING-SCRIPTS",
+        "PRIMARIES", "PRIMARY", "REMOVE", "REPLICAS", "RESET", "SENTINELS",
+        "SIMULATE-FAILURE", "SLAVES",
+    }),
+}  # fmt: skip
+
+#: Commands nested this deep (``ACL DRYRUN user COMMAND GETKEYS ...``) are not read: all
+#: their words are taken for secrets.
+_NESTING_LIMIT = 4
+
+
+def secret_words(words: List[str], depth: int) -> Set[int]:
+    """Positions of the secrets in a whole command, given word by word in upper case.
+
+    It fails closed: where a word may be followed by a secret and the words after it do not
+    read the way the server reads them, every word from there on is taken for a secret.
+    """
+    command, size = words[0], len(words)
+    sub = words[1] if size > 1 else ""
+    if command == "AUTH":  # AUTH [username] password
+        return _from(1, size)
+    if command == "HELLO":
+        return _hello_secrets(words)
+    if command == "MIGRATE":
+        return _migrate_secrets(words)
+    if command == "ACL" and sub == "SETUSER":  # ACL SETUSER username rule...
+        return {index for index in range(3, size) if not _harmless_acl_rule(words[index])}
+    if command == "ACL" and sub == "DRYRUN":  # ACL DRYRUN username command arg...
+        return _nested_secrets(words, 3, depth)
+    if command == "COMMAND" and sub in ("GETKEYS", "GETKEYSANDFLAGS"):  # ... command arg...
+        return _nested_secrets(words, 2, depth)
+    if command == "CONFIG" and sub == "SET":  # CONFIG SET parameter value ...
+        return _option_secrets(words, 2)
+    if command == "SENTINEL" and sub == "SET":  # SENTINEL SET master option value ...
+        return _option_secrets(words, 3)
+    if command == "SENTINEL" and sub == "CONFIG":  # SENTINEL CONFIG SET|GET parameter ...
+        action = words[2] if size > 2 else "GET"
+        if action == "SET":
+            return _option_secrets(words, 3)
+        return set() if action == "GET" else _from(3, size)
+    harmless = _HARMLESS_SUBCOMMANDS.get(command)
+    if harmless is None or size < 2 or sub in harmless:
+        return set()
+    return _from(2, size)
+
+
+def _hello_secrets(words: List[str]) -> Set[int]:
+    """HELLO [protover [AUTH username password] [SETNAME clientname]]: the password."""
+    size, index = len(words), 1
+    if size > 1 and _INTEGER.match(words[1]):
+        index = 2
+    # The server reads no option after a protocol version it cannot read; a password
+    # without one was sent all the same.
+    hidden: Set[int] = set()
+    while index < size:
+        word = words[index]
+        if word == "AUTH" and index + 2 < size:
+            hidden.add(index + 2)
+            index += 3
+        elif word == "SETNAME" and index + 1 < size:
+            index += 2
+        else:  # not what the server reads: anything from here on may be the password
+            return hidden | _from(index + 1 if word in ("AUTH", "SETNAME") else index, size)
+    return hidden
+
+
+_INTEGER = re.compile(r"-?[0-9]+\Z")
+
+
+def _migrate_secrets(words: List[str]) -> Set[int]:
+    """MIGRATE host port key|"" db timeout [COPY] [REPLACE] [AUTH password | AUTH2 username
+    password] [KEYS key...]: the password."""
+    size = len(words)
+    if size < 6:  # too short to read: anything after an AUTH may be the password
+        for index in range(1, size):
+            if words[index] in ("AUTH", "AUTH2"):
+                return _from(index + 1, size)
+        return set()
+    hidden: Set[int] = set()
+    index = 6
+    while index < size:
+        word = words[index]
+        if word in ("COPY", "REPLACE"):
+            index += 1
+        elif word == "AUTH" and index + 1 < size:
+            hidden.add(index + 1)
+            index += 2
+        elif word == "AUTH2" and index + 2 < size:
+            hidden.add(index + 2)
+            index += 3
+        elif word == "KEYS":
+            break
+        else:  # not what the server reads: anything from here on may be the password
+            return hidden | _from(index + 1 if word in ("AUTH", "AUTH2") else index, size)
+    return hidden
+
+
+#: ACL SETUSER rules that set no password, besides key (``~``, ``%``), channel (``&``) and
+#: command (``+``, ``-``) rules.
+_ACL_KEYWORDS = frozenset({
+    "ON", "OFF", "NOPASS", "RESETPASS", "RESET", "ALLKEYS", "RESETKEYS", "ALLCHANNELS",
+    "RESETCHANNELS", "ALLCOMMANDS", "NOCOMMANDS", "SKIP-SANITIZE-PAYLOAD", "SANITIZE-PAYLOAD",
+    "CLEARSELECTORS",
+})  # fmt: skip
+
+
+def _harmless_acl_rule(rule: str) -> bool:
+    """An ACL SETUSER rule that sets no password (``>pass``, ``<pass``, ``#hash``,
+    ``!hash``): a keyword, a key, channel or command rule, or a selector (``(...)``, which
+    may span several arguments) of these only. Anything else may be a password."""
+    if rule[:1] == "(" or rule[-1:] == ")":
+        tokens = rule.strip("()").split()
+        return all(_harmless_acl_token(token) for token in tokens)
+    return _harmless_acl_token(rule)
+
+
+def _harmless_acl_token(token: str) -> bool:
+    return token in _ACL_KEYWORDS or token[:1] in ("~", "%", "&", "+", "-")
+
+
+def _nested_secrets(words: List[str], start: int, depth: int) -> Set[int]:
+    """The secrets of the command that ``words`` hold from ``start`` on."""
+    if start >= len(words):
+        return set()
+    if depth >= _NESTING_LIMIT:
+        return _from(start, len(words))
+    nested = words[start:]
+    if nested[0] not in SECRET_COMMANDS:
+        return set()
+    return {start + index for index in secret_words(nested, depth + 1)}
+
+
+def _secret_option(name: str) -> bool:
+    """A parameter or option whose value is a secret: ``requirepass``, ``masterauth``,
+    ``masteruser``, ``tls-key-file-pass``, ``auth-pass``, ``sentinel-pass`` and the like."""
+    return "PASS" in name or "AUTH" in name or name.endswith("USER")
+
+
+def _option_secrets(words: List[str], start: int) -> Set[int]:
+    """The values of the name-value pairs from ``start`` whose name is a secret's. Words that
+    do not pair up are not read by the server: all the words after a secret's name are
+    taken for secrets."""
+    size = len(words)
+    if (size - start) % 2 == 0:
+        return {index + 1 for index in range(start, size, 2) if _secret_option(words[index])}
+    for index in range(start, size):
+        if _secret_option(words[index]):
+            return _from(index + 1, size)
+    return set()
+
+
+def key_value_positions(name: str, args: Sequence[Any], globs: Sequence[str]) -> Set[int]:
+    """Positions of the values of keys matching ``globs`` (``PREFIX_RECORD_REDACT_KEYS``)."""
+    if not args:
+        return set()
+
+    def matches(key: Any) -> bool:
+        if isinstance(key, (bytes, bytearray, memoryview)):
+            text = bytes(key).decode("utf-8", "replace")
+        else:
+            text = _text(key)
+        return any(fnmatchcase(text, glob) for glob in globs)
+
+    if name in ("MSET", "MSETNX"):
+        return {index + 1 for index in range(0, len(args) - 1, 2) if matches(args[index])}
+    return set(range(1, len(args))) if matches(args[0]) else set()
+
+
