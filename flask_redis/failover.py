@@ -17,6 +17,8 @@ import threading
 import weakref
 from typing import Any, Optional
 
+from .recording import printable
+
 logger = logging.getLogger("flask_redis")
 
 #: Seconds to wait for an announcement before checking that the watch is still wanted.
@@ -128,9 +130,10 @@ class MasterWatch:
         before = pool.master_address
         address = pool.get_master_address()  # closes idle connections to another master
         if before is not None and address != before:
+            host, port = address
             logger.info(
                 "flask_redis: the sentinels of %r announced a new master, %s:%s",
-                self.service, *address,
+                self.service, printable(str(host)), printable(str(port)),  # one line each
             )  # fmt: skip
 
 

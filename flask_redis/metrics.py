@@ -29,6 +29,7 @@ from prometheus_client.registry import Collector
 from .config import ClientConfig
 from .instrument import Command, Observer, _report_observer_error
 from .multiprocess import write_every_second
+from .redaction import split_name, upper_word
 
 #: Upper bounds of the duration buckets, in seconds: loopback to WAN.
 DURATION_BUCKETS = (
@@ -84,8 +85,8 @@ def command_label(name: Any) -> str:
         return _labels[name]
     except KeyError:
         pass
-    text = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
-    word = text.split(" ", 1)[0].upper()
+    words, _args = split_name((name,))  # as redis-py sends it: "GET k" sends GET
+    word = upper_word(words[0]) if words else ""
     label = word if word in COMMANDS or word in ROUND_TRIPS else "OTHER"
     if len(_labels) < _LABEL_CACHE_SIZE:  # bounded: command names come from code, mostly
         _labels[name] = label

@@ -556,6 +556,16 @@ def test_an_unknown_command_is_labelled_other(
     assert samples.commands("NOSUCHCMD") is None
 
 
+def test_a_command_named_in_one_string_is_labelled_as_redis_py_sends_it(
+    ext: Redis, samples: Samples
+) -> None:
+    for name in ("GET k", "\tget  k ", b"get k", "CLIENT GETNAME"):
+        ext.execute_command(name)
+    assert samples.commands("GET") == 3
+    assert samples.commands("CLIENT") == 1
+    assert samples.commands("OTHER") is None
+
+
 @pytest.mark.parametrize("shared", [True, False], ids=["shared-registry", "default-registry"])
 def test_many_apps_and_prefixes_share_a_registry(redis_server: RedisServer, shared: bool) -> None:
     registry = CollectorRegistry() if shared else REGISTRY
