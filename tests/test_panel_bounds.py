@@ -15,7 +15,7 @@ from werkzeug import Response
 
 from flask_redis import RecordedCall
 
-from .test_panel import AppFactory, make_app  # noqa: F401 - a fixture
+from .recorded import AppFactory
 
 pytest.importorskip("flask_debugtoolbar")
 

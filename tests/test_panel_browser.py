@@ -21,12 +21,12 @@ import pytest
 import redis
 
 from .examples import imported
+from .recorded import SCRIPT_TAG
 from .servers import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "toolbar.py"
 SCREENSHOT = ROOT / "docs" / "_static" / "redis-panel.png"
-SCRIPT_TAG = "<script>alert(1)</script>"
 PANEL = "#flDebugRedisPanel-content"
 TIMEOUT_MS = 15_000
 #: The value set by the page ``/long`` that the tests add to the example: its arguments

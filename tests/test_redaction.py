@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator
 from typing import Any, Callable
 
 import pytest
@@ -22,65 +21,7 @@ from flask_redis.recording import REDACTED, displayed
 from flask_redis.redaction import secret_positions, sent_words
 
 from .conftest import SECRET
-from .test_recording import quiet_app, recorded, recording_app, run  # noqa: F401 - fixtures
-
-#: The secret as the recorder would show it upper-cased, were it taken for a command word.
-SECRETS = (SECRET, SECRET.upper(), SECRET.lower())
-
-#: Commands that send :data:`SECRET`, each in a form that the recorder missed or that is
-#: easy to miss: named in one string with the arguments, odd case and spacing, bytes, an
-#: empty name (redis-py then sends the next argument as the command), a left-out protocol
-#: version. Each runs on a server without a password, whose default user takes any; a few
-#: fail, after sending it. (AUTH with a password only fails there, and redis-py then tries
-#: again for seconds: the tests without a server have that form.)
-SECRET_FORMS: dict[str, tuple[Any, ...]] = {
-    "auth-one-string": (f"AUTH default {SECRET}",),
-    "auth-bytes-name": (b"auth", b"default", SECRET),
-    "auth-odd-spacing": (f" auth\tdefault  {SECRET}\n",),
-    "auth-empty-name": ("", "AUTH", "default", SECRET),
-    "hello-without-protover": ("HELLO", "AUTH", "default", SECRET),
-    "hello-one-string": (f"hello 2 auth default {SECRET}",),
-    "migrate-one-string": (f"MIGRATE 127.0.0.1 1 no-such-key 0 100 AUTH {SECRET}",),
-    "migrate-auth2-bytes": (b"MIGRATE", b"127.0.0.1", 1, b"no-such-key", 0, 100, b"auth2",
-                            b"default", SECRET.encode()),
-    "acl-setuser-one-string": (f"ACL SETUSER alice on >{SECRET} ~* +@all",),
-    "acl-setuser-remove-password": ("acl", "setuser", "alice", f"<{SECRET}"),
-    "config-set-one-string": (f"CONFIG SET masterauth {SECRET}",),
-    "config-set-bytes-name": (b"config set", b"MasterAuth", SECRET.encode()),
-    "config-set-odd-spacing": (f"config\tSet  masterauth {SECRET}",),
-    "config-set-unpaired": (f"CONFIG SET maxmemory requirepass {SECRET}",),
-    "sentinel-set-one-string": (f"SENTINEL SET mymaster auth-pass {SECRET}",),
-    "sentinel-config-set": ("SENTINEL", "CONFIG", "SET", "sentinel-pass", SECRET),
-}
-
-
-@pytest.fixture()
-def restored(plain: redis.Redis) -> Iterator[None]:
-    """Undo what the commands of :data:`SECRET_FORMS` change on the session's server."""
-    yield
-    plain.config_set("masterauth", "")
-    plain.acl_deluser("alice")
-
-
-def no_secret_in(text: str) -> bool:
-    return not any(secret in text for secret in SECRETS)
-
-
-def send(client: Any, command: tuple[Any, ...], way: str) -> None:
-    """Send ``command`` on its own, in a pipeline or in a transaction; its errors are the
-    server's answer, not the test's failure."""
-    try:
-        if way == "single":
-            client.execute_command(*command)
-            return
-        pipe = client.pipeline(transaction=way == "transaction")
-        pipe.get("before")
-        pipe.execute_command(*command)
-        pipe.get("after")
-        pipe.execute(raise_on_error=way != "pipeline-no-raise")
-    except redis.RedisError:
-        pass
-
+from .recorded import SECRET_FORMS, no_secret_in, recorded, run, send
 
 WAYS = ["single", "pipeline", "pipeline-no-raise", "transaction"]
 #: Forms sent on their own only: redis-py reads no reply of a HELLO the server accepts in

