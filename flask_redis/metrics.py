@@ -11,6 +11,7 @@ does that every second instead (see :mod:`.multiprocess`).
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from bisect import bisect_left
@@ -552,6 +553,9 @@ def _add_histogram(child: Any, total: float, buckets: Sequence[int]) -> None:
 
 def _pool_counts(pool: Any) -> Optional[tuple[int, int]]:
     """Connections (in use, idle) of a redis-py pool; ``None`` for a kind it cannot read."""
+    if getattr(pool, "pid", None) not in (None, os.getpid()):
+        # A forked worker's copy of its parent's pool, which redis-py empties on first use.
+        return 0, 0
     queue = getattr(pool, "pool", None)  # BlockingConnectionPool: a queue of idle ones
     if queue is not None and hasattr(pool, "_connections"):
         idle = sum(1 for connection in list(queue.queue) if connection is not None)

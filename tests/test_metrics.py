@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import itertools
+import os
 import logging
 import threading
 import weakref
@@ -664,6 +665,22 @@ def test_pool_gauge_is_read_at_the_scrape_outside_requests_too(
         assert samples(POOL, prefix="redis", state="idle") == 0
     finally:
         pool.release(connection)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
+def test_a_forked_worker_shows_none_of_its_parents_connections(
+    ext: Redis, samples: Samples
+) -> None:
+    assert ext.ping() is True  # the parent keeps an idle connection
+    assert samples(POOL, prefix="redis", state="idle") == 1
+    pid = os.fork()
+    if pid == 0:  # the child, as a gunicorn worker forked after the app made a call
+        ok = samples(POOL, prefix="redis", state="idle") == 0
+        ok = ok and ext.ping() is True and samples(POOL, prefix="redis", state="idle") == 1
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert status == 0  # the child exited with 0
 
 
 def test_pools_that_cannot_be_read_do_not_fail_the_scrape(
