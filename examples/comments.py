@@ -92,15 +92,14 @@ def stats() -> dict[str, int]:
 def create_app(redis_url: str) -> Flask:
     """The comments app, on databases 0 and 1 of the Redis server at ``redis_url``.
 
-    A database number in the URL wins over both, as the ``*_URL`` keys always do.
+    A ``*_URL`` key says all of the address, database included: a database of
+    ``redis_url`` is replaced by each prefix's own.
     """
     app = Flask(__name__)
     app.config.update(
-        REDIS_URL=redis_url,
-        REDIS_DB=0,
+        REDIS_URL=database(redis_url, 0),
         REDIS_DECODE_RESPONSES=True,
-        CACHE_URL=redis_url,
-        CACHE_DB=1,
+        CACHE_URL=database(redis_url, 1),
         CACHE_DECODE_RESPONSES=True,
     )
     db.init_app(app)
@@ -154,6 +153,11 @@ def _answers_ping(client: redis.Redis) -> bool:
 
 def _read(path: str) -> str:
     return Path(path).read_text() if os.path.exists(path) else "(no log)"
+
+
+def database(url: str, number: int) -> str:
+    """``url`` with database ``number`` as its path."""
+    return urlunsplit(urlsplit(url)._replace(path=f"/{number}"))
 
 
 def _without_password(url: str) -> str:

@@ -14,6 +14,7 @@ Without ``--redis-url`` it starts a throw-away ``redis-server`` of its own (see
 from __future__ import annotations
 
 import sys
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from flask import Blueprint, Flask, Response, render_template_string
@@ -91,6 +92,11 @@ def favicon() -> Response:
     return Response(status=204)
 
 
+def database(url: str, number: int) -> str:
+    """``url`` with database ``number`` as its path."""
+    return urlunsplit(urlsplit(url)._replace(path=f"/{number}"))
+
+
 def create_app(redis_url: str) -> Flask:
     """The demo app on databases 0 and 1 of the Redis server at ``redis_url``, with the
     debug toolbar and its Redis panel."""
@@ -99,11 +105,9 @@ def create_app(redis_url: str) -> Flask:
     app.config.update(
         SECRET_KEY="only-for-this-demo",
         DEBUG_TB_INTERCEPT_REDIRECTS=False,
-        REDIS_URL=redis_url,
-        REDIS_DB=0,
+        REDIS_URL=database(redis_url, 0),
         REDIS_DECODE_RESPONSES=True,
-        CACHE_URL=redis_url,
-        CACHE_DB=1,
+        CACHE_URL=database(redis_url, 1),
         CACHE_DECODE_RESPONSES=True,
     )
     db.init_app(app)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
 import weakref
 from typing import Any, Callable
 
-from flask import Flask, current_app
+from flask import Flask, current_app, has_app_context
 from redis.cluster import ClusterNode, RedisCluster
 from redis.sentinel import Sentinel
 
@@ -33,9 +34,12 @@ class Redis:
         #: The prefix of the config keys read by the last :meth:`init_app` (or the default).
         self.config_prefix: str = config_prefix or DEFAULT_PREFIX
         self._app: Flask | None = None
+        # The app given here, for get_app() (1.0's Redis.app); weak, as the prefixes are.
+        self._given: weakref.ReferenceType[Flask] | None = None
         # The prefix each app was set up with; weak, so an app can be garbage collected.
         self._prefixes: weakref.WeakKeyDictionary[Flask, str] = weakref.WeakKeyDictionary()
         if app is not None:
+            self._given = weakref.ref(app)
             self.init_app(app, config_prefix)
             self._app = app
 
@@ -56,7 +60,8 @@ class Redis:
             raise ValueError(
                 f"The config prefix {prefix!r} is already set up on app {app.name!r}"
             )
-        client, replica = _create_client(app, read_config(app.config, prefix))
+        config = read_config(app.config, prefix, other_prefixes=list(clients))
+        client, replica = _create_client(app, config)
         clients[prefix] = client
         if replica is not None:
             app.extensions.setdefault("redis_replicas", {})[prefix] = replica
@@ -65,6 +70,32 @@ class Redis:
         # An extension set up on a second app follows current_app from now on.
         if self._app is not None and self._app is not app:
             self._app = None
+
+    def get_app(self) -> Flask:
+        """The app of the current app context, else the app given to ``Redis(app)``, as in
+        Flask-And-Redis 1.0.
+
+        .. deprecated:: 2.0
+            Use :data:`flask.current_app`, or keep a reference to the app yourself.
+            :attr:`connection` finds the right client by itself.
+
+        :raises RuntimeError: outside an app context, and no app was given to ``Redis()``.
+        """
+        warnings.warn(
+            "Redis.get_app() is deprecated: use flask.current_app, or the app you passed to"
+            " Redis(app); Redis.connection finds the client of the app by itself",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        if has_app_context():
+            return current_app._get_current_object()  # type: ignore[attr-defined,no-any-return]
+        app = None if self._given is None else self._given()
+        if app is None:
+            raise RuntimeError(
+                "Redis.get_app(): no app was passed to Redis(app), and there is no app"
+                " context: call it inside 'with app.app_context():'"
+            )
+        return app
 
     @property
     def connection(self) -> Any:
@@ -170,8 +201,10 @@ def _pools(client: Any, replica: Any) -> Callable[[], list[Any]]:
             for node in client.get_nodes()  # type: ignore[no-untyped-call]
             if node.redis_connection is not None
         ]
-    pools = [c.connection_pool for c in (client, replica) if c is not None]
-    return lambda: pools
+    # A client class of the app's own may have no pool: nothing to count then.
+    pools = [getattr(c, "connection_pool", None) for c in (client, replica)]
+    found = [pool for pool in pools if pool is not None]
+    return lambda: found
 
 
 def _describe(config: ClientConfig) -> str | None:

@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 import redis
 
-from flask_redis.config import client_arguments, read_config
+from flask_redis.config import IgnoredKeyWarning, client_arguments, read_config
 
+from .arguments import valid_value
 from .conftest import SECRET
 
 
@@ -37,7 +38,8 @@ def test_reads_every_keyword_of_the_class_signature() -> None:
                  "health_check_interval", "client_name", "username", "protocol", "retry",
                  "decode_responses", "connection_pool", "unix_socket_path"):  # fmt: skip
         assert name in names
-    values = {name: object() for name in names if name not in ("port", "db")}
+    # A credential provider gives the user name and password: not both (see test_config_contract).
+    values = {name: valid_value(name) for name in names if name != "credential_provider"}
     config = read_config({f"REDIS_{name.upper()}": value for name, value in values.items()})
     assert config.kwargs == values
 
@@ -66,11 +68,20 @@ def test_keys_of_another_prefix_are_not_read() -> None:
     assert config.kwargs == {"db": 2}
 
 
-@pytest.mark.parametrize("path", ["redis.Redis", "redis.StrictRedis", "redis:Redis",
-                                  "tests.test_config.NamespacedRedis"])  # fmt: skip
+@pytest.mark.parametrize("path", ["tests.test_config.NamespacedRedis",
+                                  "tests.test_config:NamespacedRedis"])  # fmt: skip
 def test_class_from_dotted_path(path: str) -> None:
-    expected = NamespacedRedis if path.endswith("NamespacedRedis") else redis.Redis
-    assert read_config({"REDIS_CLASS": path}).client_class is expected
+    assert read_config({"REDIS_CLASS": path}).client_class is NamespacedRedis
+
+
+@pytest.mark.parametrize("path", ["redis.StrictRedis", "redis:StrictRedis"])
+def test_strict_redis_path_is_read_and_is_redis(path: str) -> None:
+    assert read_config({"REDIS_CLASS": path}).client_class is redis.StrictRedis
+    # StrictRedis is redis.Redis, the default: a key that was not read would pass the line
+    # above. Where the default is another class, the path read is refused for what it is.
+    with pytest.raises(TypeError, match="REDIS_CLASS must be redis.cluster.RedisCluster .*"
+                                        " got redis.client.Redis"):  # fmt: skip
+        read_config({"REDIS_CLASS": path, "REDIS_CLUSTER": "127.0.0.1:7000"})
 
 
 def test_class_path_that_does_not_import_names_the_key() -> None:
@@ -102,8 +113,9 @@ def test_text_values_are_converted(key: str, value: str, name: str, expected: ob
     ("config", "error", "message"),
     [
         ({"REDIS_PORT": "six"}, ValueError, "REDIS_PORT must be an integer, got 'six'"),
-        ({"REDIS_PORT": 6379.5}, TypeError, "REDIS_PORT must be an integer, got 6379.5"),
-        ({"REDIS_PORT": 70000}, ValueError, "REDIS_PORT must be between 1 and 65535"),
+        ({"REDIS_PORT": 6379.5}, TypeError,
+         "REDIS_PORT must be an integer from 1 to 65535, got 6379.5"),
+        ({"REDIS_PORT": 70000}, ValueError, "REDIS_PORT must be an integer from 1 to 65535"),
         ({"REDIS_DB": True}, TypeError, "REDIS_DB must be an integer"),
         ({"REDIS_SOCKET_TIMEOUT": "soon"}, ValueError, "REDIS_SOCKET_TIMEOUT must be a number"),
         ({"REDIS_SSL": "maybe"}, ValueError, "REDIS_SSL must be a boolean"),
@@ -137,16 +149,41 @@ def test_url_sets_every_part() -> None:
     }
 
 
-def test_url_values_win_over_separate_keys() -> None:
-    kwargs = read_config({
-        "REDIS_URL": "redis://example.org/2", "REDIS_HOST": "other", "REDIS_DB": 5,
-        "REDIS_SOCKET_TIMEOUT": 1,
-    }).kwargs  # fmt: skip
+def test_url_values_win_over_separate_keys_that_are_ignored_with_a_warning() -> None:
+    with pytest.warns(IgnoredKeyWarning) as warned:
+        kwargs = read_config({
+            "REDIS_URL": "redis://example.org/2", "REDIS_HOST": "other", "REDIS_DB": 5,
+            "REDIS_SOCKET_TIMEOUT": 1,
+        }).kwargs  # fmt: skip
     assert kwargs == {"host": "example.org", "db": 2, "socket_timeout": 1}
+    assert sorted(str(w.message).split(" is ignored: ")[0] for w in warned) == [
+        "REDIS_DB", "REDIS_HOST"
+    ]  # fmt: skip
 
 
-def test_url_db_query_argument_wins_over_the_path() -> None:
-    assert read_config({"REDIS_URL": "redis://h/2?db=3"}).kwargs["db"] == 3
+def test_separate_key_that_agrees_with_the_url_is_no_warning() -> None:
+    kwargs = read_config(
+        {"REDIS_URL": "redis://example.org:6379/2", "REDIS_HOST": "example.org",
+         "REDIS_PORT": "6379", "REDIS_DB": 2}  # fmt: skip
+    ).kwargs
+    assert kwargs == {"host": "example.org", "port": 6379, "db": 2}
+
+
+@pytest.mark.parametrize(
+    ("url", "db"),
+    [("redis://h/3?db=3", 3), ("redis://h?db=0", 0), ("unix:///run/r.sock?db=3", 3)],
+)
+def test_url_database_as_query_argument_agreeing_with_the_path(url: str, db: int) -> None:
+    assert read_config({"REDIS_URL": url}).kwargs["db"] == db
+
+
+@pytest.mark.parametrize("url", ["redis://h/2?db=3", "redis://h?db=3", "redis://h/0?db=1"])
+def test_url_database_as_query_argument_unlike_the_path_is_an_error(url: str) -> None:
+    # 1.0 ignored the query: a database in it that the path does not give would switch
+    # the database an upgraded app writes to.
+    with pytest.raises(ValueError, match="REDIS_URL gives a database as a query argument"
+                                         " that is not the one of its path"):  # fmt: skip
+        read_config({"REDIS_URL": url})
 
 
 def test_rediss_url_turns_ssl_on() -> None:
@@ -156,26 +193,38 @@ def test_rediss_url_turns_ssl_on() -> None:
 
 
 def test_unix_url_replaces_host_and_port_keys() -> None:
-    kwargs = read_config({
-        "REDIS_URL": "unix:///run/r%20edis.sock?db=1", "REDIS_HOST": "h", "REDIS_PORT": 1
-    }).kwargs  # fmt: skip
+    with pytest.warns(IgnoredKeyWarning) as warned:
+        kwargs = read_config({
+            "REDIS_URL": "unix:///run/r%20edis.sock?db=1", "REDIS_HOST": "h", "REDIS_PORT": 1
+        }).kwargs  # fmt: skip
     assert kwargs == {"unix_socket_path": "/run/r edis.sock", "db": 1}
+    assert sorted(str(w.message) for w in warned) == [
+        f"REDIS_{key} is ignored: REDIS_URL is set, and connects over a unix socket"
+        for key in ("HOST", "PORT")
+    ]
 
 
-def test_tcp_url_replaces_a_unix_socket_key() -> None:
-    kwargs = read_config(
-        {"REDIS_URL": "redis://h", "REDIS_UNIX_SOCKET_PATH": "/run/redis.sock"}
-    ).kwargs
+@pytest.mark.parametrize(
+    ("key", "path"),
+    [("REDIS_UNIX_SOCKET_PATH", "/run/redis.sock"), ("REDIS_HOST", "/run/redis.sock"),
+     ("REDIS_HOST", "file:///run/redis.sock")],
+)  # fmt: skip
+def test_tcp_url_replaces_a_unix_socket_key(key: str, path: str) -> None:
+    with pytest.warns(IgnoredKeyWarning, match=f"^{key} is ignored: REDIS_URL is set, and"
+                                               " connects over TCP$"):  # fmt: skip
+        kwargs = read_config({"REDIS_URL": "redis://h", key: path}).kwargs
     assert kwargs == {"host": "h"}
 
 
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        (f"http://u:{SECRET}@h/0", "REDIS_URL must be a redis://, rediss://, unix://"),
+        (f"http://u:{SECRET}@h/0", "REDIS_URL must be a URL that starts with redis://,"
+                                   " rediss://, unix://"),
         (f"redis://u:{SECRET}@h:port/0", "REDIS_URL has a port that is not a number"),
-        (f"redis://u:{SECRET}@h/zero", r"REDIS_URL \(database path\) must be an integer"),
-        (f"redis://u:{SECRET}@h/0?colour=blue", "REDIS_URL has a query argument 'colour'"),
+        (f"redis://u:{SECRET}@h/zero", "REDIS_URL must give the database as a number"),
+        (f"redis://u:{SECRET}@h/0?colour=blue", "REDIS_URL has a query argument that"
+                                                " redis.client.Redis does not take$"),
         (f"redis://u:{SECRET}@h/0?socket_timeout=x", "REDIS_URL .* must be a number"),
     ],
 )
@@ -191,16 +240,18 @@ def test_url_that_is_not_text_names_the_key() -> None:
 
 
 def test_argument_the_class_does_not_take_names_its_key() -> None:
-    with pytest.raises(TypeError, match="takes no argument 'password', set by REDIS_PASSWORD"):
+    with pytest.raises(TypeError, match="REDIS_URL sets 'password', which"
+                                        " tests.test_config.NotAClient does not take"):  # fmt: skip
         read_config({"REDIS_CLASS": NotAClient, "REDIS_URL": f"redis://:{SECRET}@h"})
 
 
 @pytest.mark.parametrize(("old", "new", "name"), [("CHARSET", "ENCODING", "encoding"),
                                                   ("ERRORS", "ENCODING_ERRORS", "encoding_errors")])  # fmt: skip
 def test_legacy_keys_warn_and_map_to_the_new_argument(old: str, new: str, name: str) -> None:
+    value = "latin-1" if old == "CHARSET" else "replace"
     with pytest.warns(DeprecationWarning, match=f"REDIS_{old} is deprecated; use REDIS_{new}"):
-        config = read_config({f"REDIS_{old}": "latin-1"})
-    assert config.kwargs == {name: "latin-1"}
+        config = read_config({f"REDIS_{old}": value})
+    assert config.kwargs == {name: value}
 
 
 def test_legacy_key_beside_its_new_key_is_an_error() -> None:

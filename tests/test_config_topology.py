@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from redis.cluster import ClusterNode, RedisCluster
 
-from flask_redis.config import CLUSTER, SENTINEL, SERVER, read_config
+from flask_redis.config import CLUSTER, SENTINEL, SERVER, IgnoredKeyWarning, read_config
 
 from .conftest import SECRET
 
@@ -96,13 +96,19 @@ def test_sentinel_url_sets_sentinels_service_database_and_arguments() -> None:
                              "socket_timeout": 2.0, "decode_responses": True}  # fmt: skip
 
 
-def test_sentinel_url_values_win_and_keys_supply_the_rest() -> None:
-    config = read_config({
-        "REDIS_URL": "redis+sentinel://10.0.0.1/svc", "REDIS_SENTINEL_MASTER": "other",
-        "REDIS_PASSWORD": SECRET,
-    })  # fmt: skip
+def test_sentinel_url_decides_its_parts_and_keys_supply_the_rest() -> None:
+    with pytest.warns(IgnoredKeyWarning) as warned:
+        config = read_config({
+            "REDIS_URL": "redis+sentinel://10.0.0.1/svc", "REDIS_SENTINEL_MASTER": "other",
+            "REDIS_PASSWORD": SECRET, "REDIS_SOCKET_TIMEOUT": "2",
+        })  # fmt: skip
     assert (config.addresses, config.service) == ([("10.0.0.1", 26379)], "svc")
-    assert config.kwargs == {"password": SECRET}
+    # The URL gives no password: the default, no password, wins as with any URL.
+    assert config.kwargs == {"socket_timeout": 2.0}
+    assert sorted(str(w.message).split(" is ignored: ")[0] for w in warned) == [
+        "REDIS_PASSWORD", "REDIS_SENTINEL_MASTER"
+    ]  # fmt: skip
+    assert all(SECRET not in str(w.message) for w in warned)
 
 
 @pytest.mark.parametrize(
@@ -116,10 +122,10 @@ def test_tls_schemes_turn_ssl_on_in_any_case(url: str) -> None:
 def test_cluster_class_with_a_url_of_one_node_or_a_socket() -> None:
     config = read_config({"REDIS_CLASS": AppCluster, "REDIS_URL": "redis://a:7000"})
     assert (config.mode, config.addresses) == (CLUSTER, [("a", 7000)])
-    with pytest.raises(ValueError, match="REDIS_URL must be a redis\\+cluster:// or"
-                                         " rediss\\+cluster:// URL for a cluster client,"
-                                         " got scheme 'unix'"):  # fmt: skip
+    message = r"REDIS_URL must be a redis\+cluster:// or rediss\+cluster:// URL for a cluster"
+    with pytest.raises(ValueError, match=message) as raised:
         read_config({"REDIS_CLASS": AppCluster, "REDIS_URL": "unix:///run/redis.sock"})
+    assert "unix" not in str(raised.value)  # no part of the URL
 
 
 def test_cluster_key_gives_startup_nodes_and_cluster_arguments() -> None:
@@ -198,12 +204,16 @@ def test_load_balancing_strategy_is_read_from_text() -> None:
          "REDIS_URL and REDIS_SENTINELS are both set: use a redis\\+sentinel:// URL"),
         ({"REDIS_SENTINEL_MASTER": "mymaster"},
          "REDIS_SENTINEL_MASTER is set, but neither REDIS_SENTINELS nor a redis\\+sentinel://"),
-        ({"REDIS_SENTINELS": "a"}, "REDIS_SENTINEL_MASTER must be the name of the service"),
-        ({"REDIS_URL": "redis+sentinel://a"}, "or give it as the path of REDIS_URL"),
+        ({"REDIS_SENTINELS": "a"}, "REDIS_SENTINELS is set, but REDIS_SENTINEL_MASTER is not:"
+                                   " set it to the name of the service"),
+        ({"REDIS_SENTINELS": "a", "REDIS_SENTINEL_MASTER": ""},
+         "REDIS_SENTINEL_MASTER must be the name of the service .*, got ''"),
+        ({"REDIS_URL": "redis+sentinel://a"}, "REDIS_URL is set, but REDIS_SENTINEL_MASTER is"
+                                              " not: .* or give the name as the path of REDIS_URL"),
         ({"REDIS_URL": "redis+sentinel://a/s/1/2"}, "REDIS_URL must have the path /service"),
         ({"REDIS_URL": "redis+cluster://a/1"}, "REDIS_URL cannot have a path"),
-        ({"REDIS_URL": "redis+cluster://a?db=1"}, "query argument 'db' that the client does"
-                                                  " not take"),
+        ({"REDIS_URL": "redis+cluster://a?db=1"}, "REDIS_URL has a query argument that"
+                                                  " redis.cluster.RedisCluster does not take"),
         ({"REDIS_CLUSTER": ""}, "REDIS_CLUSTER must name at least one host:port address"),
         ({"REDIS_CLUSTER": []}, "REDIS_CLUSTER must name at least one"),
         ({"REDIS_CLUSTER": "a:0"}, "REDIS_CLUSTER has an address whose port is not a number"
@@ -262,8 +272,14 @@ def test_password_is_read_whole_encoded_or_not(password: str, username: str) -> 
         if scheme == "redis+cluster":
             encoded = encoded.replace("?db=0", "")
         assert read_config({"REDIS_URL": encoded}).kwargs["password"] == password
-        if "%" not in password:  # unencoded: the user info ends at the last "@"
-            plain = f"{scheme}://{username}:{password}@h1:1,h2:2{tail}"
+        plain = f"{scheme}://{username}:{password}@h1:1,h2:2{tail}"
+        if any(c in "/?#%" or c < " " or c == "\x7f" for c in password):
+            # the host would be read from the wrong place, or not at all: never guessed
+            marked = plain.replace(f":{password}@", f":Mk7{password}@")
+            with pytest.raises(ValueError, match="^REDIS_URL has ") as raised:
+                read_config({"REDIS_URL": marked})
+            assert "Mk7" not in str(raised.value)
+        else:  # unencoded: the user info ends at the last "@"
             config = read_config({"REDIS_URL": plain})
             assert config.kwargs["password"] == password
             assert config.addresses == [("h1", 1), ("h2", 2)]
@@ -273,7 +289,7 @@ def test_password_is_read_whole_encoded_or_not(password: str, username: str) -> 
 @given(password=passwords, port=st.sampled_from(["x", "0", "70000", ""]))
 def test_no_error_of_a_topology_url_depends_on_its_password(password: str, port: str) -> None:
     def error(password: str) -> str:
-        url = f"redis+cluster://:{password}@h1:{port},h2:2/?colour=blue"
+        url = f"redis+cluster://:{quote(password, safe='')}@h1:{port},h2:2/?colour=blue"
         with pytest.raises((ValueError, TypeError)) as raised:
             read_config({"REDIS_URL": url})
         return str(raised.value)

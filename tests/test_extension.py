@@ -10,9 +10,14 @@ import redis
 from flask import Flask
 
 from flask_redis import Redis
+from flask_redis.config import IgnoredKeyWarning
 
 from .conftest import SECRET
 from .servers import RedisServer
+
+
+class AppStrictRedis(redis.StrictRedis):
+    """A client class of the app's own, made from 1.0's default class name."""
 
 
 def test_bound_extension_writes_to_the_configured_database(
@@ -169,13 +174,17 @@ def test_url_with_trailing_slashes_and_query(app: Flask, redis_server: RedisServ
 
 def test_url_wins_over_separate_keys(app: Flask, redis_server: RedisServer) -> None:
     app.config.update(REDIS_PORT=1, REDIS_DB=9, REDIS_URL=f"{redis_server.url}/8")
-    Redis(app).set("k", "v")
+    with pytest.warns(IgnoredKeyWarning, match="REDIS_(PORT|DB) is ignored: REDIS_URL is set"):
+        ext = Redis(app)
+    ext.set("k", "v")
     assert redis_server.client(db=8).get("k") == b"v"
 
 
 @pytest.mark.parametrize("form", ["path", "file-url", "unix-url", "legacy-key"])
 def test_unix_socket(app: Flask, redis_server: RedisServer, form: str) -> None:
     path = redis_server.unix_socket
+    if form == "unix-url":  # the URL decides the transport: a host and port are no use
+        del app.config["REDIS_HOST"], app.config["REDIS_PORT"]
     app.config.update({
         "path": {"REDIS_HOST": path},
         "file-url": {"REDIS_HOST": f"file://{path}"},
@@ -200,9 +209,14 @@ def test_custom_class_gets_its_own_and_redis_arguments(
     assert redis_server.client(db=2).get("k") == b"v"
 
 
-def test_strict_redis_class_path_still_works(app: Flask) -> None:
-    app.config["REDIS_CLASS"] = "redis.StrictRedis"
-    assert Redis(app).ping() is True
+@pytest.mark.parametrize(
+    "path", ["tests.test_extension.AppStrictRedis", "tests.test_extension:AppStrictRedis"]
+)
+def test_class_path_of_a_strict_redis_subclass_works(app: Flask, path: str) -> None:
+    app.config["REDIS_CLASS"] = path
+    ext = Redis(app)
+    assert isinstance(ext.connection, AppStrictRedis)
+    assert ext.ping() is True
 
 
 def test_connection_keywords_reach_the_connection(app: Flask) -> None:
@@ -214,6 +228,15 @@ def test_connection_keywords_reach_the_connection(app: Flask) -> None:
     assert connection_kwargs["socket_timeout"] == 2.5
     assert connection_kwargs["health_check_interval"] == 30
     assert connection_kwargs["protocol"] == 3
+
+
+def test_client_class_without_a_pool_is_set_up_with_metrics_on(app: Flask) -> None:
+    pytest.importorskip("prometheus_client")  # metrics are on by default with it
+    app.config["REDIS_CLASS"] = "tests.test_config.NotAClient"  # takes host only
+    del app.config["REDIS_PORT"]
+    ext = Redis(app)
+    assert type(ext.connection).__name__ == "NotAClient"
+    assert ext.host == "127.0.0.1"
 
 
 def test_ready_connection_pool_is_used_as_it_is(app: Flask, redis_server: RedisServer) -> None:
