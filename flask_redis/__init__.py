@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from .config import ConfigWarning, IgnoredKeyWarning, UnreadKeyWarning
 from .extension import Redis
 from .recording import RecordedCall, RecordedCalls, get_recorded_calls
 
 __version__ = "2.0.0.dev0"
 
-__all__ = ["RecordedCall", "RecordedCalls", "Redis", "__version__", "get_recorded_calls"]
+__all__ = [
+    "ConfigWarning",
+    "IgnoredKeyWarning",
+    "RecordedCall",
+    "RecordedCalls",
+    "Redis",
+    "UnreadKeyWarning",
+    "__version__",
+    "get_recorded_calls",
+]

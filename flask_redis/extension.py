@@ -11,8 +11,9 @@ from redis.cluster import ClusterNode, RedisCluster
 from redis.sentinel import Sentinel
 
 from . import failover, nodes, recording
-from .config import CLUSTER, DEFAULT_PREFIX, SENTINEL, SERVER, ClientConfig, read_config
+from .config import DEFAULT_PREFIX, ClientConfig, read_config
 from .instrument import Observer, combine, instrumented, observe
+from .topology import CLUSTER, SENTINEL, SERVER
 
 
 class Redis:

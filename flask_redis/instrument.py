@@ -15,10 +15,14 @@ from typing import Any, Callable, Optional, Protocol, Sequence, Tuple, TypeVar
 from redis import Redis
 from redis.cluster import ClusterPipeline
 
+# redis-py 5 has no cluster transactions. Each ignore below is needed with either redis-py 5
+# or a later one, never both: hence unused-ignore.
 try:
-    from redis.cluster import TransactionStrategy as _TransactionStrategy
-except ImportError:  # pragma: no cover - redis-py 5 has no cluster transactions
-    _TransactionStrategy = None  # type: ignore[assignment,misc]
+    from redis.cluster import (  # type: ignore[attr-defined,unused-ignore]
+        TransactionStrategy as _TransactionStrategy,
+    )
+except ImportError:  # pragma: no cover - redis-py 5
+    _TransactionStrategy = None  # type: ignore[assignment,misc,unused-ignore]
 
 logger = logging.getLogger("flask_redis")
 
@@ -148,7 +152,7 @@ class _InstrumentedClusterPipeline(_InstrumentedPipeline):
 
 if _TransactionStrategy is not None:
 
-    class _TimedTransactionStrategy(_TransactionStrategy):
+    class _TimedTransactionStrategy(_TransactionStrategy):  # type: ignore[misc,unused-ignore]
         """The strategy of a cluster transaction: WATCH, and the reads between WATCH and
         MULTI, go to the server at once, each an observed round trip."""
 

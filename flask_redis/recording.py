@@ -603,7 +603,7 @@ def _server_timing(response: Response) -> Response:
         prefix = recorder.prefix
         count = calls.counts.get(prefix, 0) + calls.dropped.get(prefix, 0)
         milliseconds = calls.seconds.get(prefix, 0.0) * 1000
-        response.headers.add(
+        response.headers.add(  # type: ignore[no-untyped-call,unused-ignore]  # Werkzeug 2
             "Server-Timing",
             f'redis-{prefix.lower()};dur={milliseconds:.3f};desc="{count} calls"',
         )

@@ -21,9 +21,8 @@ from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException
 
 from flask_redis import Redis
+from flask_redis.checks import _CHECKS, _Check
 from flask_redis.config import (
-    _CHECKS,
-    _Check,
     CLUSTER,
     SENTINEL,
     SERVER,
@@ -68,7 +67,7 @@ def assert_hides_secrets(text: str) -> None:
 
 def test_every_argument_has_a_check_and_a_right_value() -> None:
     for name in all_arguments():
-        assert name in _CHECKS, f"{name}: no check in flask_redis.config._CHECKS"
+        assert name in _CHECKS, f"{name}: no check in flask_redis.checks._CHECKS"
         assert known(name), f"{name}: no right value in tests/arguments.py"
 
 
@@ -205,6 +204,9 @@ def test_wrong_value_names_the_key_before_any_client_exists(
 ) -> None:
     if key == "REDIS_METRICS_REGISTRY":
         value = pytest.importorskip("prometheus_client").CollectorRegistry
+    name = key[len("REDIS_"):].lower()
+    if name in _CHECKS and name not in all_arguments():
+        pytest.skip(f"redis-py {redis.__version__} has no argument {name!r}")
     config = {key: value}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # REDIS_CHARSET's
@@ -232,11 +234,11 @@ def test_wrong_value_names_the_key_before_any_client_exists(
 def test_arguments_redis_py_refuses_together_name_their_keys(
     config: dict[str, Any], message: str
 ) -> None:
+    if "REDIS_CACHE_CONFIG" in config and "cache_config" not in client_arguments(redis.Redis):
+        pytest.skip("redis-py without client-side caching")
     for key, value in config.items():  # a string naming an argument: its right value
         if isinstance(value, str) and known(value):
             config[key] = valid_value(value)
-    if "REDIS_CACHE_CONFIG" in config and "cache_config" not in client_arguments(redis.Redis):
-        pytest.skip("redis-py without client-side caching")
     error = error_of(config)
     assert str(error).startswith(message)
     assert_hides_secrets(str(error))

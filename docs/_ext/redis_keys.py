@@ -33,16 +33,18 @@ from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
 from werkzeug.utils import import_string
 
+from flask_redis import checks as flask_redis_checks
 from flask_redis import config as flask_redis_config
+from flask_redis import topology as flask_redis_topology
 
 #: Per topology, the classes whose signatures give the defaults of its keys, first match
 #: first: Sentinel hands the keys to the master's connections and their pool; Cluster to
 #: RedisCluster (or the configured subclass), then to the client of each node.
 _MODE_DEFAULTS: dict[str, Callable[[type[Any]], list[type[Any]]]] = {
-    flask_redis_config.SENTINEL: lambda client_class: [
+    flask_redis_topology.SENTINEL: lambda client_class: [
         redis.sentinel.SentinelManagedSSLConnection, redis.ConnectionPool,
     ],
-    flask_redis_config.CLUSTER: lambda client_class: [client_class, redis.Redis],
+    flask_redis_topology.CLUSTER: lambda client_class: [client_class, redis.Redis],
 }  # fmt: skip
 
 #: The default of a key no signature names: redis-py chooses the value itself.
@@ -79,7 +81,7 @@ def _show_default(value: Any) -> str:
 
 def _converters() -> dict[str, tuple[Any, str]]:
     """Argument name -> (converter, what a value should be, e.g. "an integer")."""
-    return getattr(flask_redis_config, "_CONVERTERS", {})
+    return flask_redis_checks._CONVERTERS
 
 
 def _converted_to(name: str) -> str:

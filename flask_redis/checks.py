@@ -1,0 +1,397 @@
+"""Check the value of each argument of redis-py's clients, converted from text first, and
+raise a :exc:`ValueError` or :exc:`TypeError` naming its key, which never shows a secret."""
+
+from __future__ import annotations
+
+import codecs
+import functools
+import importlib.util
+import os
+import ssl
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+
+import redis
+from werkzeug.utils import import_string
+
+
+@functools.lru_cache(maxsize=None)
+def _class_named(*paths: str) -> Optional[type[Any]]:
+    """The first class of ``paths`` that imports, if any (redis-py 5 lacks some)."""
+    for path in paths:
+        try:
+            found = import_string(path)
+        except Exception:
+            continue
+        if isinstance(found, type):
+            return found
+    return None
+
+
+# -- What a message shows of a value -------------------------------------------------------
+
+
+def _is_secret(key: str) -> bool:
+    # "REDIS_URL (query argument 'db')" is a part of a secret key's value: secret too.
+    return key.split(" (", 1)[0].endswith(("PASSWORD", "_URL", "_SENTINEL_KWARGS"))
+
+
+def _shown(key: str, value: object) -> str:
+    """What a message may say of ``value``: the repr of a plain value of a key that holds
+    no secret, else only its type (an object's repr may hold anything, or fail)."""
+    if _is_secret(key) or not isinstance(value, (str, int, float, type(None))):
+        return f"a value of type {type(value).__name__}"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+# -- Values given as text ------------------------------------------------------------------
+
+
+def _to_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(text)
+
+
+# Converters of text values: the function, and what a bad value should have been.
+_Converter = Tuple[Callable[[str], Any], str]
+_INTEGER: _Converter = (int, "an integer")
+_NUMBER: _Converter = (float, "a number")
+_BOOLEAN: _Converter = (_to_bool, "a boolean (true/false, yes/no, 1/0)")
+
+# Arguments whose value may come as text (environment variables, URL query strings) and is
+# converted to the type redis-py expects.
+_CONVERTERS: dict[str, _Converter] = {
+    **dict.fromkeys(
+        ("port", "db", "max_connections", "health_check_interval", "socket_read_size",
+         "protocol", "reinitialize_steps", "cluster_error_retry_attempts"),
+        _INTEGER,
+    ),
+    **dict.fromkeys(("socket_timeout", "socket_connect_timeout"), _NUMBER),
+    **dict.fromkeys(
+        ("decode_responses", "ssl", "ssl_check_hostname", "ssl_validate_ocsp",
+         "ssl_validate_ocsp_stapled", "retry_on_timeout", "socket_keepalive",
+         "single_connection_client", "read_from_replicas", "require_full_coverage",
+         "dynamic_startup_nodes", "legacy_responses"),
+        _BOOLEAN,
+    ),
+}  # fmt: skip
+_LoadBalancingStrategy = _class_named("redis.cluster.LoadBalancingStrategy")
+if _LoadBalancingStrategy is not None:  # redis-py 5.1 and later
+    _CONVERTERS["load_balancing_strategy"] = (
+        _LoadBalancingStrategy,
+        "one of " + ", ".join(repr(member.value) for member in _LoadBalancingStrategy),
+    )
+
+
+def _convert(key: str, name: str, value: Any) -> Any:
+    """Convert the text value of argument ``name`` (read from ``key``) to its type."""
+    converter = _CONVERTERS.get(name)
+    return value if converter is None else _convert_with(key, value, converter)
+
+
+def _convert_with(key: str, value: Any, converter: _Converter) -> Any:
+    """Convert ``value``, read from ``key``, if it is text; other values pass unchanged."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return converter[0](value)
+    except ValueError:
+        raise ValueError(f"{key} must be {converter[1]}, got {_shown(key, value)}") from None
+
+
+# -- Checks of the values of redis-py's arguments ------------------------------------------
+
+
+class _Check:
+    """What the value of one argument must be, after its conversion from text.
+
+    :param expected: What it must be, for the message: ``"an integer from 1 to 65535"``.
+    :param kind: Whether a value has the right type; a value without is a :exc:`TypeError`.
+    :param valid: Whether a value of the right type is right; else a :exc:`ValueError`.
+    :param none: ``None`` is a value of its own (``socket_timeout=None``: no timeout);
+        else a key set to ``None`` counts as not set.
+    :param normal: Makes an accepted value what redis-py takes (``os.PathLike`` -> ``str``).
+    """
+
+    def __init__(
+        self,
+        expected: str,
+        kind: Callable[[Any], bool],
+        valid: Optional[Callable[[Any], bool]] = None,
+        none: bool = True,
+        normal: Optional[Callable[[Any], Any]] = None,
+    ) -> None:
+        self.expected, self.kind, self.valid = expected, kind, valid
+        self.none, self.normal = none, normal
+
+    def __call__(self, key: str, value: Any) -> Any:
+        if not self.kind(value):
+            raise TypeError(f"{key} must be {self.expected}, got {_shown(key, value)}")
+        if self.valid is not None and not _succeeds(self.valid, value):
+            raise ValueError(f"{key} must be {self.expected}, got {_shown(key, value)}")
+        return value if self.normal is None else self.normal(value)
+
+
+def _succeeds(test: Callable[[Any], Any], value: Any) -> bool:
+    """Whether ``test(value)`` is true, an exception counting as false."""
+    try:
+        return bool(test(value))
+    except Exception:
+        return False
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _is_path(value: Any) -> bool:
+    return isinstance(value, str) or (
+        isinstance(value, os.PathLike) and _succeeds(lambda v: isinstance(os.fspath(v), str), value)
+    )
+
+
+def _integer(low: int, high: Optional[int] = None, none: bool = False) -> _Check:
+    expected = f"an integer from {low} to {high}" if high else f"an integer of {low} or more"
+    return _Check(expected, _is_int, lambda v: low <= v and (high is None or v <= high), none)
+
+
+#: Longest time accepted, in seconds: far beyond any use, within what sockets take.
+_MAX_SECONDS = 1e9
+
+
+def _seconds(zero: bool, none: bool) -> _Check:
+    expected = "a number of seconds, " + ("0 or more" if zero else "more than 0")
+    return _Check(
+        expected + f" and less than {_MAX_SECONDS:.0e}",
+        _is_number,
+        lambda v: (v >= 0 if zero else v > 0) and v < _MAX_SECONDS,  # NaN is neither
+        none,
+    )
+
+
+def _boolean(none: bool = False) -> _Check:
+    """True or false; the integers 1 and 0 too, which 1.0 passed on to redis-py."""
+    return _Check(
+        "a boolean (True or False)",
+        lambda v: isinstance(v, bool) or (_is_int(v) and v in (0, 1)),
+        none=none,
+        normal=bool,
+    )
+
+
+def _text(expected: str = "a string", valid: Optional[Callable[[Any], bool]] = None) -> _Check:
+    return _Check(expected, _is_text, valid)
+
+
+def _file_path(expected: str = "a file path (a string)") -> _Check:
+    return _Check(expected, _is_path, lambda v: bool(os.fspath(v)), normal=os.fspath)
+
+
+def _instance(*paths: str, none: bool = True) -> _Check:
+    """An instance of the class at the first of ``paths`` that imports."""
+    expected = f"an instance of {paths[0]}"
+
+    def kind(value: Any) -> bool:
+        wanted = _class_named(*paths)
+        return wanted is not None and isinstance(value, wanted)
+
+    if not _class_named(*paths) and paths[0].startswith("OpenSSL."):
+        expected += " (pip install pyOpenSSL)"
+    return _Check(expected, kind, none=none)
+
+
+def _list_of(expected: str, item: Callable[[Any], bool], none: bool = True) -> _Check:
+    def kind(value: Any) -> bool:
+        return isinstance(value, (list, tuple)) and all(item(each) for each in value)
+
+    return _Check(expected, kind, none=none)
+
+
+def _text_encoding(name: str) -> bool:
+    """Whether ``name`` is a codec of text, which :meth:`str.encode` takes."""
+    return isinstance("".encode(name), bytes) and isinstance(b"".decode(name), str)
+
+
+def _cipher_list(value: str) -> bool:
+    ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).set_ciphers(value)
+    return True
+
+
+def _printable(value: str) -> bool:
+    """Redis refuses client names with spaces, line breaks or other special characters."""
+    return all("!" <= character <= "~" for character in value)
+
+
+_TEXT_OR_BYTES = _Check("a string", lambda v: isinstance(v, (str, bytes)))
+_CALLABLE = _Check("a function (a callable)", callable)
+_NO_NONE = functools.partial(_Check, none=False)
+
+#: Per argument of redis-py's clients (redis.Redis, RedisCluster, a Sentinel master's
+#: connection and pool), what its value must be. An argument missing here (one of a
+#: client class of the app's own) is passed on as it is.
+_CHECKS: Dict[str, _Check] = {
+    "host": _NO_NONE("a host name or IP address (a string)", _is_text, lambda v: v.strip() != ""),
+    "port": _integer(1, 65535),
+    "db": _integer(0),
+    "password": _TEXT_OR_BYTES,
+    "username": _TEXT_OR_BYTES,
+    "socket_timeout": _seconds(zero=False, none=True),
+    "socket_connect_timeout": _seconds(zero=False, none=True),
+    "socket_read_size": _integer(1),
+    "socket_keepalive": _boolean(none=True),
+    "socket_keepalive_options": _Check(
+        "a dict of socket options (integers) to integers or bytes",
+        lambda v: isinstance(v, Mapping)
+        and all(_is_int(k) and (_is_int(o) or isinstance(o, bytes)) for k, o in v.items()),
+    ),
+    "connection_pool": _instance("redis.connection.ConnectionPool", none=False),
+    "unix_socket_path": _file_path("a socket path (a string)"),
+    "encoding": _NO_NONE("the name of a text encoding, such as 'utf-8'", _is_text, _text_encoding),
+    "encoding_errors": _NO_NONE(
+        "the name of an error handler, such as 'strict' or 'replace'", _is_text,
+        lambda v: callable(codecs.lookup_error(v)),
+    ),  # fmt: skip
+    "decode_responses": _boolean(),
+    "retry_on_timeout": _boolean(),
+    "retry": _instance("redis.retry.AbstractRetry", "redis.retry.Retry"),
+    "retry_on_error": _list_of(
+        "a list of exception classes",
+        lambda v: isinstance(v, type) and issubclass(v, BaseException),
+        none=False,  # a Sentinel master's connection takes a list only
+    ),
+    "ssl": _boolean(),
+    "ssl_keyfile": _file_path(),
+    "ssl_certfile": _file_path(),
+    "ssl_cert_reqs": _Check(
+        "'none', 'optional', 'required' or an ssl.VerifyMode",
+        lambda v: isinstance(v, (str, ssl.VerifyMode)),
+        lambda v: isinstance(v, ssl.VerifyMode) or v in ("none", "optional", "required"),
+    ),
+    "ssl_include_verify_flags": _list_of(
+        "a list of ssl.VerifyFlags", lambda v: isinstance(v, ssl.VerifyFlags)
+    ),
+    "ssl_exclude_verify_flags": _list_of(
+        "a list of ssl.VerifyFlags", lambda v: isinstance(v, ssl.VerifyFlags)
+    ),
+    "ssl_ca_certs": _file_path(),
+    "ssl_ca_path": _file_path("a directory path (a string)"),
+    "ssl_ca_data": _TEXT_OR_BYTES,
+    "ssl_check_hostname": _boolean(),
+    "ssl_password": _Check(
+        "a string or a function returning one", lambda v: isinstance(v, (str, bytes)) or callable(v)
+    ),
+    "ssl_validate_ocsp": _boolean(),
+    "ssl_validate_ocsp_stapled": _boolean(),
+    "ssl_ocsp_context": _instance("OpenSSL.SSL.Context"),
+    "ssl_ocsp_expected_cert": _TEXT_OR_BYTES,
+    "ssl_min_version": _Check("an ssl.TLSVersion", lambda v: isinstance(v, ssl.TLSVersion)),
+    "ssl_ciphers": _text("an OpenSSL cipher list", _cipher_list),
+    "max_connections": _integer(1, none=True),
+    "single_connection_client": _boolean(),
+    "health_check_interval": _seconds(zero=True, none=False),
+    "client_name": _text("a name without spaces or special characters", _printable),
+    "lib_name": _text(),
+    "lib_version": _text(),
+    "driver_info": _instance("redis.driver_info.DriverInfo"),
+    "redis_connect_func": _CALLABLE,
+    "credential_provider": _instance("redis.credentials.CredentialProvider"),
+    "protocol": _Check("2 or 3", _is_int, lambda v: v in (2, 3)),
+    "legacy_responses": _boolean(),
+    "cache": _instance("redis.cache.CacheInterface"),
+    "cache_config": _instance("redis.cache.CacheConfig"),
+    "event_dispatcher": _instance("redis.event.EventDispatcherInterface"),
+    "maint_notifications_config": _instance("redis.maint_notifications.MaintNotificationsConfig"),
+    "oss_cluster_maint_notifications_handler": _instance(
+        "redis.maint_notifications.OSSMaintNotificationsHandler"
+    ),
+    # RedisCluster's own.
+    "address_remap": _CALLABLE,
+    "cluster_error_retry_attempts": _integer(0),
+    "dynamic_startup_nodes": _boolean(),
+    "load_balancing_strategy": _instance("redis.cluster.LoadBalancingStrategy"),
+    "policy_resolver": _instance("redis.commands.policies.PolicyResolver"),
+    "read_from_replicas": _boolean(),
+    "reinitialize_steps": _integer(0),
+    "require_full_coverage": _boolean(),
+}
+
+
+class _Unset:
+    """A key set to ``None`` where ``None`` is no value of the argument: as if not set."""
+
+
+_UNSET = _Unset()
+
+
+def _value(key: str, name: str, value: Any) -> Any:
+    """The value of argument ``name`` that ``key`` gives: converted from text and checked;
+    :data:`_UNSET` for a ``None`` that means "not set"."""
+    check = _CHECKS.get(name)
+    if value is None:
+        return value if check is None or check.none else _UNSET
+    value = _convert(key, name, value)
+    return value if check is None else check(key, value)
+
+
+# -- Arguments that redis-py refuses together ----------------------------------------------
+
+
+def _check_together(kwargs: dict[str, Any], key: Callable[[str], str]) -> None:
+    """Raise for arguments that redis-py refuses together, naming their keys: ``key(name)``
+    is the key of argument ``name``, set or not."""
+    protocol = kwargs.get("protocol")
+    pool = kwargs.get("connection_pool")
+    if pool is not None:
+        protocol = getattr(pool, "connection_kwargs", {}).get("protocol")
+    if protocol is None:
+        protocol = getattr(redis.utils, "DEFAULT_RESP_VERSION", 2)
+    resp3 = _succeeds(lambda p: int(p) == 3, protocol)
+    needs = (
+        f"protocol 3 (RESP3), which {key('protocol')} does not give"
+        if "protocol" in kwargs or pool is not None
+        else f"{key('protocol')} = 3"
+    )
+    for name in ("cache", "cache_config"):
+        if kwargs.get(name) is not None and not resp3:
+            raise ValueError(f"{key(name)} needs {needs}: redis-py caches over RESP3 only")
+    notifications = kwargs.get("maint_notifications_config")
+    if notifications is not None and getattr(notifications, "enabled", False):
+        if not resp3:
+            raise ValueError(
+                f"{key('maint_notifications_config')} turns maintenance notifications on,"
+                f" which need {needs}"
+            )
+        if notifications.enabled is True and kwargs.get("unix_socket_path") is not None:
+            raise ValueError(
+                f"{key('maint_notifications_config')} turns maintenance notifications on,"
+                f" which a unix socket ({key('unix_socket_path')}) does not have"
+            )
+    if kwargs.get("credential_provider") is not None:
+        for name in ("username", "password"):
+            if kwargs.get(name):
+                raise ValueError(
+                    f"{key(name)} and {key('credential_provider')} are both set: the provider"
+                    " gives the user name and password, keep only one"
+                )
+    if kwargs.get("ssl_validate_ocsp") and kwargs.get("ssl_validate_ocsp_stapled"):
+        raise ValueError(
+            f"{key('ssl_validate_ocsp')} and {key('ssl_validate_ocsp_stapled')} are both on:"
+            " redis-py validates one kind of OCSP response only"
+        )
+    needed = (("ssl_validate_ocsp", "cryptography", "cryptography"),
+              ("ssl_validate_ocsp_stapled", "OpenSSL", "pyOpenSSL"))  # fmt: skip
+    for name, module, package in needed:
+        if kwargs.get(name) and importlib.util.find_spec(module) is None:
+            raise ValueError(f"{key(name)} is on, but {package} is not installed")
