@@ -605,6 +605,7 @@ def _server_timing(response: Response) -> Response:
         milliseconds = calls.seconds.get(prefix, 0.0) * 1000
         response.headers.add(  # type: ignore[no-untyped-call,unused-ignore]  # Werkzeug 2
             "Server-Timing",
-            f'redis-{prefix.lower()};dur={milliseconds:.3f};desc="{count} calls"',
+            f'redis-{prefix.lower()};dur={milliseconds:.3f};'
+            f'desc="{count} call{"" if count == 1 else "s"}"',
         )
     return response

@@ -39,7 +39,7 @@ TRACED_CALLS = 3_000
 
 #: One prefix's entry of the ``Server-Timing`` header.
 SERVER_TIMING = re.compile(
-    r'redis-(?P<prefix>[a-z]+);dur=(?P<dur>\d+\.\d{3});desc="(?P<n>\d+) calls"'
+    r'redis-(?P<prefix>[a-z]+);dur=(?P<dur>\d+\.\d{3});desc="(?P<n>\d+) calls?"'
 )
 
 
@@ -968,6 +968,9 @@ def test_server_timing_has_an_entry_per_prefix(
     found = {match["prefix"]: match for match in matches if match}
     assert sorted(found) == ["cache", "redis"]
     assert found["redis"]["n"] == "2" and found["cache"]["n"] == "1"
+    assert [entry.endswith('desc="1 call"') for entry in entries] == [
+        match is found["cache"] for match in matches
+    ]  # fmt: skip
     for prefix in ("REDIS", "CACHE"):
         recorded_ms = sum(call.duration for call in calls if call.prefix == prefix) * 1000
         assert float(found[prefix.lower()]["dur"]) == pytest.approx(recorded_ms, abs=0.001)
