@@ -11,7 +11,6 @@ does that every second instead (see :mod:`.multiprocess`).
 
 from __future__ import annotations
 
-import os
 import threading
 import weakref
 from bisect import bisect_left
@@ -30,6 +29,7 @@ from prometheus_client.registry import Collector
 from .config import ClientConfig
 from .instrument import Command, Observer, _report_observer_error
 from .multiprocess import write_every_second
+from .pools import connection_counts
 from .redaction import split_name, upper_word
 
 #: Upper bounds of the duration buckets, in seconds: loopback to WAN.
@@ -530,7 +530,7 @@ class PrefixMetrics:
         counted = [
             counts
             for pools in list(self.pools.values())
-            for counts in map(_pool_counts, pools())
+            for counts in map(connection_counts, pools())
             if counts is not None
         ]  # fmt: skip
         if counted:
@@ -549,22 +549,6 @@ def _add_histogram(child: Any, total: float, buckets: Sequence[int]) -> None:
     for bucket, count in zip(child._buckets, buckets):
         if count:
             bucket.inc(count)
-
-
-def _pool_counts(pool: Any) -> Optional[tuple[int, int]]:
-    """Connections (in use, idle) of a redis-py pool; ``None`` for a kind it cannot read."""
-    if getattr(pool, "pid", None) not in (None, os.getpid()):
-        # A forked worker's copy of its parent's pool, which redis-py empties on first use.
-        return 0, 0
-    queue = getattr(pool, "pool", None)  # BlockingConnectionPool: a queue of idle ones
-    if queue is not None and hasattr(pool, "_connections"):
-        idle = sum(1 for connection in list(queue.queue) if connection is not None)
-        return len(pool._connections) - idle, idle
-    in_use = getattr(pool, "_in_use_connections", None)
-    available = getattr(pool, "_available_connections", None)
-    if in_use is None or available is None:
-        return None
-    return len(in_use), len(available)
 
 
 def setup_metrics(app: Flask, config: ClientConfig, pools: _Pools) -> Observer:

@@ -1,0 +1,616 @@
+"""The ``flask redis`` commands against real servers: a standalone server, one stopped and
+one frozen, one that wants a password, a Sentinel set and a Cluster; a server whose
+replies hold what a terminal would act on; and the real ``flask`` executable, which finds
+the commands through the package's entry point."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import socketserver
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+import redis
+from click.testing import Result
+from flask import Flask
+from prometheus_client import CollectorRegistry
+
+from flask_redis import Redis
+from flask_redis.cli import redis_group
+
+from .conftest import SECRET, close_clients
+from .samples import Samples
+from .servers import ClusterNodes, RedisServer, SentinelSet
+
+#: A round-trip time as the text shows it.
+MS = r"\d+\.\d{3}"
+
+
+def invoke(app: Flask, *args: str) -> Result:
+    """``flask redis ARGS...`` on ``app``, in this process."""
+    return app.test_cli_runner().invoke(redis_group, list(args))
+
+
+def reported(result: Result) -> dict[str, Any]:
+    """The JSON report of ``result``: all it wrote."""
+    report: dict[str, Any] = json.loads(result.output)
+    return report
+
+
+@pytest.fixture()
+def two_prefixes(quiet_app: Flask, redis_server: RedisServer) -> Flask:
+    """:func:`quiet_app` with ``REDIS`` on database 0 and ``CACHE`` on database 1."""
+    quiet_app.config.update(
+        CACHE_HOST="127.0.0.1", CACHE_PORT=redis_server.port, CACHE_DB=1, CACHE_METRICS=False
+    )
+    Redis(quiet_app)
+    Redis(quiet_app, "CACHE")
+    return quiet_app
+
+
+@pytest.fixture()
+def url_app(quiet_app: Flask) -> Flask:
+    """:func:`quiet_app` without ``REDIS_HOST`` and ``REDIS_PORT``, for a ``REDIS_URL``."""
+    del quiet_app.config["REDIS_HOST"], quiet_app.config["REDIS_PORT"]
+    return quiet_app
+
+
+@pytest.fixture()
+def stopped_server(tmp_path: Path) -> RedisServer:
+    """A redis-server that was started, then stopped: nothing listens on its port."""
+    server = RedisServer(tmp_path / "stopped").start()
+    server.stop()
+    return server
+
+
+@pytest.fixture()
+def own_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of the test's own, which it may freeze."""
+    server = RedisServer(tmp_path / "own").start()
+    yield server
+    if server.process is not None:
+        server.process.send_signal(signal.SIGCONT)
+    server.stop()
+
+
+# -- ping ---------------------------------------------------------------------------------------
+
+
+def test_ping_times_each_prefix_and_shows_its_server(
+    two_prefixes: Flask, redis_server: RedisServer
+) -> None:
+    result = invoke(two_prefixes, "ping")
+
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert len(lines) == 4
+    assert lines[0] == "REDIS (standalone, db 0): ok"
+    server = rf"  server   127\.0\.0\.1:{redis_server.port}"
+    assert re.fullmatch(rf"{server}  {MS} ms \(min {MS}, max {MS}, 3 PINGs\)", lines[1])
+    assert lines[2] == "CACHE (standalone, db 1): ok"
+    assert re.fullmatch(rf"{server}  {MS} ms \(min {MS}, max {MS}, 3 PINGs\)", lines[3])
+
+
+def test_ping_json_gives_the_round_trip_times_of_the_pings_asked_for(
+    two_prefixes: Flask, redis_server: RedisServer, plain: redis.Redis
+) -> None:
+    plain.config_resetstat()
+
+    result = invoke(two_prefixes, "ping", "--json", "--count", "5", "CACHE")
+
+    assert result.exit_code == 0, result.output
+    # The server saw them: five timed, and the one that opened the connection.
+    assert plain.info("commandstats")["cmdstat_ping"]["calls"] == 6
+    report = reported(result)
+    ms = report["prefixes"][0]["servers"][0].pop("ms")
+    assert 0 < ms["min"] <= ms["avg"] <= ms["max"]
+    assert report == {
+        "ok": True,
+        "prefixes": [{
+            "prefix": "CACHE", "mode": "standalone", "ok": True, "error": None, "db": 1,
+            "tls": False, "service": None, "sentinels": [], "replicas": [],
+            "servers": [{
+                "role": "server", "address": f"127.0.0.1:{redis_server.port}", "ok": True,
+                "error": None, "pings": 5,
+            }],
+        }],
+    }  # fmt: skip
+
+
+def test_a_unix_socket_prefix_shows_the_socket_path(
+    url_app: Flask, redis_server: RedisServer
+) -> None:
+    url_app.config["REDIS_URL"] = f"unix://{redis_server.unix_socket}?db=2"
+    Redis(url_app)
+
+    result = invoke(url_app, "ping", "--json")
+
+    assert result.exit_code == 0, result.output
+    [prefix] = reported(result)["prefixes"]
+    assert prefix["db"] == 2
+    assert prefix["servers"][0]["address"] == f"unix:{redis_server.unix_socket}"
+    assert prefix["servers"][0]["ok"] is True
+
+
+def test_prefixes_are_named_in_any_letter_case_and_checked_once(two_prefixes: Flask) -> None:
+    result = invoke(two_prefixes, "ping", "--json", "cache", "REDIS", "CACHE")
+
+    assert result.exit_code == 0, result.output
+    assert [each["prefix"] for each in reported(result)["prefixes"]] == ["CACHE", "REDIS"]
+
+
+def test_an_unknown_prefix_is_a_usage_error_that_names_the_apps_prefixes(
+    two_prefixes: Flask,
+) -> None:
+    result = invoke(two_prefixes, "ping", "REDIS", "NOPE")
+
+    assert result.exit_code == 2
+    assert "no config prefix 'NOPE' is set up on app" in result.output
+    assert "its prefixes: REDIS, CACHE" in result.output
+    assert "): ok" not in result.output  # nothing was checked
+
+    result = invoke(two_prefixes, "info", "\x1b[2J\u202e")
+
+    assert result.exit_code == 2
+    assert "no config prefix '\\x1b[2J\\u202e' is set up" in result.output
+
+
+@pytest.mark.parametrize("command", ["ping", "info"])
+def test_an_app_without_a_prefix_says_there_is_nothing_to_check(
+    new_app: Flask, command: str
+) -> None:
+    result = invoke(new_app, command)
+
+    assert result.exit_code == 1
+    assert "No Redis client is set up on app" in result.output
+    assert "Redis(app)" in result.output
+
+
+@pytest.mark.parametrize(
+    "args", [["ping", "--count", "0"], ["ping", "--timeout", "0"], ["info", "--timeout", "-1"]]
+)
+def test_options_out_of_range_are_usage_errors(two_prefixes: Flask, args: list[str]) -> None:
+    result = invoke(two_prefixes, *args)
+
+    assert result.exit_code == 2
+    assert "Invalid value for '--" in result.output
+
+
+def test_a_stopped_server_fails_with_the_redis_error_and_the_others_are_still_checked(
+    two_prefixes: Flask, stopped_server: RedisServer
+) -> None:
+    two_prefixes.config.update(
+        GONE_HOST="127.0.0.1", GONE_PORT=stopped_server.port, GONE_METRICS=False
+    )
+    Redis(two_prefixes, "GONE")
+
+    result = invoke(two_prefixes, "ping")
+
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert lines[0] == "REDIS (standalone, db 0): ok"
+    assert lines[2] == "CACHE (standalone, db 1): ok"
+    assert lines[4] == "GONE (standalone, db 0): DOWN"
+    assert lines[5].startswith(
+        f"  server   127.0.0.1:{stopped_server.port}  DOWN: ConnectionError: Error "
+    )
+    assert "Connection refused" in lines[5]
+    assert lines[6] == "Error: not ok: GONE"
+
+    result = invoke(two_prefixes, "ping", "--json", "GONE")
+
+    assert result.exit_code == 1
+    report = reported(result)  # nothing but the JSON, also when a server is down
+    assert report["ok"] is False
+    [server] = report["prefixes"][0]["servers"]
+    assert server["ok"] is False
+    assert (server["pings"], server["ms"]) == (0, None)
+    assert server["error"].startswith("ConnectionError: Error ")
+
+    result = invoke(two_prefixes, "info", "--json", "GONE")
+
+    assert result.exit_code == 1
+    [server] = reported(result)["prefixes"][0]["servers"]
+    assert server.pop("error").startswith("ConnectionError: Error ")
+    assert server == {
+        "role": "server", "address": f"127.0.0.1:{stopped_server.port}", "ok": False,
+        "version": None, "server_role": None, "memory": None, "clients": None,
+        "keyspace": None, "stats": None,
+    }  # fmt: skip
+
+
+def test_a_frozen_server_times_out_after_the_timeout_asked_for(
+    quiet_app: Flask, own_server: RedisServer
+) -> None:
+    quiet_app.config.update(REDIS_PORT=own_server.port, REDIS_SOCKET_TIMEOUT=60)
+    Redis(quiet_app)
+    assert own_server.process is not None
+    own_server.process.send_signal(signal.SIGSTOP)  # it accepts connections, never answers
+    results: list[Result] = []
+    start = time.monotonic()
+
+    def run() -> None:
+        results.append(invoke(quiet_app, "ping", "--timeout", "0.5"))
+        results.append(invoke(quiet_app, "info", "--timeout", "0.5"))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(20)
+
+    assert not thread.is_alive(), "the command waited for the frozen server"
+    assert time.monotonic() - start < 5  # two commands of 0.5 s, not the client's 60 s
+    for result in results:
+        assert result.exit_code == 1
+        assert "DOWN: TimeoutError: Timeout reading from socket" in result.output
+
+
+# -- info ---------------------------------------------------------------------------------------
+
+
+def test_info_reports_the_server_and_the_database_of_the_prefix(
+    two_prefixes: Flask, plain: redis.Redis, redis_server: RedisServer
+) -> None:
+    cache = redis_server.client(db=1)
+    try:
+        cache.set("a", 1)
+        cache.set("b", 2, ex=300)
+        plain.config_resetstat()
+        for key in ("a", "b", "a", "missing"):
+            cache.get(key)
+    finally:
+        cache.close()
+    version = plain.info("server")["redis_version"]
+
+    result = invoke(two_prefixes, "info", "--json", "CACHE")
+
+    assert result.exit_code == 0, result.output
+    [prefix] = reported(result)["prefixes"]
+    [server] = prefix["servers"]
+    assert server["address"] == f"127.0.0.1:{redis_server.port}"
+    assert (server["version"], server["server_role"]) == (version, "master")
+    assert server["keyspace"] == {"db": 1, "keys": 2, "expires": 1}
+    assert server["stats"] == {"hits": 3, "misses": 1, "hit_ratio": 0.75}
+    assert server["memory"]["used"] > 0
+    assert server["clients"]["connected"] >= 1
+    assert prefix["client"]["class"] == "redis.client.Redis"
+
+    result = invoke(two_prefixes, "info", "CACHE")
+
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[:3] == [
+        "CACHE (standalone, db 1): ok",
+        f"  server   127.0.0.1:{redis_server.port}",
+        f"    version    {version}, role master",
+    ]
+    assert "    keyspace   db1: 2 keys, 1 with a TTL" in lines
+    assert "    hit ratio  75.0% (hits 3, misses 1)" in lines
+
+
+def test_info_shows_the_apps_own_pool_which_the_command_does_not_use(
+    two_prefixes: Flask,
+) -> None:
+    client = two_prefixes.extensions["redis"]["REDIS"]
+    pipe = client.pipeline()
+    pipe.watch("key")  # holds one connection of the app's pool
+    try:
+        result = invoke(two_prefixes, "info", "--json", "REDIS")
+    finally:
+        pipe.reset()
+
+    assert result.exit_code == 0, result.output
+    [pool] = reported(result)["prefixes"][0]["client"]["pools"]
+    assert pool["of"] == "server"
+    assert (pool["in_use"], pool["idle"]) == (1, 0)
+    most = client.connection_pool.max_connections  # 2**31 before redis-py 8: no limit
+    assert pool["max_connections"] == (None if most >= 2**31 else most)
+    # The command's connections were its own, and are closed: the app's pool holds only
+    # the connection the pipeline gave back.
+    assert len(client.connection_pool._available_connections) == 1
+
+    result = invoke(two_prefixes, "info", "REDIS")
+    limit = "no limit" if most >= 2**31 else f"at most {most}"
+    assert (
+        f"    pool of server: redis.connection.ConnectionPool, {limit}; 0 in use, 1 idle"
+        in result.output.splitlines()
+    )
+
+
+def test_the_commands_round_trips_are_not_counted_in_the_apps_metrics(
+    app: Flask, registry: CollectorRegistry, samples: Samples
+) -> None:
+    app.config.update(REDIS_METRICS=True, REDIS_METRICS_REGISTRY=registry)
+    ext = Redis(app)
+    try:
+        assert ext.ping() is True
+        assert samples.commands("PING") == 1
+
+        assert invoke(app, "ping").exit_code == 0
+        assert invoke(app, "info").exit_code == 0
+
+        assert samples.commands("PING") == 1
+        assert samples.commands("INFO") is None
+    finally:
+        close_clients(app)
+
+
+# -- secrets and hostile replies ------------------------------------------------------------------
+
+
+def test_a_password_is_shown_nowhere_also_when_its_server_fails(
+    url_app: Flask, secured_server: RedisServer, stopped_server: RedisServer
+) -> None:
+    other = "p@ss:w/rd%" + SECRET[::-1]  # quoted in its URL
+    url_app.config.update(
+        REDIS_URL=f"redis://:{SECRET}@127.0.0.1:{secured_server.port}/0",
+        WRONG_URL=f"redis://:{quote(other, safe='')}@127.0.0.1:{secured_server.port}/0",
+        WRONG_METRICS=False,
+        GONE_URL=f"redis://default:{SECRET}@127.0.0.1:{stopped_server.port}/0",
+        GONE_METRICS=False,
+    )
+    for prefix in ("REDIS", "WRONG", "GONE"):
+        Redis(url_app, prefix)
+
+    for args in (["ping"], ["ping", "--json"], ["info"], ["info", "--json"]):
+        result = invoke(url_app, *args)
+
+        assert result.exit_code == 1
+        for secret in (SECRET, other, quote(other, safe=""), "p@ss"):
+            assert secret not in result.output
+        if "--json" in args:
+            redis_ok, wrong, gone = reported(result)["prefixes"]
+            assert redis_ok["ok"] is True
+            assert wrong["servers"][0]["error"].startswith("AuthenticationError: ")
+            assert gone["servers"][0]["error"].startswith("ConnectionError: Error ")
+        else:
+            assert "REDIS (standalone, db 0): ok" in result.output
+            assert "DOWN: AuthenticationError: " in result.output  # WRONG
+            assert "DOWN: ConnectionError: Error " in result.output  # GONE
+
+
+class ScriptedServer(socketserver.ThreadingTCPServer):
+    """A TCP server on 127.0.0.1 that speaks just enough of the Redis protocol: each command
+    gets the reply :attr:`replies` has for its name, ``+OK`` for any other. It sends what no
+    real server can be made to send."""
+
+    daemon_threads = False  # server_close() waits for the connections to end
+
+    def __init__(self, replies: dict[bytes, bytes]) -> None:
+        super().__init__(("127.0.0.1", 0), ScriptedHandler)
+        self.replies = replies
+        self.port: int = self.server_address[1]
+        self.connections: list[socket.socket] = []
+        self.thread = threading.Thread(target=self.serve_forever, args=(0.05,))
+        self.thread.start()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.connections.append(request)
+        super().process_request(request, client_address)
+
+    def close(self) -> None:
+        """Stop serving; end the connections a client left open, and close them."""
+        self.shutdown()
+        self.thread.join()
+        for connection in self.connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)  # its handler reads the end
+            except OSError:  # closed already
+                pass
+        self.server_close()
+
+
+class ScriptedHandler(socketserver.StreamRequestHandler):
+    server: ScriptedServer
+
+    def handle(self) -> None:
+        while True:
+            line = self.rfile.readline()
+            if not line.startswith(b"*"):
+                return  # the client closed the connection
+            words = []
+            for _ in range(int(line[1:])):
+                size = int(self.rfile.readline()[1:])
+                words.append(self.rfile.read(size + 2)[:-2])
+            self.wfile.write(self.server.replies.get(words[0].upper(), b"+OK\r\n"))
+
+
+@pytest.fixture()
+def hostile_server() -> Iterator[ScriptedServer]:
+    """A server whose errors and INFO hold terminal escapes, a bidirectional override, line
+    breaks and the password :data:`SECRET`. (A bare ``\\n`` in an error line would make
+    redis-py wait for the line's end: what the timeout is for.)"""
+    info = (
+        "# Server\r\nredis_version:7.0.0\x1b]0;title\x07\r\nrole:master\u202e\r\n"
+        "used_memory:1\r\nused_memory_human:1B\r\nmaxmemory:0\r\nconnected_clients:1\r\n"
+        "blocked_clients:0\r\nkeyspace_hits:0\r\nkeyspace_misses:0\r\n"
+    ).encode()
+    replies = {
+        b"PING": f"-ERR \x1b[31mred\u202e evil\rforged\u2028line {SECRET}\r\n".encode(),
+        b"INFO": b"$%d\r\n%s\r\n" % (len(info), info),
+    }
+    server = ScriptedServer(replies)
+    yield server
+    server.close()
+
+
+def test_what_a_server_replies_is_written_escaped_and_without_the_password(
+    url_app: Flask, hostile_server: ScriptedServer
+) -> None:
+    url_app.config["REDIS_URL"] = f"redis://:{SECRET}@127.0.0.1:{hostile_server.port}/0"
+    Redis(url_app)
+
+    result = invoke(url_app, "ping")
+
+    assert result.exit_code == 1
+    assert result.output.splitlines()[1] == (
+        f"  server   127.0.0.1:{hostile_server.port}  DOWN: ResponseError:"
+        " \\x1b[31mred\\u202e evil\\rforged\\u2028line ***"
+    )
+
+    result = invoke(url_app, "ping", "--json")
+
+    assert result.exit_code == 1
+    assert result.output.isascii()  # JSON escapes the escape and the override
+    [server] = reported(result)["prefixes"][0]["servers"]
+    assert server["error"] == "ResponseError: \x1b[31mred\u202e evil\rforged\u2028line ***"
+
+    result = invoke(url_app, "info")
+
+    assert result.exit_code == 0, result.output
+    assert "    version    7.0.0\\x1b]0;title\\x07, role master\\u202e" in result.output
+    for output in (result.output, invoke(url_app, "ping").output):
+        assert not any(char in output for char in "\x1b\x07\r\u202e\u2028")
+        assert SECRET not in output
+
+
+# -- Sentinel and Cluster ---------------------------------------------------------------------
+
+
+@pytest.fixture()
+def sentinel_app(
+    url_app: Flask, sentinel_set: SentinelSet, sentinel_master: redis.Redis
+) -> Iterator[Flask]:
+    """:func:`url_app` whose ``REDIS`` prefix is the Sentinel set's service."""
+    url_app.config["REDIS_URL"] = sentinel_set.url
+    yield url_app
+    close_clients(url_app)
+
+
+def test_a_sentinel_prefix_pings_the_master_the_sentinels_report(
+    sentinel_app: Flask, sentinel_set: SentinelSet
+) -> None:
+    Redis(sentinel_app)
+    master, replica = sentinel_set.master.address, sentinel_set.replica.address
+    sentinels = [f"127.0.0.1:{port}" for _host, port in sentinel_set.sentinels]
+
+    result = invoke(sentinel_app, "ping", "--json")
+
+    assert result.exit_code == 0, result.output
+    [prefix] = reported(result)["prefixes"]
+    assert (prefix["mode"], prefix["service"], prefix["db"]) == ("sentinel", "mymaster", 0)
+    assert prefix["sentinels"] == sentinels
+    assert [(s["role"], s["address"], s["ok"]) for s in prefix["servers"]] == [
+        ("master", f"127.0.0.1:{master[1]}", True)
+    ]
+    assert prefix["replicas"] == [f"127.0.0.1:{replica[1]}"]
+
+    result = invoke(sentinel_app, "info")
+
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[:3] == [
+        "REDIS (sentinel, service mymaster, db 0): ok",
+        f"  sentinels: {', '.join(sentinels)}",
+        f"  master   127.0.0.1:{master[1]}",
+    ]
+    assert f"  replica  127.0.0.1:{replica[1]}  (not asked)" in lines
+    pools = [line.split(":")[0] for line in lines if line.startswith("    pool of")]
+    assert pools == ["    pool of master", "    pool of replicas"]
+
+
+def test_a_sentinel_prefix_whose_service_no_sentinel_knows_is_down(
+    url_app: Flask, sentinel_set: SentinelSet
+) -> None:
+    url_app.config.update(
+        REDIS_URL=sentinel_set.url.replace("/mymaster", "/nosuch"), REDIS_SENTINEL_WATCH=False
+    )
+    Redis(url_app)
+    try:
+        result = invoke(url_app, "ping", "--json")
+    finally:
+        close_clients(url_app)
+
+    assert result.exit_code == 1
+    [prefix] = reported(result)["prefixes"]
+    assert prefix["ok"] is False
+    assert prefix["error"] == "MasterNotFoundError: No master found for 'nosuch'"
+    assert prefix["servers"] == []
+
+
+def test_a_cluster_prefix_pings_each_primary_node_and_lists_the_replicas(
+    new_app: Flask, redis_cluster_nodes: ClusterNodes, cluster_client: Any
+) -> None:
+    new_app.config.update(REDIS_URL=redis_cluster_nodes.url, REDIS_METRICS=False)
+    Redis(new_app)
+    client = new_app.extensions["redis"]["REDIS"]
+    # The replicas the client learnt from CLUSTER SLOTS: redis-py 5.0 learns none from a
+    # server that sends the networking metadata of Redis 7.
+    known = sorted(node.name for node in client.get_replicas())
+    try:
+        pinged = invoke(new_app, "ping", "--json")
+        described = invoke(new_app, "info", "--json")
+    finally:
+        close_clients(new_app)
+
+    assert pinged.exit_code == 0, pinged.output
+    [prefix] = reported(pinged)["prefixes"]
+    assert (prefix["mode"], prefix["db"]) == ("cluster", None)
+    primaries = sorted(f"127.0.0.1:{node.port}" for node in redis_cluster_nodes.masters)
+    replicas = sorted(f"127.0.0.1:{node.port}" for node in redis_cluster_nodes.replicas)
+    assert {server["role"] for server in prefix["servers"]} == {"primary"}
+    assert sorted(server["address"] for server in prefix["servers"]) == primaries
+    assert all(server["ok"] for server in prefix["servers"])
+    assert sorted(prefix["replicas"]) == known
+    assert set(known) <= set(replicas)
+
+    assert described.exit_code == 0, described.output
+    [prefix] = reported(described)["prefixes"]
+    assert sorted(server["address"] for server in prefix["servers"]) == primaries
+    assert {server["keyspace"]["db"] for server in prefix["servers"]} == {0}
+    assert prefix["client"]["class"] == "redis.cluster.RedisCluster"
+    assert sorted(pool["of"] for pool in prefix["client"]["pools"]) == sorted(
+        primaries + known
+    )
+
+
+# -- The flask executable -----------------------------------------------------------------------
+
+
+def test_the_flask_executable_finds_the_commands_through_the_entry_point(
+    tmp_path: Path, secured_server: RedisServer, stopped_server: RedisServer
+) -> None:
+    (tmp_path / "cli_app.py").write_text(
+        "from flask import Flask\n"
+        "from flask_redis import Redis\n"
+        "app = Flask(__name__)\n"
+        f"app.config['REDIS_URL'] = 'redis://:{SECRET}@127.0.0.1:{secured_server.port}/0'\n"
+        f"app.config['GONE_URL'] = 'redis://127.0.0.1:{stopped_server.port}/0'\n"
+        "app.config['REDIS_METRICS'] = app.config['GONE_METRICS'] = False\n"
+        "Redis(app)\n"
+        "Redis(app, 'GONE')\n"
+    )
+    environment = {name: value for name, value in os.environ.items()
+                   if not name.startswith("FLASK_")}  # fmt: skip
+
+    def flask(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "cli_app:app", "redis", *args],
+            cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=60,
+            check=False,
+        )  # fmt: skip
+
+    done = flask("ping", "REDIS")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("REDIS (standalone, db 0): ok\n")
+    assert f"127.0.0.1:{secured_server.port}" in done.stdout
+    assert SECRET not in done.stdout + done.stderr
+
+    done = flask("ping", "GONE")
+    assert done.returncode == 1
+    assert "GONE (standalone, db 0): DOWN" in done.stdout
+    assert "Error: not ok: GONE" in done.stderr
+
+    done = flask("info", "NOPE")
+    assert done.returncode == 2
+    assert "no config prefix 'NOPE' is set up on app 'cli_app'" in done.stderr
