@@ -40,16 +40,6 @@ def server(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 @pytest.fixture()
-def registry() -> CollectorRegistry:
-    return CollectorRegistry()
-
-
-@pytest.fixture()
-def samples(registry: CollectorRegistry) -> Samples:
-    return Samples(registry)
-
-
-@pytest.fixture()
 def app(server: RedisServer, registry: CollectorRegistry) -> Iterator[Flask]:
     """An app with metrics and recording of ``REDIS`` on :func:`server`."""
     app = Flask(__name__)

@@ -10,9 +10,6 @@ from typing import Any, Callable
 
 import pytest
 import redis
-from flask import request
-from jinja2 import Environment
-from werkzeug import Response
 
 from markupsafe import Markup
 
@@ -22,6 +19,7 @@ from .recorded import (
     SCRIPT_TAG,
     SECRET_FORMS,
     AppFactory,
+    fastest_rendering,
     no_secret_in,
     redis_cli,
     send,
@@ -31,7 +29,6 @@ from .servers import RedisServer
 
 pytest.importorskip("flask_debugtoolbar")
 
-from flask_redis_panel import RedisPanel  # noqa: E402
 from flask_redis_panel._analysis import N_PLUS_ONE_THRESHOLD  # noqa: E402
 from flask_redis_panel._cli import command_line, quote_argument  # noqa: E402
 
@@ -499,14 +496,7 @@ def test_1000_calls_of_100_kb_values_stay_small_and_render_fast(
     def view() -> None:
         for number in range(CALLS):
             toolbar.db.set(f"big:{number % 10}", value)
-        response = Response("<html><body></body></html>", mimetype="text/html")
-        for _ in range(5):
-            panel = RedisPanel(jinja_env=Environment())
-            started = time.perf_counter()
-            panel.process_response(request, response)
-            panel.nav_subtitle()
-            panel.content()
-            seconds.append(time.perf_counter() - started)
+        seconds.append(fastest_rendering(5))
 
     page = toolbar.page(view)
 
@@ -514,7 +504,7 @@ def test_1000_calls_of_100_kb_values_stay_small_and_render_fast(
     size = len(page.panel.encode())
     assert size < 2_000_000
     assert value not in page.text
-    best = min(seconds)
+    [best] = seconds
     with capsys.disabled():
         print(
             f"\nRedis panel, {CALLS} calls of {VALUE_SIZE // 1000} KB values:"
