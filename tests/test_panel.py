@@ -99,6 +99,23 @@ def test_summary_per_prefix_with_hits_misses_and_dropped_calls(make_app: AppFact
     assert len(page.rows) == 5
 
 
+def test_one_call_left_out_and_a_pipeline_of_one_read_in_the_singular(
+    make_app: AppFactory,
+) -> None:
+    toolbar = make_app(CACHE_RECORD_CALLS_MAX=1)
+
+    def view() -> None:
+        toolbar.cache.set("a", 1)
+        toolbar.cache.set("b", 2)
+        toolbar.db.pipeline(transaction=False).get("a").execute()
+
+    page = toolbar.page(view)
+
+    prefixes = {line[0]: line for line in page.summary}
+    assert prefixes["CACHE"][1] == "1 and 1 more call not recorded"
+    assert page.groups[0].startswith("pipeline #1: 1 command in one round trip of ")
+
+
 # -- Escaping --------------------------------------------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""The Redis panel in a real headless Chromium, on the app of ``examples/toolbar.py``.
+"""The showcase of ``examples/comments.py`` and its Redis panel, in a real headless Chromium.
 
 Needs Playwright's Python package and a Chromium of the system (``apt-get install
 chromium``); Playwright's own browser downloads are not used. Without them the tests are
@@ -25,13 +25,28 @@ from .recorded import SCRIPT_TAG
 from .servers import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE = ROOT / "examples" / "toolbar.py"
+EXAMPLE = ROOT / "examples" / "comments.py"
 SCREENSHOT = ROOT / "docs" / "_static" / "redis-panel.png"
 PANEL = "#flDebugRedisPanel-content"
 TIMEOUT_MS = 15_000
 #: The value set by the page ``/long`` that the tests add to the example: its arguments
 #: are longer than the panel shows before folding them.
 LONG_VALUE = 'a "long" value, ' * 8
+#: For each command cell of the panel, its command, badges and hits or misses: how many
+#: line boxes each one takes, and its vertical middle.
+COMMAND_CELL_PARTS = """cells => cells.map(cell =>
+    [...cell.querySelectorAll("code.frp-command, .frp-badge, .frp-reads")].map(part => {
+        const box = part.getBoundingClientRect();
+        return [part.getClientRects().length, (box.top + box.bottom) / 2];
+    }))"""
+
+
+def _lines(element: Any) -> int:
+    """How many lines of text ``element`` (a locator) takes."""
+    height, line_height = element.evaluate(
+        "e => [e.getBoundingClientRect().height, parseFloat(getComputedStyle(e).lineHeight)]"
+    )
+    return round(float(height) / float(line_height))
 
 
 def _unavailable(reason: str) -> None:
@@ -50,10 +65,10 @@ def _chromium() -> str:
 
 @pytest.fixture(scope="module")
 def example() -> Iterator[ModuleType]:
-    """``examples/toolbar.py`` imported as a module."""
+    """``examples/comments.py`` imported as a module."""
     if importlib.util.find_spec("flask_debugtoolbar") is None:
         _unavailable("Flask-DebugToolbar is not installed")
-    with imported("toolbar.py") as module:
+    with imported("comments.py") as module:
         yield module
 
 
@@ -97,45 +112,53 @@ class BrowserLog:
     dialogs: list[str] = field(default_factory=list)
 
 
-@pytest.fixture()
-def page(server_url: str) -> Iterator[tuple[Any, BrowserLog]]:
-    """A Chromium page of its own, and the log of what went wrong on it."""
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """A headless Chromium for the tests of this module: launched once, as that is slow."""
     executable = _chromium()
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
         _unavailable("playwright is not installed (pip install playwright)")
-    log = BrowserLog()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=executable, headless=True, args=["--no-sandbox"]
         )
         try:
-            context = browser.new_context(viewport={"width": 1400, "height": 1000})
-            page = context.new_page()
-            page.set_default_timeout(TIMEOUT_MS)
-            page.on(
-                "console",
-                lambda message: log.errors.append(f"console: {message.text}")
-                if message.type == "error"
-                else None,
-            )
-            page.on("pageerror", lambda error: log.errors.append(f"pageerror: {error}"))
-
-            def on_dialog(dialog: Any) -> None:
-                log.dialogs.append(dialog.message)
-                dialog.dismiss()
-
-            page.on("dialog", on_dialog)
-            yield page, log
-            context.close()
+            yield browser
         finally:
             browser.close()
 
 
+@pytest.fixture()
+def page(browser: Any, server_url: str) -> Iterator[tuple[Any, BrowserLog]]:
+    """A Chromium page in a context of its own, and the log of what went wrong on it."""
+    log = BrowserLog()
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.on(
+            "console",
+            lambda message: log.errors.append(f"console: {message.text}")
+            if message.type == "error"
+            else None,
+        )
+        page.on("pageerror", lambda error: log.errors.append(f"pageerror: {error}"))
+
+        def on_dialog(dialog: Any) -> None:
+            log.dialogs.append(dialog.message)
+            dialog.dismiss()
+
+        page.on("dialog", on_dialog)
+        yield page, log
+    finally:
+        context.close()
+
+
 def test_the_panel_in_chromium(page: tuple[Any, BrowserLog], server_url: str) -> None:
     browser_page, log = page
-    response = browser_page.goto(server_url)
+    response = browser_page.goto(server_url + "tour")
     assert response is not None and response.status == 200
 
     # The toolbar shows the panel's subtitle without opening it.
@@ -175,7 +198,7 @@ def test_the_panel_in_chromium(page: tuple[Any, BrowserLog], server_url: str) ->
         if "prices = [db.get(" in line
     )
     hints = panel.locator("li.frp-hint").all_inner_texts()
-    assert hints == [f"N+1: 6 GET calls from toolbar.py:{loop}: use MGET or a pipeline"]
+    assert hints == [f"N+1: 6 GET calls from comments.py:{loop}: use MGET or a pipeline"]
     assert panel.locator("tr.frp-n-plus-one").count() == 6
 
     # Copy as redis-cli: the key holds a space and quotes.
@@ -195,6 +218,16 @@ def test_the_panel_in_chromium(page: tuple[Any, BrowserLog], server_url: str) ->
     assert shot.startswith(b"\x89PNG") and len(shot) > 10_000
     if os.environ.get("FLASK_REDIS_UPDATE_SCREENSHOT"):
         SCREENSHOT.write_bytes(shot)
+
+    # The error's text has room: two lines (WRONGTYPE ... wrong kind of value), not four.
+    assert _lines(errors.locator(".frp-error-text")) <= 2
+    # A command and its badges stay on one line, whole, on narrower screens too.
+    for width in (1400, 1000, 800):
+        browser_page.set_viewport_size({"width": width, "height": 1000})
+        for parts in panel.locator("td.frp-cmd").evaluate_all(COMMAND_CELL_PARTS):
+            assert [count for count, _ in parts] == [1] * len(parts), (width, parts)
+            middles = [middle for _, middle in parts]
+            assert max(middles) - min(middles) < 6, (width, parts)
 
     assert log.dialogs == []
     assert log.errors == []
@@ -236,5 +269,51 @@ def test_a_long_argument_opens_on_a_click_and_is_copied_whole(
         "button => button.hasAttribute('data-copied')", arg=button.element_handle()
     )
     assert button.get_attribute("data-copied") == f"SET {whole}"
+    assert log.dialogs == []
+    assert log.errors == []
+
+
+def test_the_showcase_page_says_where_the_panel_and_metrics_are(
+    page: tuple[Any, BrowserLog], server_url: str
+) -> None:
+    browser_page, log = page
+    response = browser_page.goto(server_url)
+    assert response is not None and response.status == 200
+    help_text = browser_page.locator("#toolbar-help").inner_text()
+    assert "development mode" in help_text and "click Redis in the toolbar" in help_text
+
+    # A long comment of one word wraps: the page does not scroll sideways.
+    word = "Redis" * 90
+    browser_page.locator("textarea[name=comment]").fill(word)
+    with browser_page.expect_navigation():
+        browser_page.get_by_role("button", name="Add comment").click()
+    comment = browser_page.locator("p.comment")
+    assert comment.inner_text() == word
+    assert _lines(comment) > 1
+    assert browser_page.evaluate(
+        "() => document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+    )
+
+    # Where the page says: the Redis tab of the toolbar, with the page's call to each prefix.
+    browser_page.locator("#flDebugRedisPanel a.flDebugRedisPanel").click()
+    panel = browser_page.locator(PANEL)
+    panel.wait_for(state="visible")
+    calls = [
+        (row.locator("td").nth(1).inner_text(), row.locator("code.frp-command").inner_text())
+        for row in panel.locator("tr.frp-call").all()
+    ]
+    assert calls == [("CACHE", "INCRBY"), ("REDIS", "LRANGE")]
+    browser_page.locator(f"{PANEL} a.flDebugClose").click()
+    panel.wait_for(state="hidden")
+
+    # The tour, linked from the page, and the metrics of both prefixes.
+    browser_page.locator("#tour-link").click()
+    browser_page.wait_for_url(server_url + "tour")
+    assert browser_page.locator("h1").inner_text() == "hello world"
+    browser_page.goto(server_url + "metrics")
+    metrics = browser_page.locator("body").inner_text()
+    assert 'flask_redis_commands_total{prefix="cache",command="INCRBY"}' in metrics
+    assert 'flask_redis_commands_total{prefix="redis",command="LPUSH"}' in metrics
+
     assert log.dialogs == []
     assert log.errors == []
