@@ -29,7 +29,7 @@ from prometheus_client.registry import Collector
 from .config import ClientConfig
 from .instrument import Command, Observer, _report_observer_error
 from .multiprocess import write_every_second
-from .pools import connection_counts
+from .pools import connection_counts, usage
 from .redaction import split_name, upper_word
 
 #: Upper bounds of the duration buckets, in seconds: loopback to WAN.
@@ -133,10 +133,15 @@ class Metrics(Collector):
             "Connections of the client's pool, by prefix and state (in_use, idle).",
             ["prefix", "state"], registry=None, multiprocess_mode="livesum",
         )  # fmt: skip
+        self.pool_usage = Gauge(
+            "flask_redis_pool_usage_ratio",
+            "Connections in use over max_connections, of the fullest pool of the prefix.",
+            ["prefix"], registry=None, multiprocess_mode="livemax",
+        )  # fmt: skip
         #: The metric objects, in the order they are exposed.
         self.families = (
             self.duration, self.commands, self.errors,
-            self.request_commands, self.request_duration, self.pool,
+            self.request_commands, self.request_duration, self.pool, self.pool_usage,
         )  # fmt: skip
         #: With PROMETHEUS_MULTIPROC_DIR, the values live in files that another process
         #: reads: no collect() here adds the tallies up (see :mod:`.multiprocess`).
@@ -526,16 +531,26 @@ class PrefixMetrics:
         _add_histogram(seconds, record[2], record[split:])
 
     def sample_pools(self) -> None:
-        """Set the pool gauges to the sums over the pools of this prefix's clients."""
-        counted = [
-            counts
-            for pools in list(self.pools.values())
-            for counts in map(connection_counts, pools())
-            if counts is not None
-        ]  # fmt: skip
-        if counted:
-            self.metrics.pool.labels(self.prefix, "in_use").set(sum(c[0] for c in counted))
-            self.metrics.pool.labels(self.prefix, "idle").set(sum(c[1] for c in counted))
+        """Set the pool gauges: the connections of this prefix's pools, summed, and how full
+        the fullest of them is."""
+        in_use = idle = 0
+        usages: list[float] = []
+        readable = False
+        for pools in list(self.pools.values()):
+            for pool in pools():
+                counts = connection_counts(pool)
+                if counts is None:
+                    continue
+                readable = True
+                in_use, idle = in_use + counts[0], idle + counts[1]
+                full = usage(pool, counts)
+                if full is not None:
+                    usages.append(full)
+        if readable:
+            self.metrics.pool.labels(self.prefix, "in_use").set(in_use)
+            self.metrics.pool.labels(self.prefix, "idle").set(idle)
+        if usages:
+            self.metrics.pool_usage.labels(self.prefix).set(max(usages))
 
 
 def _add_histogram(child: Any, total: float, buckets: Sequence[int]) -> None:

@@ -20,3 +20,12 @@ def connection_counts(pool: Any) -> Optional[tuple[int, int]]:
     if in_use is None or available is None:
         return None
     return len(in_use), len(available)
+
+
+def usage(pool: Any, counts: tuple[int, int]) -> Optional[float]:
+    """How full ``pool`` is: its ``counts`` of connections in use over its
+    ``max_connections``, from 0 to 1; ``None`` for a pool without a usable maximum."""
+    limit = getattr(pool, "max_connections", None)
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0:
+        return None
+    return counts[0] / limit

@@ -1,8 +1,9 @@
-"""Reading exact sample values of a prometheus-client registry in tests."""
+"""Reading exact sample values of a prometheus-client registry in tests, and holding a
+pool's connections for its gauges."""
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 from prometheus_client import CollectorRegistry
 
@@ -12,6 +13,7 @@ DURATION = "flask_redis_command_duration_seconds"
 REQUEST_COMMANDS = "flask_redis_request_commands"
 REQUEST_DURATION = "flask_redis_request_duration_seconds"
 POOL = "flask_redis_pool_connections"
+POOL_USAGE = "flask_redis_pool_usage_ratio"
 
 
 class Samples:
@@ -62,3 +64,11 @@ class Samples:
             for sample in metric.samples
             if "prefix" in sample.labels
         }
+
+
+def checked_out(pool: Any) -> Any:
+    """A connection taken out of ``pool``, as a command holds it: in use for the gauges."""
+    try:
+        return pool.get_connection()
+    except TypeError:  # redis-py before 5.3 wants a command name
+        return pool.get_connection("GET")

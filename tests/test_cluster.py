@@ -17,7 +17,7 @@ from redis.cluster import RedisCluster
 from flask_redis import Redis, get_recorded_calls
 
 from .conftest import close_clients, observed_app
-from .samples import ERRORS, POOL, Samples
+from .samples import ERRORS, POOL, POOL_USAGE, Samples, checked_out
 from .servers import ClusterNodes, key_in_slot
 
 
@@ -166,6 +166,23 @@ def test_pool_gauge_sums_the_pools_of_every_node(
     assert idle >= 3
     assert samples(POOL, prefix="redis", state="idle") == idle
     assert samples(POOL, prefix="redis", state="in_use") == 0
+
+
+def test_pool_usage_is_that_of_the_fullest_node(cluster_app: Flask, samples: Samples) -> None:
+    cluster_app.config["REDIS_MAX_CONNECTIONS"] = 4
+    redis_ext = Redis(cluster_app)
+    for slot in (0, 8000, 16000):  # a connection to each master, back in its pool
+        redis_ext.get(key_in_slot(slot))
+    node = redis_ext.connection.get_node_from_key(key_in_slot(0))
+    pool = node.redis_connection.connection_pool
+    assert pool.max_connections == 4
+    held = [checked_out(pool) for _ in range(3)]
+    try:  # 3 of this node's 4, not 3 of the 12 of all masters
+        assert samples(POOL_USAGE, prefix="redis") == 0.75
+        assert samples(POOL, prefix="redis", state="in_use") == 3
+    finally:
+        for connection in held:
+            pool.release(connection)
 
 
 def test_moved_slot_is_followed_and_counted_once(

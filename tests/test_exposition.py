@@ -176,7 +176,8 @@ def test_promtool_finds_no_problem_in_the_served_metrics(served: Flask) -> None:
         pytest.skip(message)
     text = scrape(served).encode()
     for name in ("commands_total", "command_errors_total", "command_duration_seconds",
-                 "request_commands", "request_duration_seconds", "pool_connections"):  # fmt: skip
+                 "request_commands", "request_duration_seconds", "pool_connections",
+                 "pool_usage_ratio"):  # fmt: skip
         assert f"# TYPE flask_redis_{name} ".encode() in text
     result = subprocess.run(
         [promtool, "check", "metrics"], input=text, capture_output=True, timeout=60

@@ -27,7 +27,8 @@ import flask_redis.metrics
 from flask_redis import Redis
 
 from .samples import (
-    COMMANDS, DURATION, ERRORS, POOL, REQUEST_COMMANDS, REQUEST_DURATION, Samples,
+    COMMANDS, DURATION, ERRORS, POOL, POOL_USAGE, REQUEST_COMMANDS, REQUEST_DURATION, Samples,
+    checked_out,
 )  # fmt: skip
 from .servers import RedisServer, free_port
 
@@ -656,13 +657,42 @@ def test_pool_gauge_is_read_at_the_scrape_outside_requests_too(
     ext.get("a")  # no request at all
     assert samples(POOL, prefix="redis", state="idle") == 1
     pool = ext.connection.connection_pool
-    try:  # held: in use
-        connection = pool.get_connection()
-    except TypeError:  # redis-py before 5.3 wants a command name
-        connection = pool.get_connection("GET")
+    connection = checked_out(pool)  # held: in use
     try:
         assert samples(POOL, prefix="redis", state="in_use") == 1
         assert samples(POOL, prefix="redis", state="idle") == 0
+    finally:
+        pool.release(connection)
+
+
+@pytest.mark.parametrize("blocking", [False, True], ids=["ConnectionPool", "BlockingConnectionPool"])
+def test_pool_usage_is_the_share_of_max_connections_in_use(
+    metrics_app: Flask, redis_server: RedisServer, samples: Samples, blocking: bool
+) -> None:
+    if blocking:
+        metrics_app.config["REDIS_CONNECTION_POOL"] = redis.BlockingConnectionPool(
+            host="127.0.0.1", port=redis_server.port, max_connections=4
+        )
+    else:
+        metrics_app.config["REDIS_MAX_CONNECTIONS"] = 4
+    pool = Redis(metrics_app).connection.connection_pool
+    assert type(pool) is (redis.BlockingConnectionPool if blocking else redis.ConnectionPool)
+    held = [checked_out(pool) for _ in range(3)]
+    try:
+        assert samples(POOL_USAGE, prefix="redis") == 0.75
+        pool.release(held.pop())
+        assert samples(POOL_USAGE, prefix="redis") == 0.5
+    finally:
+        for connection in held:
+            pool.release(connection)
+    assert samples(POOL_USAGE, prefix="redis") == 0
+
+
+def test_pool_usage_follows_redis_pys_default_limit(ext: Redis, samples: Samples) -> None:
+    pool = ext.connection.connection_pool
+    connection = checked_out(pool)
+    try:  # redis-py's default limit: 2**31 connections up to 7.x, 100 since 8.0
+        assert samples(POOL_USAGE, prefix="redis") == 1 / pool.max_connections
     finally:
         pool.release(connection)
 
