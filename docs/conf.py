@@ -23,6 +23,7 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.intersphinx",
     "redis_keys",
+    "promql",
 ]
 exclude_patterns = ["_build"]
 
