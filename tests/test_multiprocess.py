@@ -10,20 +10,17 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, FrozenSet, Tuple
 
 import pytest
 
-from .servers import RedisServer, free_port
+from .gunicorn_server import HTTP_TIMEOUT, STOP_TIMEOUT, Gunicorn, get, start_gunicorn
+from .servers import RedisServer
 
 pytest.importorskip("prometheus_client")
 pytest.importorskip("gunicorn")
@@ -36,7 +33,6 @@ from prometheus_client.parser import text_string_to_metric_families  # noqa: E40
 
 from flask_redis.multiprocess import INTERVAL  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
 WORKERS = 4
 REQUESTS = 40
 #: Requests to ``/background``, each one ECHO from a thread, outside the request.
@@ -45,109 +41,8 @@ BACKGROUND = 10
 #: commands of its pipeline included.
 WORK_COMMANDS = {"SET": 2, "GET": 1, "INCRBY": 1, "HSET": 1, "LPUSH": 1}
 WORK_TOTAL = sum(WORK_COMMANDS.values())
-START_TIMEOUT = 30.0
-STOP_TIMEOUT = 15.0
-HTTP_TIMEOUT = 10.0
-
-#: The gunicorn config file: the hook is the one prometheus-client documents for
-#: multiprocess mode. gunicorn 25.1+ would also open a control socket in ~/.gunicorn,
-#: shared by every gunicorn of the user; older releases ignore the unknown setting.
-GUNICORN_CONFIG = """\
-from prometheus_client import multiprocess
-
-control_socket_disable = True
-
-
-def child_exit(server, worker):
-    multiprocess.mark_process_dead(worker.pid)
-"""
 
 Samples = Dict[Tuple[str, FrozenSet[Tuple[str, str]]], float]
-
-
-@dataclass
-class Gunicorn:
-    url: str
-    process: subprocess.Popen[bytes]
-    log: Path
-    multiproc_dir: Path
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else "(no log)"
-
-
-def _get(url: str) -> tuple[int, str]:
-    # A new connection per request: urllib sends "Connection: close".
-    with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT) as response:
-        return response.status, response.read().decode()
-
-
-def _start(
-    tmp_path: Path, redis_server: RedisServer, attempt: int, interval: float, preload: bool
-) -> Gunicorn | None:
-    """Start gunicorn on a free port, its workers writing their metrics every ``interval``
-    seconds, the app loaded before the fork with ``preload``; ``None`` when it exits before
-    answering (port taken)."""
-    multiproc_dir = tmp_path / f"prometheus-{attempt}"
-    multiproc_dir.mkdir()  # fresh and empty, as prometheus-client wants it at start
-    config = tmp_path / "gunicorn.conf.py"
-    config.write_text(GUNICORN_CONFIG)
-    log = tmp_path / f"gunicorn-{attempt}.log"
-    port = free_port()
-    env = dict(
-        os.environ,
-        PROMETHEUS_MULTIPROC_DIR=str(multiproc_dir),
-        FLASK_REDIS_TEST_PORT=str(redis_server.port),
-        FLASK_REDIS_TEST_WRITE_INTERVAL=str(interval),
-        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-    )
-    command = [
-        sys.executable, "-m", "gunicorn",
-        "--config", str(config),
-        "--bind", f"127.0.0.1:{port}",
-        "--workers", str(WORKERS),
-        "--worker-class", "sync",
-        "--timeout", "30",
-        "--graceful-timeout", "5",
-        "--chdir", str(ROOT),
-        *(["--preload"] if preload else []),
-        "tests.gunicorn_app:app",
-    ]  # fmt: skip
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=output,
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    server = Gunicorn(f"http://127.0.0.1:{port}", process, log, multiproc_dir)
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            return None
-        # Ready: every worker booted, and one of them answers.
-        if server.log_text().count("Booting worker") >= WORKERS:
-            try:
-                if _get(server.url + "/health") == (200, "ok"):
-                    return server
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-        time.sleep(0.1)
-    _stop(server)
-    pytest.fail(f"gunicorn did not answer within {START_TIMEOUT}s:\n{server.log_text()}")
-
-
-def _stop(server: Gunicorn) -> None:
-    """SIGTERM to the master, which stops its workers; SIGKILL to its group if it hangs."""
-    process = server.process
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:  # pragma: no cover - a hung server
-            try:
-                os.killpg(process.pid, signal.SIGKILL)  # its own session: master and workers
-            except ProcessLookupError:
-                pass
-            process.wait(timeout=STOP_TIMEOUT)
 
 
 @pytest.fixture()
@@ -164,20 +59,24 @@ def gunicorn(
     interval = mark.args[0] if mark else INTERVAL
     preload = bool(request.node.callspec.params.get("preload")) if hasattr(
         request.node, "callspec") else False  # fmt: skip
-    for attempt in range(3):  # a free port can be taken before gunicorn binds it
-        server = _start(tmp_path, redis_server, attempt, interval, preload)
-        if server is not None:
-            break
-    else:
-        pytest.fail(f"gunicorn did not start:\n{(tmp_path / 'gunicorn-2.log').read_text()}")
+    server = start_gunicorn(
+        tmp_path,
+        "tests.gunicorn_app:app",
+        workers=WORKERS,
+        env={
+            "FLASK_REDIS_TEST_PORT": str(redis_server.port),
+            "FLASK_REDIS_TEST_WRITE_INTERVAL": str(interval),
+        },
+        preload=preload,
+    )
     try:
         yield server
     finally:
-        _stop(server)
+        server.stop()
 
 
 def _scrape(server: Gunicorn) -> Samples:
-    status, text = _get(server.url + "/metrics")
+    status, text = get(server.url + "/metrics")
     assert status == 200
     samples: Samples = {}
     for family in text_string_to_metric_families(text):
@@ -206,13 +105,13 @@ def test_workers_metrics_are_added_up(gunicorn: Gunicorn, preload: bool) -> None
     # Concurrent requests, each on a connection of its own: the route holds its worker a
     # moment, so the other workers take the rest.
     with ThreadPoolExecutor(max_workers=2 * WORKERS) as pool:
-        replies = list(pool.map(lambda _: _get(gunicorn.url + "/work"), range(REQUESTS)))
+        replies = list(pool.map(lambda _: get(gunicorn.url + "/work"), range(REQUESTS)))
     assert [status for status, _pid in replies] == [200] * REQUESTS
     pids = {int(pid) for _status, pid in replies}
     assert len(pids) >= 2, f"one worker served every request: {pids}"
 
     # Outside a request, from a thread of the worker.
-    background = [_get(gunicorn.url + "/background") for _ in range(BACKGROUND)]
+    background = [get(gunicorn.url + "/background") for _ in range(BACKGROUND)]
     assert [status for status, _pid in background] == [200] * BACKGROUND
 
     # The app sends a PING when it is loaded: once, in gunicorn's master, if preloaded. A
@@ -295,9 +194,9 @@ def test_workers_metrics_are_added_up(gunicorn: Gunicorn, preload: bool) -> None
 @pytest.mark.write_interval(3600)
 def test_a_worker_that_exits_writes_what_it_tallied(gunicorn: Gunicorn) -> None:
     with ThreadPoolExecutor(max_workers=2 * WORKERS) as pool:
-        replies = list(pool.map(lambda _: _get(gunicorn.url + "/work"), range(REQUESTS)))
+        replies = list(pool.map(lambda _: get(gunicorn.url + "/work"), range(REQUESTS)))
     assert [status for status, _pid in replies] == [200] * REQUESTS
-    _stop(gunicorn)  # long before a worker's first write: only the one at exit
+    gunicorn.stop()  # long before a worker's first write: only the one at exit
     assert gunicorn.process.returncode == 0, gunicorn.log_text()
 
     registry = CollectorRegistry()
