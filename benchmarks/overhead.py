@@ -59,12 +59,12 @@ from werkzeug.test import EnvironBuilder
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import flask_redis  # noqa: E402
-from flask_redis import Redis, get_recorded_calls  # noqa: E402
-from flask_redis.instrument import observe  # noqa: E402
-from flask_redis.exposition import serve_metrics  # noqa: E402
-from flask_redis.metrics import COMMANDS, DURATION_BUCKETS, metrics_for  # noqa: E402
-from tests.servers import ClusterNodes, RedisServer  # noqa: E402
+import flask_redis
+from flask_redis import Redis, get_recorded_calls
+from flask_redis.exposition import serve_metrics
+from flask_redis.instrument import observe
+from flask_redis.metrics import COMMANDS, DURATION_BUCKETS, metrics_for
+from tests.servers import ClusterNodes, RedisServer
 
 
 class MemoryConnection(redis.Connection):
@@ -245,7 +245,9 @@ def app_with(prefixes: dict[str, dict[str, Any]]) -> tuple[Flask, dict[str, Redi
     return app, {prefix: Redis(app, prefix) for prefix in prefixes}
 
 
-def in_request(app: Flask, client: Redis, n: int, work: Callable[[Redis], Any]) -> Callable[[], float]:
+def in_request(
+    app: Flask, client: Redis, n: int, work: Callable[[Redis], Any]
+) -> Callable[[], float]:
     """A case: one request that runs ``work`` ``n`` times; seconds per run, teardown included."""
     view_name = f"bench_{id(client)}_{id(work)}"
     app.add_url_rule(f"/{view_name}", view_name, lambda: str([work(client) for _ in range(n)][:0]))
@@ -312,7 +314,9 @@ def loopback(rounds: int, server: RedisServer) -> list[tuple[str, float]]:
     return plain_and_metrics(rounds, app, clients)
 
 
-def plain_and_metrics(rounds: int, app: Flask, clients: dict[str, Redis]) -> list[tuple[str, float]]:
+def plain_and_metrics(
+    rounds: int, app: Flask, clients: dict[str, Redis]
+) -> list[tuple[str, float]]:
     """GET and a pipeline of 100 SET through the ``PLAIN`` and ``METRICS`` clients of
     ``app``, in requests: the best time of each."""
     get = lambda c: c.connection.get("key")  # noqa: E731
@@ -453,8 +457,8 @@ def recording_memory() -> tuple[int, int, int]:
 def panel_rendering(rounds: int) -> tuple[float, int]:
     """Seconds to render the debug toolbar panel for 1000 recorded SETs of 100 KB values
     (snapshot, analysis and HTML), and the size of the HTML."""
-    from flask_redis_panel.panel import render
     from flask_redis_panel._model import Snapshot
+    from flask_redis_panel.panel import render
 
     memory = redis.ConnectionPool(connection_class=MemoryConnection)
     app, clients = app_with({"BENCH": {"CONNECTION_POOL": memory, "RECORD_CALLS": True}})
@@ -504,9 +508,9 @@ def count(case: str, n: int) -> None:
         count_requests(column, int(gets), n, client)
         return
     cluster = case.startswith("cluster ")
-    kind = case[len("cluster "):] if cluster else case
+    kind = case[len("cluster ") :] if cluster else case
     pipeline = kind.startswith("pipeline ")
-    kind = kind[len("pipeline "):] if pipeline else kind
+    kind = kind[len("pipeline ") :] if pipeline else kind
     settings = {
         "METRICS": kind.startswith(("metrics", "timing")),
         "METRICS_REGISTRY": CollectorRegistry(),
@@ -557,8 +561,9 @@ def callgrind(case: str, calls: int) -> int:
     found = re.search(r"Collected : (\d+)", result.stderr)
     assert found, result.stderr
     imported = result.stdout.strip()
-    assert imported == flask_redis.__file__, (
-        f"the counted run imported flask_redis from {imported}, this one from {flask_redis.__file__}"
+    here = flask_redis.__file__
+    assert imported == here, (
+        f"the counted run imported flask_redis from {imported}, this one from {here}"
     )
     return int(found.group(1))
 
@@ -576,7 +581,7 @@ def print_instructions(counted: dict[str, float], plain: str, strip: str = "") -
     """Each case's instructions per GET, and what it adds to those of ``plain``."""
     base = counted[plain]
     for case, value in counted.items():
-        print(f"   {case[len(strip):]:34} {value:10.0f}  +{(value - base) / base:.1%}")
+        print(f"   {case[len(strip) :]:34} {value:10.0f}  +{(value - base) / base:.1%}")
 
 
 def print_added(times: dict[str, float], cases: tuple[str, ...]) -> None:
@@ -616,19 +621,26 @@ def server_sections(args: argparse.Namespace) -> None:
 
     lines, view, packed, generic, per_line = scrape(args.rounds)
     print(f"\n3. One /metrics scrape, 10 prefixes x 50 commands: {lines} lines")
-    print(f"   the served view           {view * 1e3:6.1f} ms  ({view / lines * 1e6:.2f} us a line)")
+    print(
+        f"   the served view           {view * 1e3:6.1f} ms  ({view / lines * 1e6:.2f} us a line)"
+    )
     print(f"   the same, gzipped         {packed * 1e3:6.1f} ms")
-    print(f"   generate_latest, for scale {generic * 1e3:6.1f} ms"
-          f"  ({generic / lines * 1e6:.2f} us a line; plain counters: {per_line * 1e6:.2f} us)")
+    print(
+        f"   generate_latest, for scale {generic * 1e3:6.1f} ms"
+        f"  ({generic / lines * 1e6:.2f} us a line; plain counters: {per_line * 1e6:.2f} us)"
+    )
 
     after_10k, after_100k, kept = recording_memory()
     print("\n4. Recording, 100,000 GETs in one request (default cap)")
-    print(f"   traced memory after 10,000: {after_10k / 1024:.0f} KiB, after 100,000:"
-          f" {after_100k / 1024:.0f} KiB; records kept: {kept}")
+    print(
+        f"   traced memory after 10,000: {after_10k / 1024:.0f} KiB, after 100,000:"
+        f" {after_100k / 1024:.0f} KiB; records kept: {kept}"
+    )
 
     seconds, size = panel_rendering(min(args.rounds, 10))
     print("\n5. Debug toolbar panel, 1000 recorded SETs of 100 KB values")
-    print(f"   rendered in {seconds * 1e3:.1f} ms (minimum of the rounds), {size / 1e6:.2f} MB of HTML")
+    rendered = f"{seconds * 1e3:.1f} ms (minimum of the rounds), {size / 1e6:.2f} MB of HTML"
+    print(f"   rendered in {rendered}")
 
     if args.instructions:
         print("\n6. Instructions per GET, in-memory connection (callgrind)")
@@ -833,8 +845,8 @@ def request_instructions(columns: list[str], client: str) -> dict[int, dict[str,
     """Instructions per request of each column, per number of GETs: callgrind's total for
     :data:`REQUESTS_COUNTED` requests minus a run of none. The runs are independent: as
     many run at once as there are processors (two at most)."""
-    jobs = [(column, gets, calls) for column in columns
-            for gets, calls in ((0, 0), *((gets, REQUESTS_COUNTED) for gets in REQUEST_GETS))]  # fmt: skip
+    counts = [(0, 0), *((gets, REQUESTS_COUNTED) for gets in REQUEST_GETS)]
+    jobs = [(column, gets, calls) for column in columns for gets, calls in counts]
     with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
         totals = pool.map(
             lambda job: callgrind(f"request {job[0]} {job[1]} {client}", job[2]), jobs
@@ -847,7 +859,9 @@ def request_instructions(columns: list[str], client: str) -> dict[int, dict[str,
     }  # fmt: skip
 
 
-def print_request_table(figures: dict[int, dict[str, float]], shown: Callable[[float], str]) -> None:
+def print_request_table(
+    figures: dict[int, dict[str, float]], shown: Callable[[float], str]
+) -> None:
     """One row per number of GETs: plain, then what each other column adds to it."""
     columns = list(next(iter(figures.values())))
     print("   GETs  " + "".join(f"{column:22}" for column in columns).rstrip())
@@ -884,18 +898,31 @@ def request_section(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=30, help="alternating rounds per case")
-    parser.add_argument("--instructions", action="store_true",
-                        help="also count instructions per command and per request with valgrind")
-    parser.add_argument("--only", choices=("server", "cluster", "request"),
-                        help="run only the sections of one server (1-6), of a cluster (7-9)"
-                        " or of whole requests (10)")
-    parser.add_argument("--client", choices=("test-client", "wsgi"), default="test-client",
-                        help="how section 10 makes a request: Flask's test client (default),"
-                        " or a bare WSGI call, which costs less, so that the same addition"
-                        " is a larger share of it")
-    parser.add_argument("--multiprocess", action="store_true",
-                        help="run with PROMETHEUS_MULTIPROC_DIR set, as under gunicorn with"
-                        " several workers: metric values live in files")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also count instructions per command and per request with valgrind",
+    )
+    parser.add_argument(
+        "--only",
+        choices=("server", "cluster", "request"),
+        help="run only the sections of one server (1-6), of a cluster (7-9)"
+        " or of whole requests (10)",
+    )
+    parser.add_argument(
+        "--client",
+        choices=("test-client", "wsgi"),
+        default="test-client",
+        help="how section 10 makes a request: Flask's test client (default),"
+        " or a bare WSGI call, which costs less, so that the same addition"
+        " is a larger share of it",
+    )
+    parser.add_argument(
+        "--multiprocess",
+        action="store_true",
+        help="run with PROMETHEUS_MULTIPROC_DIR set, as under gunicorn with"
+        " several workers: metric values live in files",
+    )
     parser.add_argument("--count", nargs=2, metavar=("CASE", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.multiprocess and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
@@ -911,12 +938,17 @@ def main() -> None:
         return
     if args.instructions and not shutil.which("valgrind"):
         sys.exit("--instructions needs valgrind")
-    print(f"Python {platform.python_version()}, redis-py {version('redis')},"
-          f" prometheus-client {version('prometheus-client')}, Flask {version('flask')}")
-    print(f"{platform.machine()}, {platform.processor() or 'unknown processor'}; rounds: {args.rounds}")
+    print(
+        f"Python {platform.python_version()}, redis-py {version('redis')},"
+        f" prometheus-client {version('prometheus-client')}, Flask {version('flask')}"
+    )
+    processor = platform.processor() or "unknown processor"
+    print(f"{platform.machine()}, {processor}; rounds: {args.rounds}")
     if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
-        print("PROMETHEUS_MULTIPROC_DIR is set: metric values live in files, as under a"
-              " multiprocess server")
+        print(
+            "PROMETHEUS_MULTIPROC_DIR is set: metric values live in files, as under a"
+            " multiprocess server"
+        )
     print()
     sections = {"server": server_sections, "cluster": cluster_sections, "request": request_section}
     for number, (name, section) in enumerate(sections.items()):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import gzip
 import os
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from flask import Flask, Response, request
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
@@ -28,7 +28,7 @@ from .metrics import METRICS_ENDPOINT, Metrics, metrics_for
 _bound_text: Callable[[float], str] = floatToGoString
 
 
-def serve_metrics(app: Flask, path: str, registry: Optional[CollectorRegistry] = None) -> None:
+def serve_metrics(app: Flask, path: str, registry: CollectorRegistry | None = None) -> None:
     """Serve the metrics of ``registry`` (default: prometheus-client's) at ``path`` of
     ``app``, once per app.
 

@@ -15,10 +15,10 @@ import threading
 import weakref
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import Any, Callable
 
 from flask import Flask
 from flask.globals import _cv_request  # the request context, if any: a context variable
@@ -42,7 +42,8 @@ REQUEST_COMMAND_BUCKETS = (0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 
 #: Redis commands that are ``command`` label values; any other command is ``OTHER``. A
 #: command of two words (``CLIENT SETNAME``) is labelled by its first.
-COMMANDS = frozenset("""
+COMMANDS = frozenset(
+    """
     ACL APPEND ASKING AUTH BGREWRITEAOF BGSAVE BITCOUNT BITFIELD BITFIELD_RO BITOP BITPOS
     BLMOVE BLMPOP BLPOP BRPOP BRPOPLPUSH BZMPOP BZPOPMAX BZPOPMIN CLIENT CLUSTER COMMAND
     CONFIG COPY DBSIZE DEBUG DECR DECRBY DEL DISCARD DUMP ECHO EVAL EVAL_RO EVALSHA
@@ -68,7 +69,8 @@ COMMANDS = frozenset("""
     ZMSCORE ZPOPMAX ZPOPMIN ZRANDMEMBER ZRANGE ZRANGEBYLEX ZRANGEBYSCORE ZRANGESTORE ZRANK
     ZREM ZREMRANGEBYLEX ZREMRANGEBYRANK ZREMRANGEBYSCORE ZREVRANGE ZREVRANGEBYLEX
     ZREVRANGEBYSCORE ZREVRANK ZSCAN ZSCORE ZUNION ZUNIONSTORE
-""".split())
+""".split()
+)
 #: The endpoint of the metrics view (``PREFIX_METRICS_PATH``).
 METRICS_ENDPOINT = "flask_redis_metrics"
 #: The ``command`` label of a pipeline's and of a transaction's round trip.
@@ -193,13 +195,11 @@ class Metrics(Collector):
         return observer
 
 
-_written_apart: ContextVar[Optional[Metrics]] = ContextVar(
-    "flask_redis_written_apart", default=None
-)
+_written_apart: ContextVar[Metrics | None] = ContextVar("flask_redis_written_apart", default=None)
 _metrics: weakref.WeakKeyDictionary[CollectorRegistry, Metrics] = weakref.WeakKeyDictionary()
 
 
-def metrics_for(registry: Optional[CollectorRegistry] = None) -> Metrics:
+def metrics_for(registry: CollectorRegistry | None = None) -> Metrics:
     """The metrics registered in ``registry`` (default: prometheus-client's), made once."""
     registry = REGISTRY if registry is None else registry
     try:
@@ -236,7 +236,7 @@ def _bucket(seconds: float) -> int:
 
 def _tally(
     records: dict[Any, Any], command: Command, seconds: float,
-    commands: Optional[Sequence[Command]],
+    commands: Sequence[Command] | None,
 ) -> None:  # fmt: skip
     """Tally a round trip in ``records``: ``{name: [count, seconds, *bucket counts]}``.
 
@@ -397,8 +397,8 @@ class PrefixMetrics:
         command: Command,
         seconds: float,
         reply: Any,
-        error: Optional[BaseException],
-        commands: Optional[Sequence[Command]],
+        error: BaseException | None,
+        commands: Sequence[Command] | None,
     ) -> None:
         if error is not None or commands is not None:
             self._count_errors(command, reply, error, commands)
@@ -495,8 +495,8 @@ class PrefixMetrics:
         self,
         command: Command,
         reply: Any,
-        error: Optional[BaseException],
-        commands: Optional[Sequence[Command]],
+        error: BaseException | None,
+        commands: Sequence[Command] | None,
     ) -> None:
         errors = self.metrics.errors
         if error is not None:

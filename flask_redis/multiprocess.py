@@ -15,7 +15,7 @@ import os
 import threading
 import time
 import weakref
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 from .instrument import _report_observer_error
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 INTERVAL = 1.0
 
 _written: weakref.WeakSet[Metrics] = weakref.WeakSet()
-_writer: Optional[_Writer] = None
+_writer: _Writer | None = None
 _lock = threading.Lock()
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import weakref
 from contextvars import ContextVar
-from typing import Any, Callable, Generic, List, Optional, TypeVar
+from typing import Any, Callable, Generic, TypeVar
 
 from flask import Flask, current_app
 from flask.globals import _cv_request  # the request context, if any: a context variable
@@ -48,15 +48,15 @@ class PerRequest(Generic[M, V]):
     def __init__(
         self,
         name: str,
-        make: Callable[[List[M]], V],
-        end: Optional[Callable[[List[M], V], None]] = None,
+        make: Callable[[list[M]], V],
+        end: Callable[[list[M], V], None] | None = None,
     ) -> None:
         #: The current request's value, ``None`` outside a request, or a value whose
         #: ``_tokens`` are empty, which :meth:`value` skips: read it on hot paths.
-        self.current: ContextVar[Optional[V]] = ContextVar(name, default=None)
+        self.current: ContextVar[V | None] = ContextVar(name, default=None)
         self._make = make
         self._end = end
-        self._members: weakref.WeakKeyDictionary[Flask, List[M]] = weakref.WeakKeyDictionary()
+        self._members: weakref.WeakKeyDictionary[Flask, list[M]] = weakref.WeakKeyDictionary()
 
     def add(self, app: Flask, member: M) -> None:
         """Keep a value per request of ``app`` for ``member`` too."""
@@ -67,11 +67,11 @@ class PerRequest(Generic[M, V]):
             app.teardown_request(self._finish)
         members.append(member)
 
-    def members(self, app: Flask) -> List[M]:
+    def members(self, app: Flask) -> list[M]:
         """The members of ``app``, in the order they were added."""
         return self._members.get(app, [])
 
-    def value(self) -> Optional[V]:
+    def value(self) -> V | None:
         """The value of the current request, ``None`` outside a request."""
         value = self.current.get()
         while value is not None and not value._tokens:  # ended, its teardown not run
@@ -85,7 +85,7 @@ class PerRequest(Generic[M, V]):
         value._tokens = context._cv_tokens
         self.current.set(value)
 
-    def _finish(self, error: Optional[BaseException]) -> None:
+    def _finish(self, error: BaseException | None) -> None:
         value = self.value()
         if value is None or value._owner is not _cv_request.get(None):
             return  # not a request that started one

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+from typing import Any
 
 
-def connection_counts(pool: Any) -> Optional[tuple[int, int]]:
+def connection_counts(pool: Any) -> tuple[int, int] | None:
     """Connections (in use, idle) of a redis-py pool; ``None`` for a kind it cannot read."""
     if getattr(pool, "pid", None) not in (None, os.getpid()):
         # A forked worker's copy of its parent's pool, which redis-py empties on first use.
@@ -22,7 +22,7 @@ def connection_counts(pool: Any) -> Optional[tuple[int, int]]:
     return len(in_use), len(available)
 
 
-def usage(pool: Any, counts: tuple[int, int]) -> Optional[float]:
+def usage(pool: Any, counts: tuple[int, int]) -> float | None:
     """How full ``pool`` is: its ``counts`` of connections in use over its
     ``max_connections``, from 0 to 1; ``None`` for a pool without a usable maximum."""
     limit = getattr(pool, "max_connections", None)

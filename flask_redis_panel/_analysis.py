@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Optional
 
 from ._model import Call
 
@@ -79,9 +78,7 @@ def is_single_key_read(call: Call) -> bool:
     return True
 
 
-def n_plus_one_hints(
-    calls: Sequence[Call], threshold: int = N_PLUS_ONE_THRESHOLD
-) -> list[Hint]:
+def n_plus_one_hints(calls: Sequence[Call], threshold: int = N_PLUS_ONE_THRESHOLD) -> list[Hint]:
     """The places that send ``threshold`` or more single-key reads of one command, one by
     one; calls in a pipeline are already sent together and do not count."""
     counts: Counter[tuple[str, str, str]] = Counter(
@@ -111,14 +108,14 @@ class PrefixSummary:
     #: Calls beyond the cap, counted only.
     dropped: int
     #: The topology, for a prefix that uses Sentinel or Cluster.
-    mode: Optional[str] = None
+    mode: str | None = None
 
 
 def summarize(
     calls: Sequence[Call],
     dropped: Mapping[str, int],
-    seconds: Optional[Mapping[str, float]] = None,
-    modes: Optional[Mapping[str, str]] = None,
+    seconds: Mapping[str, float] | None = None,
+    modes: Mapping[str, str] | None = None,
 ) -> list[PrefixSummary]:
     """One summary per prefix, in the order the prefixes were first called.
 
@@ -173,8 +170,8 @@ class Analysis:
 def analyze(
     calls: Sequence[Call],
     dropped: Mapping[str, int],
-    seconds: Optional[Mapping[str, float]] = None,
-    modes: Optional[Mapping[str, str]] = None,
+    seconds: Mapping[str, float] | None = None,
+    modes: Mapping[str, str] | None = None,
 ) -> Analysis:
     """Summaries, duplicates and N+1 hints of a request's calls (see :func:`summarize`)."""
     duplicates = duplicate_counts(calls)

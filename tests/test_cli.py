@@ -569,9 +569,7 @@ def test_a_cluster_prefix_pings_each_primary_node_and_lists_the_replicas(
     assert sorted(server["address"] for server in prefix["servers"]) == primaries
     assert {server["keyspace"]["db"] for server in prefix["servers"]} == {0}
     assert prefix["client"]["class"] == "redis.cluster.RedisCluster"
-    assert sorted(pool["of"] for pool in prefix["client"]["pools"]) == sorted(
-        primaries + known
-    )
+    assert sorted(pool["of"] for pool in prefix["client"]["pools"]) == sorted(primaries + known)
 
 
 # -- The flask executable -----------------------------------------------------------------------

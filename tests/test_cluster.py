@@ -77,9 +77,7 @@ def test_cluster_client_is_instrumented_and_counts_each_command_once(
     assert seen["modes"] == {"REDIS": "Cluster"}
 
 
-def test_cluster_transaction_and_watch_are_observed(
-    cluster_app: Flask, samples: Samples
-) -> None:
+def test_cluster_transaction_and_watch_are_observed(cluster_app: Flask, samples: Samples) -> None:
     redis_ext = Redis(cluster_app)
     client = redis_ext.connection
     if not hasattr(client.pipeline(), "_execution_strategy"):
@@ -147,9 +145,7 @@ def test_replica_reads_show_the_replica(
     assert nodes == [f"{address(replica)} (replica)"]
 
 
-def test_pool_gauge_sums_the_pools_of_every_node(
-    cluster_app: Flask, samples: Samples
-) -> None:
+def test_pool_gauge_sums_the_pools_of_every_node(cluster_app: Flask, samples: Samples) -> None:
     redis_ext = Redis(cluster_app)
 
     @cluster_app.route("/")
@@ -276,8 +272,10 @@ def test_reads_and_writes_while_a_slot_migrates_are_right_and_counted_once(
     moving = time.monotonic() - started
     mover.join(10)
     assert mover.error is None
-    print(f"\nslot moved in {moving:.2f} s: {number} requests, {len(redirected)} redirected"
-          " commands, 0 failed")
+    print(
+        f"\nslot moved in {moving:.2f} s: {number} requests, {len(redirected)} redirected"
+        " commands, 0 failed"
+    )
     assert redis_cluster_nodes.node_for_slot(slot).port == target.port
     assert samples.commands("INCRBY") == requests
     assert samples.commands("GET") == requests

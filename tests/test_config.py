@@ -53,9 +53,7 @@ def test_custom_class_arguments_include_those_passed_on_through_kwargs() -> None
     names = client_arguments(NamespacedRedis)
     assert names[0] == "namespace"
     assert "socket_timeout" in names
-    config = read_config(
-        {"REDIS_CLASS": NamespacedRedis, "REDIS_NAMESPACE": "app:", "REDIS_DB": 3}
-    )
+    config = read_config({"REDIS_CLASS": NamespacedRedis, "REDIS_NAMESPACE": "app:", "REDIS_DB": 3})
     assert config.kwargs == {"namespace": "app:", "db": 3}
 
 
@@ -113,8 +111,11 @@ def test_text_values_are_converted(key: str, value: str, name: str, expected: ob
     ("config", "error", "message"),
     [
         ({"REDIS_PORT": "six"}, ValueError, "REDIS_PORT must be an integer, got 'six'"),
-        ({"REDIS_PORT": 6379.5}, TypeError,
-         "REDIS_PORT must be an integer from 1 to 65535, got 6379.5"),
+        (
+            {"REDIS_PORT": 6379.5},
+            TypeError,
+            "REDIS_PORT must be an integer from 1 to 65535, got 6379.5",
+        ),
         ({"REDIS_PORT": 70000}, ValueError, "REDIS_PORT must be an integer from 1 to 65535"),
         ({"REDIS_DB": True}, TypeError, "REDIS_DB must be an integer"),
         ({"REDIS_SOCKET_TIMEOUT": "soon"}, ValueError, "REDIS_SOCKET_TIMEOUT must be a number"),
@@ -163,8 +164,12 @@ def test_url_values_win_over_separate_keys_that_are_ignored_with_a_warning() -> 
 
 def test_separate_key_that_agrees_with_the_url_is_no_warning() -> None:
     kwargs = read_config(
-        {"REDIS_URL": "redis://example.org:6379/2", "REDIS_HOST": "example.org",
-         "REDIS_PORT": "6379", "REDIS_DB": 2}  # fmt: skip
+        {
+            "REDIS_URL": "redis://example.org:6379/2",
+            "REDIS_HOST": "example.org",
+            "REDIS_PORT": "6379",
+            "REDIS_DB": 2,
+        }
     ).kwargs
     assert kwargs == {"host": "example.org", "port": 6379, "db": 2}
 
@@ -219,12 +224,16 @@ def test_tcp_url_replaces_a_unix_socket_key(key: str, path: str) -> None:
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        (f"http://u:{SECRET}@h/0", "REDIS_URL must be a URL that starts with redis://,"
-                                   " rediss://, unix://"),
+        (
+            f"http://u:{SECRET}@h/0",
+            "REDIS_URL must be a URL that starts with redis://, rediss://, unix://",
+        ),
         (f"redis://u:{SECRET}@h:port/0", "REDIS_URL has a port that is not a number"),
         (f"redis://u:{SECRET}@h/zero", "REDIS_URL must give the database as a number"),
-        (f"redis://u:{SECRET}@h/0?colour=blue", "REDIS_URL has a query argument that"
-                                                " redis.client.Redis does not take$"),
+        (
+            f"redis://u:{SECRET}@h/0?colour=blue",
+            "REDIS_URL has a query argument that redis.client.Redis does not take$",
+        ),
         (f"redis://u:{SECRET}@h/0?socket_timeout=x", "REDIS_URL .* must be a number"),
     ],
 )
@@ -245,8 +254,10 @@ def test_argument_the_class_does_not_take_names_its_key() -> None:
         read_config({"REDIS_CLASS": NotAClient, "REDIS_URL": f"redis://:{SECRET}@h"})
 
 
-@pytest.mark.parametrize(("old", "new", "name"), [("CHARSET", "ENCODING", "encoding"),
-                                                  ("ERRORS", "ENCODING_ERRORS", "encoding_errors")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("old", "new", "name"),
+    [("CHARSET", "ENCODING", "encoding"), ("ERRORS", "ENCODING_ERRORS", "encoding_errors")],
+)
 def test_legacy_keys_warn_and_map_to_the_new_argument(old: str, new: str, name: str) -> None:
     value = "latin-1" if old == "CHARSET" else "replace"
     with pytest.warns(DeprecationWarning, match=f"REDIS_{old} is deprecated; use REDIS_{new}"):

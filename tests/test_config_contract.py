@@ -204,7 +204,7 @@ def test_wrong_value_names_the_key_before_any_client_exists(
 ) -> None:
     if key == "REDIS_METRICS_REGISTRY":
         value = pytest.importorskip("prometheus_client").CollectorRegistry
-    name = key[len("REDIS_"):].lower()
+    name = key[len("REDIS_") :].lower()
     if name in _CHECKS and name not in all_arguments():
         pytest.skip(f"redis-py {redis.__version__} has no argument {name!r}")
     config = {key: value}
@@ -461,8 +461,8 @@ def configs() -> st.SearchStrategy[tuple[str, dict[str, Any]]]:
     ) -> st.SearchStrategy[tuple[str, dict[str, Any]]]:
         values = {f"{prefix}_{name}": st.just(value) for name, value in base.items()}
         for name in chosen:
-            values[f"{prefix}_{name}"] = SETTINGS[name] if name in SETTINGS else key_value(
-                name.lower()
+            values[f"{prefix}_{name}"] = (
+                SETTINGS[name] if name in SETTINGS else key_value(name.lower())
             )
         return st.tuples(st.just(prefix), st.fixed_dictionaries(values))
 

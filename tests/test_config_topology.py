@@ -181,43 +181,76 @@ def test_load_balancing_strategy_is_read_from_text() -> None:
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        (sentinel_config(HOST="h"), "REDIS_HOST cannot be used with REDIS_SENTINELS: the"
-                                    " addresses come from REDIS_SENTINELS"),
+        (
+            sentinel_config(HOST="h"),
+            "REDIS_HOST cannot be used with REDIS_SENTINELS: the"
+            " addresses come from REDIS_SENTINELS",
+        ),
         (sentinel_config(PORT=6379), "REDIS_PORT cannot be used with REDIS_SENTINELS"),
-        (sentinel_config(UNIX_SOCKET_PATH="/run/r.sock"),
-         "REDIS_UNIX_SOCKET_PATH cannot be used with REDIS_SENTINELS: Sentinel and Cluster"
-         " clients connect over TCP"),
-        (sentinel_config(CONNECTION_POOL=object()),
-         "REDIS_CONNECTION_POOL cannot be used with REDIS_SENTINELS"),
-        ({"REDIS_URL": "redis+sentinel://h/s", "REDIS_HOST": "h"},
-         "REDIS_HOST cannot be used with REDIS_URL"),
-        ({"REDIS_CLUSTER": "a", "REDIS_DB": 0},
-         "REDIS_DB cannot be used with REDIS_CLUSTER: a cluster has database 0 only"),
+        (
+            sentinel_config(UNIX_SOCKET_PATH="/run/r.sock"),
+            "REDIS_UNIX_SOCKET_PATH cannot be used with REDIS_SENTINELS: Sentinel and Cluster"
+            " clients connect over TCP",
+        ),
+        (
+            sentinel_config(CONNECTION_POOL=object()),
+            "REDIS_CONNECTION_POOL cannot be used with REDIS_SENTINELS",
+        ),
+        (
+            {"REDIS_URL": "redis+sentinel://h/s", "REDIS_HOST": "h"},
+            "REDIS_HOST cannot be used with REDIS_URL",
+        ),
+        (
+            {"REDIS_CLUSTER": "a", "REDIS_DB": 0},
+            "REDIS_DB cannot be used with REDIS_CLUSTER: a cluster has database 0 only",
+        ),
         ({"REDIS_CLUSTER": "a", "REDIS_HOST": "b"}, "REDIS_HOST cannot be used with REDIS_CLUSTER"),
-        ({"REDIS_URL": "redis+cluster://a", "REDIS_PORT": 1}, "REDIS_PORT cannot be used with"
-                                                              " REDIS_URL"),
-        ({"REDIS_CLUSTER": "a", "REDIS_SENTINELS": "b"},
-         "REDIS_SENTINELS and REDIS_CLUSTER are both set"),
-        ({"REDIS_CLUSTER": "a", "REDIS_URL": "redis://b"},
-         "REDIS_URL and REDIS_CLUSTER are both set: use a redis\\+cluster:// URL"),
-        ({"REDIS_SENTINELS": "a", "REDIS_URL": "redis+cluster://b"},
-         "REDIS_URL and REDIS_SENTINELS are both set: use a redis\\+sentinel:// URL"),
-        ({"REDIS_SENTINEL_MASTER": "mymaster"},
-         "REDIS_SENTINEL_MASTER is set, but neither REDIS_SENTINELS nor a redis\\+sentinel://"),
-        ({"REDIS_SENTINELS": "a"}, "REDIS_SENTINELS is set, but REDIS_SENTINEL_MASTER is not:"
-                                   " set it to the name of the service"),
-        ({"REDIS_SENTINELS": "a", "REDIS_SENTINEL_MASTER": ""},
-         "REDIS_SENTINEL_MASTER must be the name of the service .*, got ''"),
-        ({"REDIS_URL": "redis+sentinel://a"}, "REDIS_URL is set, but REDIS_SENTINEL_MASTER is"
-                                              " not: .* or give the name as the path of REDIS_URL"),
+        (
+            {"REDIS_URL": "redis+cluster://a", "REDIS_PORT": 1},
+            "REDIS_PORT cannot be used with REDIS_URL",
+        ),
+        (
+            {"REDIS_CLUSTER": "a", "REDIS_SENTINELS": "b"},
+            "REDIS_SENTINELS and REDIS_CLUSTER are both set",
+        ),
+        (
+            {"REDIS_CLUSTER": "a", "REDIS_URL": "redis://b"},
+            "REDIS_URL and REDIS_CLUSTER are both set: use a redis\\+cluster:// URL",
+        ),
+        (
+            {"REDIS_SENTINELS": "a", "REDIS_URL": "redis+cluster://b"},
+            "REDIS_URL and REDIS_SENTINELS are both set: use a redis\\+sentinel:// URL",
+        ),
+        (
+            {"REDIS_SENTINEL_MASTER": "mymaster"},
+            "REDIS_SENTINEL_MASTER is set, but neither REDIS_SENTINELS nor a redis\\+sentinel://",
+        ),
+        (
+            {"REDIS_SENTINELS": "a"},
+            "REDIS_SENTINELS is set, but REDIS_SENTINEL_MASTER is not:"
+            " set it to the name of the service",
+        ),
+        (
+            {"REDIS_SENTINELS": "a", "REDIS_SENTINEL_MASTER": ""},
+            "REDIS_SENTINEL_MASTER must be the name of the service .*, got ''",
+        ),
+        (
+            {"REDIS_URL": "redis+sentinel://a"},
+            "REDIS_URL is set, but REDIS_SENTINEL_MASTER is"
+            " not: .* or give the name as the path of REDIS_URL",
+        ),
         ({"REDIS_URL": "redis+sentinel://a/s/1/2"}, "REDIS_URL must have the path /service"),
         ({"REDIS_URL": "redis+cluster://a/1"}, "REDIS_URL cannot have a path"),
-        ({"REDIS_URL": "redis+cluster://a?db=1"}, "REDIS_URL has a query argument that"
-                                                  " redis.cluster.RedisCluster does not take"),
+        (
+            {"REDIS_URL": "redis+cluster://a?db=1"},
+            "REDIS_URL has a query argument that redis.cluster.RedisCluster does not take",
+        ),
         ({"REDIS_CLUSTER": ""}, "REDIS_CLUSTER must name at least one host:port address"),
         ({"REDIS_CLUSTER": []}, "REDIS_CLUSTER must name at least one"),
-        ({"REDIS_CLUSTER": "a:0"}, "REDIS_CLUSTER has an address whose port is not a number"
-                                   " from 1 to 65535: a:0"),
+        (
+            {"REDIS_CLUSTER": "a:0"},
+            "REDIS_CLUSTER has an address whose port is not a number from 1 to 65535: a:0",
+        ),
         ({"REDIS_CLUSTER": "a:65536"}, "port is not a number from 1 to 65535"),
         ({"REDIS_CLUSTER": "a:x"}, r"REDIS_CLUSTER \(port of a\) must be an integer"),
         ({"REDIS_CLUSTER": [("a", 1, 2)]}, "REDIS_CLUSTER has an entry .* neither"),

@@ -194,5 +194,5 @@ def test_panels_fit_the_grid_without_overlapping(dashboard: dict[str, Any]) -> N
         assert position["w"] > 0 and position["h"] > 0, title
         assert position["x"] + position["w"] <= COLUMNS, title
     for index, (title, position) in enumerate(positions):
-        for other_title, other in positions[index + 1:]:
+        for other_title, other in positions[index + 1 :]:
             assert not overlap(position, other), (title, other_title)

@@ -19,7 +19,9 @@ QUERIES = ROOT / "examples" / "prometheus" / "queries.yml"
 DOCS = sorted((ROOT / "docs").glob("*.rst"))
 
 #: A line of PromQL: a function or an aggregation applied to a series.
-PROMQL = re.compile(r"\b(rate|irate|increase|histogram_quantile|sum|max|avg)\s*(by\s*\([^)]*\)\s*)?\(")
+PROMQL = re.compile(
+    r"\b(rate|irate|increase|histogram_quantile|sum|max|avg)\s*(by\s*\([^)]*\)\s*)?\("
+)
 #: The series the queries may read: the extension's, and the app's own request durations
 #: that ``request_time_share`` divides by.
 SERIES = re.compile(r"\b(flask_[a-z_]+)\b")

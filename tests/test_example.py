@@ -90,7 +90,8 @@ def _path_without_redis_server() -> str:
     """``PATH`` less the folders that hold a ``redis-server``: a machine without Redis."""
     folders = os.environ.get("PATH", "").split(os.pathsep)
     return os.pathsep.join(
-        folder for folder in folders
+        folder
+        for folder in folders
         if folder and not os.path.exists(os.path.join(folder, "redis-server"))
     )
 

@@ -135,7 +135,9 @@ def test_the_view_counts_what_was_done_outside_requests(
     served: Flask, registry: CollectorRegistry
 ) -> None:
     samples = parsed(scrape(served))["flask_redis_commands"][2]
-    assert samples[("flask_redis_commands_total", (("command", "INCRBY"), ("prefix", "redis")))] == 1
+    assert (
+        samples[("flask_redis_commands_total", (("command", "INCRBY"), ("prefix", "redis")))] == 1
+    )
     assert samples[("flask_redis_commands_total", (("command", "GET"), ("prefix", "cache")))] == 3
 
 
@@ -183,4 +185,3 @@ def test_promtool_finds_no_problem_in_the_served_metrics(served: Flask) -> None:
         [promtool, "check", "metrics"], input=text, capture_output=True, timeout=60
     )
     assert (result.returncode, result.stdout, result.stderr) == (0, b"", b"")
-

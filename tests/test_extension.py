@@ -261,8 +261,11 @@ def test_legacy_charset_key_warns_and_still_works(app: Flask) -> None:
 def test_password_from_key_and_url_authenticates(
     new_app: Flask, secured_server: RedisServer
 ) -> None:
-    new_app.config.update(REDIS_PORT=secured_server.port, REDIS_PASSWORD=SECRET,
-                          CACHE_URL=f"redis://:{SECRET}@127.0.0.1:{secured_server.port}/1")  # fmt: skip
+    new_app.config.update(
+        REDIS_PORT=secured_server.port,
+        REDIS_PASSWORD=SECRET,
+        CACHE_URL=f"redis://:{SECRET}@127.0.0.1:{secured_server.port}/1",
+    )
     assert Redis(new_app).ping() is True
     assert Redis(new_app, "CACHE").ping() is True
 

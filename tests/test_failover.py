@@ -13,8 +13,7 @@ import pytest
 import redis
 from flask import Flask
 
-from flask_redis import Redis
-from flask_redis import failover
+from flask_redis import Redis, failover
 from flask_redis.failover import MasterWatch
 
 from .conftest import close_clients

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any, Optional, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import pytest
 import redis
@@ -18,15 +18,15 @@ class Recorder:
     """An observer that keeps every round trip it is given."""
 
     def __init__(self) -> None:
-        self.calls: list[tuple[Command, float, Any, Optional[BaseException], Any]] = []
+        self.calls: list[tuple[Command, float, Any, BaseException | None, Any]] = []
 
     def __call__(
         self,
         command: Command,
         seconds: float,
         reply: Any,
-        error: Optional[BaseException],
-        commands: Optional[Sequence[Command]],
+        error: BaseException | None,
+        commands: Sequence[Command] | None,
     ) -> None:
         self.calls.append((command, seconds, reply, error, commands))
 
@@ -56,9 +56,7 @@ def test_each_command_is_one_observation_with_its_reply(client: Any, recorder: R
     assert all(0 < call[1] < 5 and call[3] is None for call in recorder.calls)
 
 
-def test_the_caller_gets_the_very_error_the_observer_saw(
-    client: Any, recorder: Recorder
-) -> None:
+def test_the_caller_gets_the_very_error_the_observer_saw(client: Any, recorder: Recorder) -> None:
     client.set("k", "v")
     with pytest.raises(redis.ResponseError) as raised:
         client.hget("k", "field")
@@ -214,7 +212,9 @@ def test_a_patch_of_redis_py_made_after_the_class_runs_as_a_tracer_would_have_it
 
 
 def test_a_failing_observer_leaves_the_others_their_round_trip(
-    client: Any, recorder: Recorder, caplog: pytest.LogCaptureFixture,
+    client: Any,
+    recorder: Recorder,
+    caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(flask_redis.instrument, "_observer_failed", False)  # not yet logged

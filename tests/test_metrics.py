@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import gc
 import itertools
-import os
 import logging
+import os
 import threading
 import weakref
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any, Callable, ContextManager
+from typing import Any, Callable
 
 import pytest
 import redis
@@ -27,7 +27,14 @@ import flask_redis.metrics
 from flask_redis import Redis
 
 from .samples import (
-    COMMANDS, DURATION, ERRORS, POOL, POOL_USAGE, REQUEST_COMMANDS, REQUEST_DURATION, Samples,
+    COMMANDS,
+    DURATION,
+    ERRORS,
+    POOL,
+    POOL_USAGE,
+    REQUEST_COMMANDS,
+    REQUEST_DURATION,
+    Samples,
     checked_out,
 )  # fmt: skip
 from .servers import RedisServer, free_port
@@ -263,9 +270,7 @@ def test_duration_buckets_are_those_of_each_round_trip(
 
 
 @where
-@pytest.mark.parametrize(
-    ("transaction", "round_trip"), [(False, "PIPELINE"), (True, "MULTI")]
-)
+@pytest.mark.parametrize(("transaction", "round_trip"), [(False, "PIPELINE"), (True, "MULTI")])
 def test_a_pipeline_is_one_round_trip_of_counted_commands(
     metrics_app: Flask,
     ext: Redis,
@@ -385,7 +390,7 @@ def test_a_connection_error_reaches_the_caller_and_is_counted(
 def test_outside_a_request_each_round_trip_is_recorded_at_once(
     metrics_app: Flask, ext: Redis, samples: Samples, context: str
 ) -> None:
-    contexts: dict[str, Callable[[], ContextManager[Any]]] = {
+    contexts: dict[str, Callable[[], AbstractContextManager[Any]]] = {
         "none": nullcontext,
         "app": metrics_app.app_context,
     }
@@ -665,7 +670,9 @@ def test_pool_gauge_is_read_at_the_scrape_outside_requests_too(
         pool.release(connection)
 
 
-@pytest.mark.parametrize("blocking", [False, True], ids=["ConnectionPool", "BlockingConnectionPool"])
+@pytest.mark.parametrize(
+    "blocking", [False, True], ids=["ConnectionPool", "BlockingConnectionPool"]
+)
 def test_pool_usage_is_the_share_of_max_connections_in_use(
     metrics_app: Flask, redis_server: RedisServer, samples: Samples, blocking: bool
 ) -> None:
@@ -819,4 +826,3 @@ def test_a_registry_no_longer_used_is_freed(redis_server: RedisServer) -> None:
     del app, registry
     gc.collect()
     assert freed() is None
-

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Dict, FrozenSet, Tuple
+from typing import Callable
 
 import pytest
 
@@ -27,11 +27,11 @@ pytest.importorskip("gunicorn")
 if sys.platform == "win32":  # pragma: no cover
     pytest.skip("gunicorn does not run on Windows", allow_module_level=True)
 
-from prometheus_client import CollectorRegistry  # noqa: E402
-from prometheus_client.multiprocess import MultiProcessCollector  # noqa: E402
-from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.parser import text_string_to_metric_families
 
-from flask_redis.multiprocess import INTERVAL  # noqa: E402
+from flask_redis.multiprocess import INTERVAL
 
 WORKERS = 4
 REQUESTS = 40
@@ -42,7 +42,7 @@ BACKGROUND = 10
 WORK_COMMANDS = {"SET": 2, "GET": 1, "INCRBY": 1, "HSET": 1, "LPUSH": 1}
 WORK_TOTAL = sum(WORK_COMMANDS.values())
 
-Samples = Dict[Tuple[str, FrozenSet[Tuple[str, str]]], float]
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 @pytest.fixture()
@@ -140,9 +140,7 @@ def test_workers_metrics_are_added_up(gunicorn: Gunicorn, preload: bool) -> None
     assert value("flask_redis_commands_total", prefix="redis", command="PIPELINE") is None
     duration = "flask_redis_command_duration_seconds"
     assert value(duration + "_count", prefix="redis", command="PIPELINE") == REQUESTS
-    assert value(duration + "_bucket", prefix="redis", command="PIPELINE", le="+Inf") == (
-        REQUESTS
-    )
+    assert value(duration + "_bucket", prefix="redis", command="PIPELINE", le="+Inf") == (REQUESTS)
     assert value(duration + "_count", prefix="redis", command="SET") == 2 * REQUESTS
     assert value(duration + "_count", prefix="redis", command="GET") == REQUESTS
     # The pipeline's commands are not round trips of their own.
@@ -209,6 +207,7 @@ def test_a_worker_that_exits_writes_what_it_tallied(gunicorn: Gunicorn) -> None:
         assert _value(samples, "flask_redis_commands_total", prefix="redis", command=command) == (
             per_request * REQUESTS
         ), command
-    assert _value(
-        samples, "flask_redis_request_commands_count", prefix="redis", endpoint="work"
-    ) == REQUESTS
+    assert (
+        _value(samples, "flask_redis_request_commands_count", prefix="redis", endpoint="work")
+        == REQUESTS
+    )

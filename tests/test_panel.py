@@ -10,7 +10,6 @@ from typing import Any, Callable
 
 import pytest
 import redis
-
 from markupsafe import Markup
 
 from flask_redis import RecordedCall
@@ -29,8 +28,8 @@ from .servers import RedisServer
 
 pytest.importorskip("flask_debugtoolbar")
 
-from flask_redis_panel._analysis import N_PLUS_ONE_THRESHOLD  # noqa: E402
-from flask_redis_panel._cli import command_line, quote_argument  # noqa: E402
+from flask_redis_panel._analysis import N_PLUS_ONE_THRESHOLD
+from flask_redis_panel._cli import command_line, quote_argument
 
 
 def _line_of_next_statement() -> int:
@@ -453,7 +452,7 @@ def test_markup_in_a_command_or_an_argument_is_shown_as_text(make_app: AppFactor
     # Upper-cased as a command, the markup would still run.
     assert "alert(1)</script>" not in page.text.lower() and "<img" not in page.text.lower()
     set_row, bad_row = page.rows
-    assert set_row.full == f"\"{markup}\" \"{markup}\""
+    assert set_row.full == f'"{markup}" "{markup}"'
     assert bad_row.command.startswith(SCRIPT_TAG.upper())
 
 

@@ -15,9 +15,9 @@ from .recorded import AppFactory, fastest_rendering
 
 pytest.importorskip("flask_debugtoolbar")
 
-from flask_redis_panel._model import Snapshot  # noqa: E402
-from flask_redis_panel._view import ROW_TEXT_BYTES, html_size, make_row  # noqa: E402
-from flask_redis_panel.panel import render  # noqa: E402
+from flask_redis_panel._model import Snapshot
+from flask_redis_panel._view import ROW_TEXT_BYTES, html_size, make_row
+from flask_redis_panel.panel import render
 
 CALLS = 1000
 #: The target: any 1000 calls make less HTML than this, and take less time to render.
@@ -99,9 +99,7 @@ def row_html(call: RecordedCall) -> str:
 @pytest.mark.parametrize("kind", [kind for kind in WORST if isinstance(WORST[kind], str)])
 def test_the_text_of_a_row_is_cut_to_its_budget_of_bytes(kind: str) -> None:
     value = WORST[kind]
-    call = recorded_call(
-        command=value.upper(), args=(value,) * 50, error=f"ResponseError: {value}"
-    )
+    call = recorded_call(command=value.upper(), args=(value,) * 50, error=f"ResponseError: {value}")
     row = make_row(1, call, 0.01, 1, False)
 
     texts = [row.command, row.error or "", row.preview or "", row.full]

@@ -73,9 +73,7 @@ def example() -> Iterator[ModuleType]:
 
 
 @pytest.fixture()
-def server_url(
-    example: ModuleType, redis_server: RedisServer, plain: redis.Redis
-) -> Iterator[str]:
+def server_url(example: ModuleType, redis_server: RedisServer, plain: redis.Redis) -> Iterator[str]:
     """The example app served on a free port of 127.0.0.1 by a thread of werkzeug's."""
     from werkzeug.serving import make_server
 
@@ -140,9 +138,9 @@ def page(browser: Any, server_url: str) -> Iterator[tuple[Any, BrowserLog]]:
         page.set_default_timeout(TIMEOUT_MS)
         page.on(
             "console",
-            lambda message: log.errors.append(f"console: {message.text}")
-            if message.type == "error"
-            else None,
+            lambda message: (
+                log.errors.append(f"console: {message.text}") if message.type == "error" else None
+            ),
         )
         page.on("pageerror", lambda error: log.errors.append(f"pageerror: {error}"))
 
@@ -194,7 +192,8 @@ def test_the_panel_in_chromium(page: tuple[Any, BrowserLog], server_url: str) ->
     assert "ResponseError: WRONGTYPE" in errors.inner_text()
 
     loop = next(
-        number for number, line in enumerate(EXAMPLE.read_text().splitlines(), 1)
+        number
+        for number, line in enumerate(EXAMPLE.read_text().splitlines(), 1)
         if "prices = [db.get(" in line
     )
     hints = panel.locator("li.frp-hint").all_inner_texts()

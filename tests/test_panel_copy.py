@@ -18,8 +18,8 @@ from .servers import RedisServer
 
 pytest.importorskip("flask_debugtoolbar")
 
-from flask_redis_panel._cli import quote_argument  # noqa: E402
-from flask_redis_panel._view import html_size  # noqa: E402
+from flask_redis_panel._cli import quote_argument
+from flask_redis_panel._view import html_size
 
 Value = Union[str, bytes]
 
@@ -31,7 +31,7 @@ REASONS = {
 }
 
 #: Characters that need quotes or escapes, or are more than a byte in UTF-8.
-AWKWARD = ' "\'\\\n\r\t\x00\x01\x1b\x7f\x85\xa0\u00e9\u20ac\u2028\U0001f600{}$;#*'
+AWKWARD = " \"'\\\n\r\t\x00\x01\x1b\x7f\x85\xa0\u00e9\u20ac\u2028\U0001f600{}$;#*"
 
 values = st.one_of(
     st.text(max_size=40),

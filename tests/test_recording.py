@@ -3,15 +3,16 @@ real server through a Flask app and its test client."""
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import inspect
-import gc
 import logging
 import re
 import tracemalloc
 import weakref
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable
 
 import pytest
 import redis
@@ -207,9 +208,7 @@ def test_starts_increase_and_durations_are_positive(recording_app: Flask, ext: R
         assert call.start + call.duration <= following.start
 
 
-def test_reads_count_hits_and_misses(
-    recording_app: Flask, ext: Redis, plain: redis.Redis
-) -> None:
+def test_reads_count_hits_and_misses(recording_app: Flask, ext: Redis, plain: redis.Redis) -> None:
     plain.mset({"a": 1, "b": 2})
     plain.hset("h", mapping={"f": 1, "g": 2})
 
@@ -554,12 +553,8 @@ def test_binary_values_are_shown_as_hex(
     assert commands(calls) == [("SET", ("bin", shown))]
 
 
-
-
 @pytest.mark.parametrize("command", ["MSET", "RPUSH"])
-def test_only_the_first_arguments_are_kept(
-    recording_app: Flask, ext: Redis, command: str
-) -> None:
+def test_only_the_first_arguments_are_kept(recording_app: Flask, ext: Redis, command: str) -> None:
     args = [f"arg{number}" for number in range(120)]
     calls = recorded(recording_app, lambda: ext.execute_command(command, *args))
     (call,) = calls
@@ -709,8 +704,11 @@ def test_config_set_masterauth_is_redacted(
         ("MIGRATE", ("host", 6379, "", 0, 5000, "COPY", "AUTH", "pw", "KEYS", "a", "b"), {7}),
         ("MIGRATE", ("host", 6379, "k", 0, 5000, "AUTH2", "user", "pw"), {7}),
         ("MIGRATE", ("host", 6379, "k", 0, 5000, "REPLACE"), set()),
-        ("ACL SETUSER", ("alice", "on", ">pw", "<old", "#" + "a" * 64, "!" + "b" * 64, "~*"),
-         {2, 3, 4, 5}),
+        (
+            "ACL SETUSER",
+            ("alice", "on", ">pw", "<old", "#" + "a" * 64, "!" + "b" * 64, "~*"),
+            {2, 3, 4, 5},
+        ),
         ("ACL", ("SETUSER", "alice", "on", ">pw", "~*", "+@all"), {3}),
         ("ACL", (b"setuser", b">alice", b">pw"), {2}),  # a user name is no secret
         ("ACL", ("GETUSER", "alice"), set()),
@@ -873,9 +871,7 @@ def test_outside_a_request_nothing_is_recorded(
     assert commands(recorded(recording_app, lambda: ext.get("a"))) == [("GET", ("a",))]
 
 
-def test_a_request_inside_a_request_keeps_the_outer_calls(
-    recording_app: Flask, ext: Redis
-) -> None:
+def test_a_request_inside_a_request_keeps_the_outer_calls(recording_app: Flask, ext: Redis) -> None:
     captured: dict[str, RecordedCalls] = {}
 
     @recording_app.route("/inner")
@@ -934,9 +930,7 @@ def test_a_failing_teardown_of_the_app_leaves_no_stale_calls(
     ext.get("outside")  # in the same thread, outside any request
     assert get_recorded_calls() == []
     assert client.get("/work/4").status_code == 200
-    assert [commands(calls) for calls in captured] == [
-        [("GET", (f"in-{n}",))] for n in range(1, 5)
-    ]
+    assert [commands(calls) for calls in captured] == [[("GET", (f"in-{n}",))] for n in range(1, 5)]
     # No request holds on to the calls of the ones before it.
     ended = weakref.ref(captured[0])
     captured.clear()

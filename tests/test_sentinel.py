@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import pytest
@@ -97,7 +97,7 @@ def test_replica_of_a_prefix_without_sentinel_is_a_clear_error(app: Flask) -> No
     redis_ext = Redis(app)
     with pytest.raises(AttributeError, match=r"no replica client: only a prefix that uses"
                                              r" Sentinel \(REDIS_SENTINELS\) has one"):  # fmt: skip
-        redis_ext.replica
+        redis_ext.replica  # noqa: B018 - reading the attribute raises
 
 
 @dataclass

@@ -15,12 +15,12 @@ from redis.cluster import RedisCluster
 from flask_redis import Redis
 
 from .conftest import close_clients
-from .servers import ClusterNodes, RedisServer, SentinelSet, key_in_slot
 from .recorded import read_page
+from .servers import ClusterNodes, RedisServer, SentinelSet, key_in_slot
 
 pytest.importorskip("flask_debugtoolbar")
 
-from flask_debugtoolbar import DebugToolbarExtension  # noqa: E402
+from flask_debugtoolbar import DebugToolbarExtension
 
 
 @pytest.fixture()
@@ -43,7 +43,9 @@ def three_modes(
         REDIS_URL=redis_server.url,
         SESSIONS_SENTINELS=sentinel_set.sentinels,
         SESSIONS_SENTINEL_MASTER=sentinel_set.service,
-        CACHE_CLUSTER=",".join(f"{host}:{port}" for host, port in redis_cluster_nodes.startup_nodes),
+        CACHE_CLUSTER=",".join(
+            f"{host}:{port}" for host, port in redis_cluster_nodes.startup_nodes
+        ),
         **{f"{prefix}_METRICS_REGISTRY": registry for prefix in ("REDIS", "SESSIONS", "CACHE")},
     )
     app.extensions["test_registry"] = registry

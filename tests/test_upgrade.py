@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
-from typing import Any, Optional
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -200,7 +200,7 @@ def test_what_1_0_connected_to_is_what_2_0_connects_to(config: dict[str, Any]) -
     assert defaults(effective(kwargs)) == defaults(as_1_0(config))
     # a separate key that the URL overrides, and only one, is named in a warning
     ignored = {str(w.message).split(" is ignored: ")[0] for w in caught}
-    overridden: set[Optional[str]] = set()
+    overridden: set[str | None] = set()
     if config.get("REDIS_URL"):
         mine = defaults(as_1_0({k: v for k, v in config.items() if k != "REDIS_URL"}))
         theirs = defaults(as_1_0(config))

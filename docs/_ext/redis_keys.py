@@ -106,9 +106,7 @@ class _TableDirective(SphinxDirective):
     def _parse(self, lines: list[str]) -> list[nodes.Node]:
         container = nodes.container()
         source = self.get_source_info()[0]
-        self.state.nested_parse(
-            StringList(lines, source=source), self.content_offset, container
-        )
+        self.state.nested_parse(StringList(lines, source=source), self.content_offset, container)
         return container.children
 
 
