@@ -19,10 +19,14 @@
     the in-memory connection, plain, with metrics, with metrics and recording, and, for
     scale, with redis-client-kit's instrumented client and with prometheus-flask-exporter;
     in time and, with ``--instructions``, in callgrind instructions.
+11. valkey-py as the client (``PREFIX_CLASS = "valkey.Valkey"``), client CPU per GET: plain
+    valkey-py and instrumented on an in-memory valkey-py connection, as in 1.
+12. valkey-py over loopback, on a real valkey-server: GET, and a pipeline of 100 SET.
+13. With ``--instructions``: the instructions added per GET of valkey-py, as in 6.
 
 Run from the project root:
-``python benchmarks/overhead.py [--rounds N] [--instructions] [--only server|cluster|request]
-[--multiprocess]``.
+``python benchmarks/overhead.py [--rounds N] [--instructions]
+[--only server|cluster|request|valkey] [--multiprocess]``.
 """
 
 from __future__ import annotations
@@ -64,10 +68,10 @@ from flask_redis import Redis, get_recorded_calls
 from flask_redis.exposition import serve_metrics
 from flask_redis.instrument import observe
 from flask_redis.metrics import COMMANDS, DURATION_BUCKETS, metrics_for
-from tests.servers import ClusterNodes, RedisServer
+from tests.servers import ClusterNodes, RedisServer, ServerUnavailable
 
 
-class MemoryConnection(redis.Connection):
+class _InMemory:
     """A connection that sends nothing and always reads the same reply."""
 
     def connect(self, *args: Any, **kwargs: Any) -> None:
@@ -84,6 +88,20 @@ class MemoryConnection(redis.Connection):
 
     def disconnect(self, *args: Any, **kwargs: Any) -> None:
         pass
+
+
+class MemoryConnection(_InMemory, redis.Connection):
+    """A redis-py connection that sends nothing and always reads the same reply."""
+
+
+def memory_valkey_pool() -> Any:
+    """A valkey-py pool of connections that send nothing and always read the same reply."""
+    import valkey
+
+    class MemoryValkeyConnection(_InMemory, valkey.Connection):
+        pass
+
+    return valkey.ConnectionPool(connection_class=MemoryValkeyConnection)
 
 
 #: The masters of the in-memory cluster; the slots are split evenly between them.
@@ -492,6 +510,8 @@ COUNT_CASES = (
 )
 #: The same for a cluster client of the in-memory cluster: each is "cluster " + the case.
 CLUSTER_COUNT_CASES = tuple(f"cluster {case}" for case in COUNT_CASES[:4])
+#: The same for valkey-py's client on an in-memory valkey-py connection: "valkey " + the case.
+VALKEY_COUNT_CASES = tuple(f"valkey {case}" for case in COUNT_CASES[:4])
 #: Pipelines of 100 SET instead of GETs: "cluster pipeline " + the case.
 CLUSTER_PIPELINE_CASES = (
     "cluster pipeline plain",
@@ -507,8 +527,8 @@ def count(case: str, n: int) -> None:
         _, column, gets, client = case.split()
         count_requests(column, int(gets), n, client)
         return
-    cluster = case.startswith("cluster ")
-    kind = case[len("cluster ") :] if cluster else case
+    cluster, valkey = case.startswith("cluster "), case.startswith("valkey ")
+    kind = case.split(" ", 1)[1] if cluster or valkey else case
     pipeline = kind.startswith("pipeline ")
     kind = kind[len("pipeline ") :] if pipeline else kind
     settings = {
@@ -520,6 +540,9 @@ def count(case: str, n: int) -> None:
     if cluster:
         random.seed(0)  # redis-py shuffles the startup nodes: the same order in each run
         app, clients = app_with({"BENCH": memory_cluster(**settings)})
+    elif valkey:
+        settings.update(CLASS="valkey.Valkey", CONNECTION_POOL=memory_valkey_pool())
+        app, clients = app_with({"BENCH": settings})
     else:
         memory = redis.ConnectionPool(connection_class=MemoryConnection)
         app, clients = app_with({"BENCH": {"CONNECTION_POOL": memory, **settings}})
@@ -895,6 +918,60 @@ def request_section(args: argparse.Namespace) -> None:
         print_request_table(counts, lambda n: f"{n / 1e3:.1f}k")
 
 
+def valkey_clients(settings: Callable[[], dict[str, Any]]) -> tuple[Flask, dict[str, Redis]]:
+    """An app with a plain (``PLAIN``) and an instrumented (``METRICS``) valkey-py client,
+    each set up with the config keys (prefix left out) that ``settings()`` gives."""
+    return app_with({
+        "PLAIN": {"CLASS": "valkey.Valkey", "METRICS": False, **settings()},
+        "METRICS": {"CLASS": "valkey.Valkey", "METRICS_REGISTRY": CollectorRegistry(),
+                    **settings()},
+    })  # fmt: skip
+
+
+def valkey_cpu_per_command(rounds: int) -> dict[str, float]:
+    """Seconds per GET of plain and instrumented valkey-py on in-memory connections."""
+    n = 2000
+    app, clients = valkey_clients(lambda: {"CONNECTION_POOL": memory_valkey_pool()})
+    plain, instrumented = clients["PLAIN"], clients["METRICS"]
+    get = lambda c: c.connection.get("key")  # noqa: E731
+    return best(rounds, {
+        "plain, outside a request": timed_loop(lambda: get(plain), n),
+        "metrics, outside a request": timed_loop(lambda: get(instrumented), n),
+        "plain, in a request": in_request(app, plain, n, get),
+        "metrics, in a request": in_request(app, instrumented, n, get),
+    })  # fmt: skip
+
+
+def valkey_sections(args: argparse.Namespace) -> None:
+    """Sections 11 to 13: valkey-py as the client."""
+    if importlib.util.find_spec("valkey") is None:
+        print("11-13. valkey-py is not installed (pip install valkey): sections left out")
+        return
+    cpu = valkey_cpu_per_command(args.rounds)
+    print(f"11. valkey-py {version('valkey')}: client CPU per GET, in-memory connection")
+    for name, seconds in cpu.items():
+        print(f"   {name:34} {seconds * 1e6:8.2f} us")
+    print_added(cpu, ("metrics, outside a request", "metrics, in a request"))
+
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            server = RedisServer(Path(folder), kind="valkey").start()
+        except ServerUnavailable as error:
+            print(f"\n12. valkey-py over loopback: left out, {error}")
+        else:
+            try:
+                app, clients = valkey_clients(lambda: {"PORT": server.port})
+                wire = dict(plain_and_metrics(args.rounds, app, clients))
+            finally:
+                server.stop()
+            print("\n12. valkey-py over loopback, real valkey-server (minimum of the rounds)")
+            print_ratios(wire)
+
+    if args.instructions:
+        print("\n13. Instructions per GET of valkey-py, in-memory connection (callgrind)")
+        print_instructions(instructions(VALKEY_COUNT_CASES), "valkey plain", strip="valkey ")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=30, help="alternating rounds per case")
@@ -905,9 +982,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--only",
-        choices=("server", "cluster", "request"),
-        help="run only the sections of one server (1-6), of a cluster (7-9)"
-        " or of whole requests (10)",
+        choices=("server", "cluster", "request", "valkey"),
+        help="run only the sections of one server (1-6), of a cluster (7-9),"
+        " of whole requests (10) or of valkey-py (11-13)",
     )
     parser.add_argument(
         "--client",
@@ -950,7 +1027,12 @@ def main() -> None:
             " multiprocess server"
         )
     print()
-    sections = {"server": server_sections, "cluster": cluster_sections, "request": request_section}
+    sections = {
+        "server": server_sections,
+        "cluster": cluster_sections,
+        "request": request_section,
+        "valkey": valkey_sections,
+    }
     for number, (name, section) in enumerate(sections.items()):
         if args.only in (None, name):
             if args.only is None and number:
