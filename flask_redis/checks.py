@@ -1,21 +1,23 @@
-"""Check the value of each argument of redis-py's clients, converted from text first, and
-raise a :exc:`ValueError` or :exc:`TypeError` naming its key, which never shows a secret."""
+"""Check the value of each argument of redis-py's and valkey-py's clients, converted from
+text first, and raise a :exc:`ValueError` or :exc:`TypeError` naming its key, which never
+shows a secret."""
 
 from __future__ import annotations
 
 import codecs
 import functools
+import importlib
 import importlib.util
 import os
 import ssl
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+from collections.abc import Mapping
+from typing import Any, Callable
 
-import redis
 from werkzeug.utils import import_string
 
 
-@functools.lru_cache(maxsize=None)
-def _class_named(*paths: str) -> Optional[type[Any]]:
+@functools.cache
+def _class_named(*paths: str) -> type[Any] | None:
     """The first class of ``paths`` that imports, if any (redis-py 5 lacks some)."""
     for path in paths:
         try:
@@ -57,7 +59,7 @@ def _to_bool(text: str) -> bool:
 
 
 # Converters of text values: the function, and what a bad value should have been.
-_Converter = Tuple[Callable[[str], Any], str]
+_Converter = tuple[Callable[[str], Any], str]
 _INTEGER: _Converter = (int, "an integer")
 _NUMBER: _Converter = (float, "a number")
 _BOOLEAN: _Converter = (_to_bool, "a boolean (true/false, yes/no, 1/0)")
@@ -67,7 +69,8 @@ _BOOLEAN: _Converter = (_to_bool, "a boolean (true/false, yes/no, 1/0)")
 _CONVERTERS: dict[str, _Converter] = {
     **dict.fromkeys(
         ("port", "db", "max_connections", "health_check_interval", "socket_read_size",
-         "protocol", "reinitialize_steps", "cluster_error_retry_attempts"),
+         "protocol", "reinitialize_steps", "cluster_error_retry_attempts", "cache_max_size",
+         "cache_ttl"),
         _INTEGER,
     ),
     **dict.fromkeys(("socket_timeout", "socket_connect_timeout"), _NUMBER),
@@ -75,7 +78,7 @@ _CONVERTERS: dict[str, _Converter] = {
         ("decode_responses", "ssl", "ssl_check_hostname", "ssl_validate_ocsp",
          "ssl_validate_ocsp_stapled", "retry_on_timeout", "socket_keepalive",
          "single_connection_client", "read_from_replicas", "require_full_coverage",
-         "dynamic_startup_nodes", "legacy_responses"),
+         "dynamic_startup_nodes", "legacy_responses", "cache_enabled"),
         _BOOLEAN,
     ),
 }  # fmt: skip
@@ -107,7 +110,8 @@ def _convert_with(key: str, value: Any, converter: _Converter) -> Any:
 
 
 class _Check:
-    """What the value of one argument must be, after its conversion from text.
+    """What the value of one argument must be, after its conversion from text, for a client
+    of a library (``"redis"`` or ``"valkey"``).
 
     :param expected: What it must be, for the message: ``"an integer from 1 to 65535"``.
     :param kind: Whether a value has the right type; a value without is a :exc:`TypeError`.
@@ -121,14 +125,14 @@ class _Check:
         self,
         expected: str,
         kind: Callable[[Any], bool],
-        valid: Optional[Callable[[Any], bool]] = None,
+        valid: Callable[[Any], bool] | None = None,
         none: bool = True,
-        normal: Optional[Callable[[Any], Any]] = None,
+        normal: Callable[[Any], Any] | None = None,
     ) -> None:
         self.expected, self.kind, self.valid = expected, kind, valid
         self.none, self.normal = none, normal
 
-    def __call__(self, key: str, value: Any) -> Any:
+    def __call__(self, key: str, value: Any, library: str = "redis") -> Any:
         if not self.kind(value):
             raise TypeError(f"{key} must be {self.expected}, got {_shown(key, value)}")
         if self.valid is not None and not _succeeds(self.valid, value):
@@ -162,7 +166,7 @@ def _is_path(value: Any) -> bool:
     )
 
 
-def _integer(low: int, high: Optional[int] = None, none: bool = False) -> _Check:
+def _integer(low: int, high: int | None = None, none: bool = False) -> _Check:
     expected = f"an integer from {low} to {high}" if high else f"an integer of {low} or more"
     return _Check(expected, _is_int, lambda v: low <= v and (high is None or v <= high), none)
 
@@ -191,7 +195,7 @@ def _boolean(none: bool = False) -> _Check:
     )
 
 
-def _text(expected: str = "a string", valid: Optional[Callable[[Any], bool]] = None) -> _Check:
+def _text(expected: str = "a string", valid: Callable[[Any], bool] | None = None) -> _Check:
     return _Check(expected, _is_text, valid)
 
 
@@ -199,17 +203,29 @@ def _file_path(expected: str = "a file path (a string)") -> _Check:
     return _Check(expected, _is_path, lambda v: bool(os.fspath(v)), normal=os.fspath)
 
 
-def _instance(*paths: str, none: bool = True) -> _Check:
-    """An instance of the class at the first of ``paths`` that imports."""
-    expected = f"an instance of {paths[0]}"
+class _Instance(_Check):
+    """An instance of the class at the first of ``paths`` that imports, ``{lib}`` in them
+    standing for the client's library: ``{lib}.retry.Retry`` is ``valkey.retry.Retry`` for
+    a client of valkey-py."""
 
-    def kind(value: Any) -> bool:
+    def __init__(self, *paths: str, none: bool = True) -> None:
+        super().__init__(f"an instance of {paths[0]}", lambda value: False, none=none)
+        self.paths = paths
+
+    def __call__(self, key: str, value: Any, library: str = "redis") -> Any:
+        paths = tuple(path.format(lib=library) for path in self.paths)
         wanted = _class_named(*paths)
-        return wanted is not None and isinstance(value, wanted)
+        if wanted is None or not isinstance(value, wanted):
+            # The path that imports (valkey-py has no AbstractRetry), else the first.
+            found = [path for path in paths if _class_named(path) is wanted] or [paths[0]]
+            expected = f"an instance of {found[0] if wanted is not None else paths[0]}"
+            if wanted is None and paths[0].startswith("OpenSSL."):
+                expected += " (pip install pyOpenSSL)"
+            raise TypeError(f"{key} must be {expected}, got {_shown(key, value)}")
+        return value
 
-    if not _class_named(*paths) and paths[0].startswith("OpenSSL."):
-        expected += " (pip install pyOpenSSL)"
-    return _Check(expected, kind, none=none)
+
+_instance = _Instance
 
 
 def _list_of(expected: str, item: Callable[[Any], bool], none: bool = True) -> _Check:
@@ -238,10 +254,10 @@ _TEXT_OR_BYTES = _Check("a string", lambda v: isinstance(v, (str, bytes)))
 _CALLABLE = _Check("a function (a callable)", callable)
 _NO_NONE = functools.partial(_Check, none=False)
 
-#: Per argument of redis-py's clients (redis.Redis, RedisCluster, a Sentinel master's
-#: connection and pool), what its value must be. An argument missing here (one of a
-#: client class of the app's own) is passed on as it is.
-_CHECKS: Dict[str, _Check] = {
+#: Per argument of redis-py's and valkey-py's clients (redis.Redis, RedisCluster, a Sentinel
+#: master's connection and pool; the same of valkey-py), what its value must be. An
+#: argument missing here (one of a client class of the app's own) is passed on as it is.
+_CHECKS: dict[str, _Check] = {
     "host": _NO_NONE("a host name or IP address (a string)", _is_text, lambda v: v.strip() != ""),
     "port": _integer(1, 65535),
     "db": _integer(0),
@@ -253,19 +269,22 @@ _CHECKS: Dict[str, _Check] = {
     "socket_keepalive": _boolean(none=True),
     "socket_keepalive_options": _Check(
         "a dict of socket options (integers) to integers or bytes",
-        lambda v: isinstance(v, Mapping)
-        and all(_is_int(k) and (_is_int(o) or isinstance(o, bytes)) for k, o in v.items()),
+        lambda v: (
+            isinstance(v, Mapping)
+            and all(_is_int(k) and (_is_int(o) or isinstance(o, bytes)) for k, o in v.items())
+        ),
     ),
-    "connection_pool": _instance("redis.connection.ConnectionPool", none=False),
+    "connection_pool": _instance("{lib}.connection.ConnectionPool", none=False),
     "unix_socket_path": _file_path("a socket path (a string)"),
     "encoding": _NO_NONE("the name of a text encoding, such as 'utf-8'", _is_text, _text_encoding),
     "encoding_errors": _NO_NONE(
-        "the name of an error handler, such as 'strict' or 'replace'", _is_text,
+        "the name of an error handler, such as 'strict' or 'replace'",
+        _is_text,
         lambda v: callable(codecs.lookup_error(v)),
-    ),  # fmt: skip
+    ),
     "decode_responses": _boolean(),
     "retry_on_timeout": _boolean(),
-    "retry": _instance("redis.retry.AbstractRetry", "redis.retry.Retry"),
+    "retry": _instance("{lib}.retry.AbstractRetry", "{lib}.retry.Retry"),
     "retry_on_error": _list_of(
         "a list of exception classes",
         lambda v: isinstance(v, type) and issubclass(v, BaseException),
@@ -306,7 +325,8 @@ _CHECKS: Dict[str, _Check] = {
     "lib_version": _text(),
     "driver_info": _instance("redis.driver_info.DriverInfo"),
     "redis_connect_func": _CALLABLE,
-    "credential_provider": _instance("redis.credentials.CredentialProvider"),
+    "valkey_connect_func": _CALLABLE,
+    "credential_provider": _instance("{lib}.credentials.CredentialProvider"),
     "protocol": _Check("2 or 3", _is_int, lambda v: v in (2, 3)),
     "legacy_responses": _boolean(),
     "cache": _instance("redis.cache.CacheInterface"),
@@ -316,6 +336,16 @@ _CHECKS: Dict[str, _Check] = {
     "oss_cluster_maint_notifications_handler": _instance(
         "redis.maint_notifications.OSSMaintNotificationsHandler"
     ),
+    # valkey-py's client-side cache.
+    "cache_enabled": _boolean(),
+    "client_cache": _instance("valkey._cache.AbstractCache"),
+    "cache_max_size": _integer(1),
+    "cache_ttl": _integer(0),
+    "cache_policy": _NO_NONE(
+        "'lru', 'lfu' or 'random'", _is_text, lambda v: v in ("lru", "lfu", "random")
+    ),
+    "cache_deny_list": _list_of("a list of command names (strings)", _is_text, none=False),
+    "cache_allow_list": _list_of("a list of command names (strings)", _is_text, none=False),
     # RedisCluster's own.
     "address_remap": _CALLABLE,
     "cluster_error_retry_attempts": _integer(0),
@@ -335,28 +365,32 @@ class _Unset:
 _UNSET = _Unset()
 
 
-def _value(key: str, name: str, value: Any) -> Any:
-    """The value of argument ``name`` that ``key`` gives: converted from text and checked;
-    :data:`_UNSET` for a ``None`` that means "not set"."""
+def _value(key: str, name: str, value: Any, library: str = "redis") -> Any:
+    """The value of argument ``name`` that ``key`` gives to a client of ``library``
+    (``"redis"`` or ``"valkey"``): converted from text and checked; :data:`_UNSET` for a
+    ``None`` that means "not set"."""
     check = _CHECKS.get(name)
     if value is None:
         return value if check is None or check.none else _UNSET
     value = _convert(key, name, value)
-    return value if check is None else check(key, value)
+    return value if check is None else check(key, value, library)
 
 
 # -- Arguments that redis-py refuses together ----------------------------------------------
 
 
-def _check_together(kwargs: dict[str, Any], key: Callable[[str], str]) -> None:
-    """Raise for arguments that redis-py refuses together, naming their keys: ``key(name)``
-    is the key of argument ``name``, set or not."""
+def _check_together(
+    kwargs: dict[str, Any], key: Callable[[str], str], library: str = "redis"
+) -> None:
+    """Raise for arguments that the client of ``library`` refuses together, naming their
+    keys: ``key(name)`` is the key of argument ``name``, set or not."""
     protocol = kwargs.get("protocol")
     pool = kwargs.get("connection_pool")
     if pool is not None:
         protocol = getattr(pool, "connection_kwargs", {}).get("protocol")
     if protocol is None:
-        protocol = getattr(redis.utils, "DEFAULT_RESP_VERSION", 2)
+        utils = importlib.import_module(f"{library}.utils")
+        protocol = getattr(utils, "DEFAULT_RESP_VERSION", 2)
     resp3 = _succeeds(lambda p: int(p) == 3, protocol)
     needs = (
         f"protocol 3 (RESP3), which {key('protocol')} does not give"
@@ -366,6 +400,8 @@ def _check_together(kwargs: dict[str, Any], key: Callable[[str], str]) -> None:
     for name in ("cache", "cache_config"):
         if kwargs.get(name) is not None and not resp3:
             raise ValueError(f"{key(name)} needs {needs}: redis-py caches over RESP3 only")
+    if kwargs.get("cache_enabled") and not resp3:
+        raise ValueError(f"{key('cache_enabled')} needs {needs}: valkey-py caches over RESP3 only")
     notifications = kwargs.get("maint_notifications_config")
     if notifications is not None and getattr(notifications, "enabled", False):
         if not resp3:

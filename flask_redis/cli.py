@@ -6,13 +6,16 @@ Flask finds the group through the package's ``flask.commands`` entry point, so
 
 The commands talk to the servers through connections of their own, made from each
 prefix's settings with a timeout of their own and no retries, and closed when they are
-done. Their round trips are none of the app's: the metrics, the recorded calls and the
-slow log do not see them, and the app's connection pools are left as they were.
+done; with the classes of the prefix's client library, redis-py or valkey-py. Their round
+trips are none of the app's: the metrics, the recorded calls and the slow log do not see
+them, and the app's connection pools are left as they were.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
+import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -24,11 +27,8 @@ import click
 import redis
 from flask import current_app
 from flask.cli import AppGroup
-from redis.backoff import NoBackoff
-from redis.cluster import RedisCluster
-from redis.retry import Retry
-from redis.sentinel import Sentinel, SentinelConnectionPool
 
+from .config import ClientLibrary, library_of
 from .pools import connection_counts
 from .recording import printable
 from .topology import CLUSTER, SENTINEL, SERVER
@@ -43,7 +43,7 @@ _MODE_NAMES = {SERVER: "standalone", SENTINEL: "sentinel", CLUSTER: "cluster"}
 #: arguments themselves, bound to that pool or client: a pool of the commands' own makes
 #: its own or does without.
 _BOUND_ARGUMENTS = frozenset({
-    "connection_pool", "redis_connect_func", "himport_registry",
+    "connection_pool", "redis_connect_func", "valkey_connect_func", "himport_registry",
     "maint_notifications_pool_handler", "oss_cluster_maint_notifications_handler",
     "orig_host_address", "orig_socket_timeout", "orig_socket_connect_timeout",
 })  # fmt: skip
@@ -72,7 +72,8 @@ class _Server:
     role: str
     #: ``host:port``, ``[ipv6]:port`` or ``unix:/path``.
     address: str
-    client: redis.Redis
+    #: A client of the prefix's library (``redis.Redis`` or ``valkey.Valkey``).
+    client: Any
 
 
 @dataclass
@@ -108,21 +109,45 @@ class _Prefix:
         }
 
 
+def _library(client: Any) -> ClientLibrary:
+    """The library of an app's client: redis-py's or valkey-py's."""
+    return library_of(type(client))
+
+
+def _module(library: ClientLibrary) -> Any:
+    """The package of ``library``: :mod:`redis`, or ``valkey``."""
+    return importlib.import_module(library.name)
+
+
+def _errors(*others: type[BaseException]) -> tuple[type[BaseException], ...]:
+    """The base classes of the errors of the client libraries imported, and ``others``."""
+    found: list[type[BaseException]] = [redis.RedisError, *others]
+    valkey = sys.modules.get("valkey")
+    if valkey is not None:  # a prefix of valkey-py's: its errors are ValkeyError's
+        found.append(valkey.ValkeyError)
+    return tuple(found)
+
+
 def _mode(client: Any) -> str:
     """The topology of an app's client, as :func:`~.extension._connect` made it."""
-    if isinstance(client, RedisCluster):
+    library = _library(client)
+    if isinstance(client, library.cluster):
         return CLUSTER
-    if isinstance(getattr(client, "connection_pool", None), SentinelConnectionPool):
+    pool = getattr(client, "connection_pool", None)
+    if isinstance(pool, _module(library).sentinel.SentinelConnectionPool):
         return SENTINEL
     return SERVER
 
 
-def _bounded(timeout: float) -> dict[str, Any]:
+def _bounded(timeout: float, library: ClientLibrary) -> dict[str, Any]:
     """Connection arguments that give up after ``timeout`` seconds, and never retry."""
+    module = _module(library)
+    importlib.import_module(f"{library.name}.backoff")
+    importlib.import_module(f"{library.name}.retry")
     return {
         "socket_timeout": timeout,
         "socket_connect_timeout": timeout,
-        "retry": Retry(NoBackoff(), 0),  # type: ignore[no-untyped-call,unused-ignore]
+        "retry": module.retry.Retry(module.backoff.NoBackoff(), 0),
     }
 
 
@@ -138,9 +163,9 @@ def _pool_address(kwargs: dict[str, Any]) -> str:
     return _address(kwargs.get("host", "localhost"), kwargs.get("port", 6379))
 
 
-def _is_tls(connection_class: Any) -> bool:
+def _is_tls(connection_class: Any, library: ClientLibrary) -> bool:
     return isinstance(connection_class, type) and issubclass(
-        connection_class, redis.connection.SSLConnection
+        connection_class, _module(library).connection.SSLConnection
     )
 
 
@@ -149,30 +174,29 @@ def _password(kwargs: dict[str, Any] | None) -> list[str]:
     return [str(password)] if password else []
 
 
-def _own_client(pool: Any, timeout: float, stack: ExitStack) -> redis.Redis:
-    """A plain client with a pool of its own that connects as ``pool`` does, but within
-    ``timeout``; its connections are closed when ``stack`` closes."""
+def _own_client(pool: Any, timeout: float, stack: ExitStack, library: ClientLibrary) -> Any:
+    """A plain client of ``library`` with a pool of its own that connects as ``pool`` does,
+    but within ``timeout``; its connections are closed when ``stack`` closes."""
     kwargs = {
         name: value
         for name, value in pool.connection_kwargs.items()
         if name not in _BOUND_ARGUMENTS
     }
-    kwargs.update(_bounded(timeout))
-    own = redis.ConnectionPool(  # type: ignore[no-untyped-call,unused-ignore]
-        connection_class=pool.connection_class, **kwargs
-    )
+    kwargs.update(_bounded(timeout, library))
+    own = _module(library).ConnectionPool(connection_class=pool.connection_class, **kwargs)
     stack.callback(own.disconnect)
-    return redis.Redis(connection_pool=own)
+    return library.client(connection_pool=own)
 
 
 def _reach(prefix: str, client: Any, timeout: float, stack: ExitStack) -> _Prefix:
     """How to reach the servers of ``prefix``'s ``client``: one server, the master that
     the sentinels report, or each primary that the cluster client knows."""
     mode = _mode(client)
+    library = _library(client)
     if mode == CLUSTER:
-        return _reach_cluster(prefix, client, timeout, stack)
+        return _reach_cluster(prefix, client, timeout, stack, library)
     if mode == SENTINEL:
-        return _reach_sentinel(prefix, client.connection_pool, timeout, stack)
+        return _reach_sentinel(prefix, client.connection_pool, timeout, stack, library)
     pool = getattr(client, "connection_pool", None)
     if pool is None:
         return _Prefix(
@@ -182,17 +206,20 @@ def _reach(prefix: str, client: Any, timeout: float, stack: ExitStack) -> _Prefi
             " to take the server's address from",
         )
     kwargs = pool.connection_kwargs
-    server = _Server("server", _pool_address(kwargs), _own_client(pool, timeout, stack))
+    own = _own_client(pool, timeout, stack, library)
+    server = _Server("server", _pool_address(kwargs), own)
     return _Prefix(
         prefix,
         mode,
         db=int(kwargs.get("db") or 0),
-        tls=_is_tls(pool.connection_class),
+        tls=_is_tls(pool.connection_class, library),
         servers=[server],
     )
 
 
-def _reach_sentinel(prefix: str, pool: Any, timeout: float, stack: ExitStack) -> _Prefix:
+def _reach_sentinel(
+    prefix: str, pool: Any, timeout: float, stack: ExitStack, library: ClientLibrary
+) -> _Prefix:
     """The master of a Sentinel prefix, asked of its sentinels; and its replicas."""
     manager = pool.sentinel_manager
     service = str(pool.service_name)
@@ -201,11 +228,11 @@ def _reach_sentinel(prefix: str, pool: Any, timeout: float, stack: ExitStack) ->
          each.connection_pool.connection_kwargs.get("port", 26379))
         for each in manager.sentinels
     ]  # fmt: skip
-    kwargs = {**manager.connection_kwargs, **_bounded(timeout)}
-    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+    kwargs = {**manager.connection_kwargs, **_bounded(timeout, library)}
+    sentinel = library.sentinel(
         addresses,
         min_other_sentinels=manager.min_other_sentinels,
-        sentinel_kwargs={**manager.sentinel_kwargs, **_bounded(timeout)},
+        sentinel_kwargs={**manager.sentinel_kwargs, **_bounded(timeout, library)},
         **kwargs,
     )
     for each in sentinel.sentinels:
@@ -219,28 +246,30 @@ def _reach_sentinel(prefix: str, pool: Any, timeout: float, stack: ExitStack) ->
         sentinels=[_address(host, port) for host, port in addresses],
     )
     try:
-        host, port = sentinel.discover_master(service)  # type: ignore[no-untyped-call]
-        replicas = sentinel.discover_slaves(service)  # type: ignore[no-untyped-call]
-    except redis.RedisError as error:
+        host, port = sentinel.discover_master(service)
+        replicas = sentinel.discover_slaves(service)
+    except _errors() as error:
         found.error = _error_text(error)
         return found
-    master = sentinel.master_for(service)  # type: ignore[no-untyped-call]
+    master = sentinel.master_for(service)
     stack.callback(master.connection_pool.disconnect)
     found.servers = [_Server("master", _address(host, port), master)]
     found.replicas = [_address(*each) for each in replicas]
     return found
 
 
-def _reach_cluster(prefix: str, client: Any, timeout: float, stack: ExitStack) -> _Prefix:
+def _reach_cluster(
+    prefix: str, client: Any, timeout: float, stack: ExitStack, library: ClientLibrary
+) -> _Prefix:
     """Each primary that a cluster client knows, and the replicas."""
     found = _Prefix(prefix, CLUSTER)
     for node in client.get_primaries():
-        connection = node.redis_connection
+        connection = getattr(node, library.node_client_attribute)
         if connection is None:  # pragma: no cover - redis-py makes one for each node
             continue
         pool = connection.connection_pool
-        found.tls = found.tls or _is_tls(pool.connection_class)
-        own = _own_client(pool, timeout, stack)
+        found.tls = found.tls or _is_tls(pool.connection_class, library)
+        own = _own_client(pool, timeout, stack, library)
         found.servers.append(_Server("primary", _address(node.host, node.port), own))
     found.replicas = [_address(node.host, node.port) for node in client.get_replicas()]
     if not found.servers:
@@ -334,7 +363,7 @@ def _run(
         with ExitStack() as stack:
             try:
                 found = _reach(prefix, client, timeout, stack)
-            except (redis.RedisError, TypeError, ValueError) as error:
+            except _errors(TypeError, ValueError) as error:
                 # Settings that redis-py refuses only when it connects.
                 found = _Prefix(prefix, _mode(client), error=_error_text(error))
             report = check(found, client)
@@ -350,11 +379,13 @@ def _secrets_of(client: Any) -> list[str]:
     manager = getattr(pool, "sentinel_manager", None)
     if manager is not None:
         found += _password(manager.connection_kwargs) + _password(manager.sentinel_kwargs)
-    if isinstance(client, RedisCluster):
+    library = _library(client)
+    if isinstance(client, library.cluster):
         found += _password(getattr(client.nodes_manager, "connection_kwargs", None))
-        for node in client.get_nodes():  # type: ignore[no-untyped-call]
-            if node.redis_connection is not None:
-                found += _password(node.redis_connection.connection_pool.connection_kwargs)
+        for node in client.get_nodes():
+            node_client = getattr(node, library.node_client_attribute)
+            if node_client is not None:
+                found += _password(node_client.connection_pool.connection_kwargs)
     return found
 
 
@@ -448,7 +479,7 @@ def _ping(server: _Server, count: int) -> Report:
             start = perf_counter()
             server.client.ping()
             times.append(perf_counter() - start)
-    except (redis.RedisError, OSError) as error:
+    except _errors(OSError) as error:
         report["error"] = _error_text(error)
         return report
     report["ok"], report["pings"] = True, len(times)
@@ -512,7 +543,7 @@ def _info(server: _Server, db: int) -> Report:
                       "error": None, **_NO_INFO}  # fmt: skip
     try:
         info: dict[str, Any] = server.client.info()  # type: ignore[assignment,unused-ignore]
-    except (redis.RedisError, OSError) as error:
+    except _errors(OSError) as error:
         report["error"] = _error_text(error)
         return report
     keyspace = info.get(f"db{db}")
@@ -551,10 +582,12 @@ def _client_side(prefix: str, client: Any) -> Report:
     """The app's client of ``prefix``: its class, and each of its connection pools with
     the connections of this process that it holds."""
     pools: list[tuple[str, Any]]
-    if isinstance(client, RedisCluster):
-        pools = [(_address(node.host, node.port), node.redis_connection.connection_pool)
-                 for node in client.get_nodes()  # type: ignore[no-untyped-call]
-                 if node.redis_connection is not None]  # fmt: skip
+    library = _library(client)
+    if isinstance(client, library.cluster):
+        attribute = library.node_client_attribute
+        pools = [(_address(node.host, node.port), getattr(node, attribute).connection_pool)
+                 for node in client.get_nodes()
+                 if getattr(node, attribute) is not None]  # fmt: skip
     elif _mode(client) == SENTINEL:
         replica = current_app.extensions.get("redis_replicas", {}).get(prefix)
         pools = [("master", client.connection_pool)]

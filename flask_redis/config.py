@@ -1,6 +1,10 @@
 """Read a config prefix's ``PREFIX_*`` settings into a :class:`ClientConfig`: the client class
 and its keyword arguments, the topology, and the extension's own settings.
 
+The client library, redis-py or valkey-py, follows the client class (``PREFIX_CLASS``),
+else the URL's scheme (``valkey://`` picks valkey-py), else redis-py; a
+:class:`ClientLibrary` holds the classes of it that the extension builds on.
+
 The contract: a setting that is not what its key expects is a :exc:`ValueError` or a
 :exc:`TypeError` whose message names the key and what was expected, raised before any
 client exists (:mod:`.checks` checks each argument, :mod:`.urls` reads the URLs). Values of
@@ -13,27 +17,55 @@ from __future__ import annotations
 
 import difflib
 import functools
+import importlib
 import importlib.util
 import inspect
 import re
 import sys
 import warnings
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Mapping
+from typing import Any
 
 import redis
 from flask import Flask
-from redis.cluster import REDIS_ALLOWED_KEYS, RedisCluster
-from redis.sentinel import SentinelManagedSSLConnection
+from redis.cluster import REDIS_ALLOWED_KEYS, ClusterNode, RedisCluster
+from redis.sentinel import Sentinel, SentinelManagedSSLConnection
 from werkzeug.utils import import_string
 
 from .checks import (
-    _BOOLEAN, _INTEGER, _NUMBER, _UNSET, _boolean, _check_together, _class_named,
-    _convert_with, _integer, _seconds, _shown, _value,
+    _BOOLEAN,
+    _INTEGER,
+    _NUMBER,
+    _UNSET,
+    _boolean,
+    _check_together,
+    _class_named,
+    _convert_with,
+    _integer,
+    _seconds,
+    _shown,
+    _value,
 )  # fmt: skip
-from .topology import _DEFAULT_PORTS, _TOPOLOGY_SCHEMES, CLUSTER, SENTINEL, SERVER
+from .topology import (
+    _DEFAULT_PORTS,
+    _TOPOLOGY_SCHEMES,
+    CLUSTER,
+    REDIS_PY,
+    SENTINEL,
+    SERVER,
+    VALKEY_PY,
+    _scheme_library,
+)
 from .urls import (
-    _LEFT_OUT, _NOT_USED, _WHAT, Address, _addresses, _server_url, _split_url, _topology_url,
+    _LEFT_OUT,
+    _NOT_USED,
+    _WHAT,
+    Address,
+    _addresses,
+    _server_url,
+    _split_url,
+    _topology_url,
     _unix_socket_host,
 )  # fmt: skip
 
@@ -52,6 +84,89 @@ class UnreadKeyWarning(ConfigWarning):
 class IgnoredKeyWarning(ConfigWarning):
     """A separate key that ``PREFIX_URL`` overrides with a value of its own or its default,
     as Flask-And-Redis 1.0 did."""
+
+
+@dataclass(frozen=True)
+class ClientLibrary:
+    """A client library, redis-py or valkey-py: the classes of it that the extension builds
+    on, and the names that differ between the two."""
+
+    #: The name it is imported as: ``"redis"`` or ``"valkey"``.
+    name: str
+    #: The client of one server: :class:`redis.Redis` or ``valkey.Valkey``.
+    client: type[Any]
+    #: The cluster client: :class:`redis.cluster.RedisCluster` or ``ValkeyCluster``.
+    cluster: type[Any]
+    #: What a startup node is given as: ``ClusterNode`` of the library.
+    cluster_node: type[Any]
+    #: The Sentinel manager: ``Sentinel`` of the library.
+    sentinel: type[Any]
+    #: The connection of a Sentinel-managed master, TLS or not.
+    sentinel_connection: type[Any]
+    #: The arguments of the cluster client that it hands on to the client of each node.
+    node_arguments: tuple[str, ...]
+    #: The argument of ``Sentinel.master_for()`` that names the client class.
+    sentinel_class_argument: str
+    #: The attribute of a ``ClusterNode`` that holds the client of the node.
+    node_client_attribute: str
+
+    @property
+    def project(self) -> str:
+        """The name of the project, for messages: ``"redis-py"`` or ``"valkey-py"``."""
+        return f"{self.name}-py"
+
+
+def _redis_py() -> ClientLibrary:
+    return ClientLibrary(
+        REDIS_PY, redis.Redis, RedisCluster, ClusterNode, Sentinel,
+        SentinelManagedSSLConnection, tuple(REDIS_ALLOWED_KEYS),
+        "redis_class", "redis_connection",
+    )  # fmt: skip
+
+
+@functools.cache
+def client_library(name: str) -> ClientLibrary:
+    """The :class:`ClientLibrary` of ``name``, ``"redis"`` or ``"valkey"``, imported now.
+
+    :raises ImportError: the library is not installed.
+    """
+    if name == REDIS_PY:
+        return _redis_py()
+    if name != VALKEY_PY:
+        raise ValueError(f"no client library {name!r}")
+    valkey = importlib.import_module("valkey")
+    cluster = importlib.import_module("valkey.cluster")
+    sentinel = importlib.import_module("valkey.sentinel")
+    return ClientLibrary(
+        VALKEY_PY, valkey.Valkey, cluster.ValkeyCluster, cluster.ClusterNode,
+        sentinel.Sentinel, sentinel.SentinelManagedSSLConnection,
+        tuple(cluster.VALKEY_ALLOWED_KEYS), "valkey_class", "valkey_connection",
+    )  # fmt: skip
+
+
+def library_of(client_class: type[Any]) -> ClientLibrary:
+    """The library whose client or cluster client ``client_class`` is, or extends;
+    redis-py's for a class of neither (a client class of the app's own). valkey-py is not
+    imported for it: a class of valkey-py is only there once valkey-py is."""
+    if issubclass(client_class, (redis.Redis, RedisCluster)):
+        return client_library(REDIS_PY)
+    if "valkey" in sys.modules:
+        valkey = client_library(VALKEY_PY)
+        if issubclass(client_class, (valkey.client, valkey.cluster)):
+            return valkey
+    return client_library(REDIS_PY)
+
+
+def _library_named(name: str, key: str, why: str) -> ClientLibrary:
+    """:func:`client_library`, or a :exc:`ValueError` naming ``key`` when the library is
+    not installed; ``why`` says what in ``key`` asks for it."""
+    try:
+        return client_library(name)
+    except ImportError:
+        raise ValueError(
+            f"{key} {why}, which asks for {name}-py, but it is not installed: pip install"
+            f" {name} (or set {key.rsplit('_', 1)[0]}_CLASS to another client class)"
+        ) from None
 
 
 #: Keys of 1.0 that redis-py renamed, mapped to today's argument names.
@@ -116,10 +231,12 @@ class ClientConfig:
     prefix: str
     client_class: type[Any]
     kwargs: dict[str, Any] = field(default_factory=dict)
+    #: The library of the client class: redis-py's or valkey-py's.
+    library: ClientLibrary = field(default_factory=_redis_py)
     #: What the client talks to: :data:`~.topology.SERVER`, ``SENTINEL`` or ``CLUSTER``.
     mode: str = SERVER
     #: Sentinel: the sentinels; Cluster: the startup nodes. ``(host, port)`` pairs.
-    addresses: List[Address] = field(default_factory=list)
+    addresses: list[Address] = field(default_factory=list)
     #: Sentinel: the name of the service whose master is the client's server.
     service: str | None = None
     #: Sentinel: the arguments of the connections to the sentinels themselves.
@@ -150,8 +267,8 @@ def client_arguments(client_class: type[Any]) -> list[str]:
     """The keyword arguments ``client_class`` accepts, in the order of its signature.
 
     Where an ``__init__`` takes ``**kwargs``, the arguments of the ``__init__`` it passes them
-    on to (the next one in the MRO) are added, so a subclass of :class:`redis.Redis` with
-    arguments of its own accepts all of redis-py's as well.
+    on to (the next one in the MRO) are added, so a subclass of :class:`redis.Redis` (or of
+    ``valkey.Valkey``) with arguments of its own accepts all of the library's as well.
     """
     names: dict[str, None] = {}
     for klass in client_class.__mro__:
@@ -177,15 +294,17 @@ def _client_class(config: Mapping[str, Any], key: str) -> type[Any] | None:
     value = config.get(key)
     if value is None:
         return None
-    expected = "a class, such as redis.Redis, or the dotted path of one"
+    expected = "a class, such as redis.Redis or valkey.Valkey, or the dotted path of one"
     if isinstance(value, str):
         try:
             value = import_string(value)
         except Exception as error:  # ImportStringError, ValueError of "", the module's own
             cause = getattr(error, "exception", error)
+            missing = getattr(cause, "name", None) if isinstance(cause, ImportError) else None
+            hint = ": pip install valkey" if missing == VALKEY_PY else ""
             raise ValueError(
                 f"{key} must be {expected}; {_shown(key, config.get(key))} does not import:"
-                f" {type(cause).__name__}"
+                f" {type(cause).__name__}{hint}"
             ) from None
     if not isinstance(value, type):
         raise TypeError(f"{key} must be {expected}, got {_shown(key, value)}")
@@ -197,7 +316,6 @@ def _client_class(config: Mapping[str, Any], key: str) -> type[Any] | None:
     except TypeError:
         raise TypeError(f"{key} must be {expected} that can be subclassed, got {name}") from None
     return value
-
 
 
 # -- Reading a prefix -----------------------------------------------------------------------
@@ -223,15 +341,18 @@ def read_config(
     client_class = _client_class(config, class_key)
     mode, cause = _mode(config, prefix, url, client_class)
     if client_class is None:
-        client_class = RedisCluster if mode == CLUSTER else redis.Redis
-    _check_class(mode, client_class, class_key, cause)
+        library = _url_library(url_key, url)
+        client_class = library.cluster if mode == CLUSTER else library.client
+    else:
+        library = library_of(client_class)
+    _check_class(mode, client_class, class_key, cause, library)
     names = _arguments(mode, client_class)
     kwargs: dict[str, Any] = {}
     sources: dict[str, str] = {}  # the key each argument comes from
     for name in names:
         key = f"{prefix}_{name.upper()}"
         if key in config:
-            _keep(kwargs, sources, name, key, config[key])
+            _keep(kwargs, sources, name, key, config[key], library.name)
 
     for old, name in _LEGACY_KEYS.items():
         old_key, new_key = f"{prefix}_{old}", f"{prefix}_{name.upper()}"
@@ -240,31 +361,50 @@ def read_config(
         if new_key in config:
             raise ValueError(f"{old_key} and {new_key} are both set: keep only {new_key}")
         _warn(f"{old_key} is deprecated; use {new_key}", DeprecationWarning)
-        _keep(kwargs, sources, name, old_key, config[old_key])
+        _keep(kwargs, sources, name, old_key, config[old_key], library.name)
 
     taker = _taker(mode, client_class)
     topology: dict[str, Any] = {}
     if mode == SERVER:
-        _server(prefix, url, set(names), kwargs, sources, taker)
+        _server(prefix, url, set(names), kwargs, sources, taker, library)
     else:
-        topology = _topology(config, prefix, mode, cause, url, set(names), kwargs, sources, taker)
+        topology = _topology(
+            config, prefix, mode, cause, url, set(names), kwargs, sources, taker, library
+        )
 
     _drop_tls_arguments(kwargs, sources, prefix)
     unknown = sorted(set(kwargs) - set(names))
     if unknown:  # what a URL's address gives: a key of its own would not have been read
         name = unknown[0]
         raise TypeError(f"{sources[name]} sets {name!r}, which {taker} does not take")
-    _check_together(kwargs, lambda name: sources.get(name, f"{prefix}_{name.upper()}"))
+    _check_together(
+        kwargs, lambda name: sources.get(name, f"{prefix}_{name.upper()}"), library.name
+    )
     settings = {**_metrics_settings(config, prefix), **_recording_settings(config, prefix)}
     read = {f"{prefix}_{name.upper()}" for name in names}
     read.update(f"{prefix}_{name}" for name in _SETTINGS)
-    _warn_unread(config, prefix, read, other_prefixes, taker)
-    return ClientConfig(prefix, client_class, kwargs, mode=mode, **topology, **settings)
+    _warn_unread(config, prefix, read, other_prefixes, taker, library)
+    return ClientConfig(prefix, client_class, kwargs, library, mode=mode, **topology, **settings)
 
 
-def _keep(kwargs: dict[str, Any], sources: dict[str, str], name: str, key: str, value: Any) -> None:
+def _url_library(url_key: str, url: Any) -> ClientLibrary:
+    """The library whose client class the scheme of ``url`` picks (redis-py's without a
+    URL)."""
+    scheme = url.partition("://")[0] if isinstance(url, str) else ""
+    name = _scheme_library(scheme)
+    return _library_named(name, url_key, f"has a {name} scheme")  # the name, not the scheme
+
+
+def _keep(
+    kwargs: dict[str, Any],
+    sources: dict[str, str],
+    name: str,
+    key: str,
+    value: Any,
+    library: str = REDIS_PY,
+) -> None:
     """Add argument ``name`` as ``key`` gives it, unless that is "not set"."""
-    value = _value(key, name, value)
+    value = _value(key, name, value, library)
     if value is not _UNSET:
         kwargs[name], sources[name] = value, key
 
@@ -283,6 +423,7 @@ def _server(
     kwargs: dict[str, Any],
     sources: dict[str, str],
     taker: str,
+    library: ClientLibrary,
 ) -> None:
     """Add what ``PREFIX_HOST`` and ``PREFIX_URL`` say of one server to ``kwargs``."""
     socket_path = _unix_socket_host(kwargs.get("host"))
@@ -297,13 +438,13 @@ def _server(
             f"{url_key} and {prefix}_CONNECTION_POOL are both set: a ready pool ignores"
             " the URL, keep only one"
         )
-    owned, query = _server_url(url_key, _split_url(url_key, url), names, taker)
+    owned, query = _server_url(url_key, _split_url(url_key, url), names, taker, library.name)
     _apply_url(kwargs, sources, url_key, owned, query)
 
 
 #: What a URL decides even when it leaves it out (then the default: 1.0 overwrote the
 #: keys with the URL's host, port, user name, password and database, or their defaults).
-_URL_DEFAULTS: Dict[str, Any] = {
+_URL_DEFAULTS: dict[str, Any] = {
     "host": "localhost", "port": 6379, "db": 0, "username": None, "password": None,
 }  # fmt: skip
 
@@ -363,7 +504,6 @@ def _drop_tls_arguments(kwargs: dict[str, Any], sources: dict[str, str], prefix:
             )
 
 
-
 def _mode(
     config: Mapping[str, Any], prefix: str, url: Any, client_class: type[Any] | None
 ) -> tuple[str, str]:
@@ -388,7 +528,7 @@ def _mode(
         return mode, keys[mode]
     if from_url is not None:
         return from_url, url_key
-    if client_class is not None and issubclass(client_class, RedisCluster):
+    if client_class is not None and issubclass(client_class, library_of(client_class).cluster):
         return CLUSTER, f"{prefix}_CLASS"
     for name in ("SENTINEL_MASTER", "SENTINEL_KWARGS", "SENTINEL_WATCH"):
         if config.get(f"{prefix}_{name}") is not None:
@@ -399,35 +539,44 @@ def _mode(
     return SERVER, ""
 
 
-def _check_class(mode: str, client_class: type[Any], key: str, cause: str) -> None:
+def _name(klass: type[Any]) -> str:
+    return f"{klass.__module__}.{klass.__qualname__}"
+
+
+def _check_class(
+    mode: str, client_class: type[Any], key: str, cause: str, library: ClientLibrary
+) -> None:
     """Raise if ``client_class`` cannot be the client of ``mode``."""
-    if mode == CLUSTER and not issubclass(client_class, RedisCluster):
+    if mode == CLUSTER and not issubclass(client_class, library.cluster):
         raise TypeError(
-            f"{key} must be redis.cluster.RedisCluster or a subclass of it with {cause},"
-            f" got {client_class.__module__}.{client_class.__qualname__}"
+            f"{key} must be {_name(library.cluster)} or a subclass of it with {cause},"
+            f" got {_name(client_class)}"
         )
-    if mode == SENTINEL and not issubclass(client_class, redis.Redis):
+    if mode == SENTINEL and not issubclass(client_class, library.client):
         raise TypeError(
-            f"{key} must be redis.Redis or a subclass of it with {cause},"
-            f" got {client_class.__module__}.{client_class.__qualname__}"
+            f"{key} must be {library.name}.{library.client.__qualname__} or a subclass of it"
+            f" with {cause}, got {_name(client_class)}"
         )
 
 
 def _arguments(mode: str, client_class: type[Any]) -> list[str]:
-    """The keyword arguments that keys may set in ``mode``."""
+    """The keyword arguments that keys may set in ``mode``, for a client of
+    ``client_class`` (of redis-py or valkey-py: :func:`library_of`)."""
     if mode == SERVER:
         return client_arguments(client_class)
+    library = library_of(client_class)
     if mode == SENTINEL:
         # Sentinel hands them to the pool of the master, which hands them to each
         # connection: the client class's own arguments are not passed on, nor are the
-        # connection's internal ones that redis.Redis does not take either.
-        connection = set(client_arguments(SentinelManagedSSLConnection))
-        names = [name for name in client_arguments(redis.Redis) if name in connection]
+        # connection's internal ones that the library's client does not take either.
+        connection = set(client_arguments(library.sentinel_connection))
+        names = [name for name in client_arguments(library.client) if name in connection]
         names += _SENTINEL_POOL_ARGUMENTS
     else:
-        # RedisCluster's own arguments, and those it passes on to the client of each node.
-        node_arguments = [name for name in client_arguments(redis.Redis)
-                          if name in REDIS_ALLOWED_KEYS]  # fmt: skip
+        # The cluster client's own arguments, and those it passes on to the client of each
+        # node.
+        node_arguments = [name for name in client_arguments(library.client)
+                          if name in library.node_arguments]  # fmt: skip
         names = [name for name in client_arguments(client_class)
                  if name not in ("startup_nodes", "url")]  # fmt: skip
         names += node_arguments
@@ -455,6 +604,7 @@ def _topology(
     kwargs: dict[str, Any],
     sources: dict[str, str],
     taker: str,
+    library: ClientLibrary,
 ) -> dict[str, Any]:
     """Read the keys of Sentinel or Cluster: the :class:`ClientConfig` fields they set.
     What a URL sets is added to ``kwargs``."""
@@ -472,7 +622,7 @@ def _topology(
     service = None
     if url is not None:
         addresses, service, owned, query = _topology_url(
-            url_key, _split_url(url_key, url), mode, names, taker
+            url_key, _split_url(url_key, url), mode, names, taker, library.name
         )
         _apply_url(kwargs, sources, url_key, owned, query)
         master = config.get(master_key)
@@ -508,28 +658,30 @@ def _topology(
     return {
         "addresses": addresses,
         "service": service,
-        "sentinel_kwargs": _sentinel_kwargs(config, f"{prefix}_SENTINEL_KWARGS"),
+        "sentinel_kwargs": _sentinel_kwargs(config, f"{prefix}_SENTINEL_KWARGS", library),
         "sentinel_watch": _flag(config, f"{prefix}_SENTINEL_WATCH", True),
     }
 
 
-def _sentinel_kwargs(config: Mapping[str, Any], key: str) -> dict[str, Any] | None:
-    """The arguments of the sentinels' own connections (``PREFIX_SENTINEL_KWARGS``)."""
+def _sentinel_kwargs(
+    config: Mapping[str, Any], key: str, library: ClientLibrary
+) -> dict[str, Any] | None:
+    """The arguments of the sentinels' own connections (``PREFIX_SENTINEL_KWARGS``), each
+    an argument of the library's client."""
     value = config.get(key)
     if value is None:
-        return None  # redis-py then uses the socket_* arguments of the master's
+        return None  # the library then uses the socket_* arguments of the master's
+    client = f"{library.name}.{library.client.__qualname__}"
     if not isinstance(value, Mapping):
-        raise TypeError(f"{key} must be a dict of redis.Redis arguments, got {_shown(key, value)}")
-    accepted = client_arguments(redis.Redis)
+        raise TypeError(f"{key} must be a dict of {client} arguments, got {_shown(key, value)}")
+    accepted = client_arguments(library.client)
     kwargs: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for name, item in value.items():
         if name not in accepted:
-            raise ValueError(
-                f"{key} has {_shown('', name)}, which is not an argument of redis.Redis"
-            )
-        _keep(kwargs, sources, name, f"{key} ({name!r})", item)
-    _check_together(kwargs, lambda name: f"{key} ({name!r})")
+            raise ValueError(f"{key} has {_shown('', name)}, which is not an argument of {client}")
+        _keep(kwargs, sources, name, f"{key} ({name!r})", item, library.name)
+    _check_together(kwargs, lambda name: f"{key} ({name!r})", library.name)
     return kwargs
 
 
@@ -559,9 +711,7 @@ def _metrics_settings(config: Mapping[str, Any], prefix: str) -> dict[str, Any]:
         )
     path_key = f"{prefix}_METRICS_PATH"
     path = config.get(path_key)
-    if path is not None and not (
-        isinstance(path, str) and re.fullmatch(r"/[^\s<>?#%\\]*", path)
-    ):
+    if path is not None and not (isinstance(path, str) and re.fullmatch(r"/[^\s<>?#%\\]*", path)):
         raise ValueError(
             f"{path_key} must be a URL path starting with '/', without spaces or any of"
             f" < > ? # % \\, got {_shown(path_key, path)}"
@@ -607,14 +757,15 @@ def _recording_settings(config: Mapping[str, Any], prefix: str) -> dict[str, Any
 # -- Keys that nothing reads ---------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=None)
-def _known_names() -> frozenset[str]:
-    """Every key name (the part after the prefix) that some topology or redis-py client
-    reads: a key of another prefix ends with one of them."""
+@functools.cache
+def _known_names(library: ClientLibrary | None = None) -> frozenset[str]:
+    """Every key name (the part after the prefix) that some topology or client of redis-py
+    (and of ``library``) reads: a key of another prefix ends with one of them."""
     names = set(_SETTINGS)
-    for mode, client_class in ((SERVER, redis.Redis), (SENTINEL, redis.Redis),
-                               (CLUSTER, RedisCluster)):  # fmt: skip
-        names.update(name.upper() for name in _arguments(mode, client_class))
+    for each in {client_library(REDIS_PY), library or client_library(REDIS_PY)}:
+        for mode, client_class in ((SERVER, each.client), (SENTINEL, each.client),
+                                   (CLUSTER, each.cluster)):  # fmt: skip
+            names.update(name.upper() for name in _arguments(mode, client_class))
     return frozenset(names)
 
 
@@ -624,6 +775,7 @@ def _warn_unread(
     read: set[str],
     other_prefixes: Iterable[str],
     taker: str,
+    library: ClientLibrary | None = None,
 ) -> None:
     """Warn of each key of ``prefix`` that nothing reads (:class:`UnreadKeyWarning`).
 
@@ -633,7 +785,7 @@ def _warn_unread(
     """
     start = f"{prefix}_"
     longer = [f"{other}_" for other in other_prefixes if other.startswith(start)]
-    known = _known_names()
+    known = _known_names(library)
     for key in list(config):
         if not isinstance(key, str) or not key.startswith(start) or key in read:
             continue
@@ -641,14 +793,14 @@ def _warn_unread(
             continue
         if any(key.startswith(other) for other in longer):
             continue
-        name = key[len(start):]
-        if any(name[:i] and name[i + 1:] in known for i, c in enumerate(name) if c == "_"):
+        name = key[len(start) :]
+        if any(name[:i] and name[i + 1 :] in known for i, c in enumerate(name) if c == "_"):
             continue  # PREFIX_OTHER_URL: a key of the prefix PREFIX_OTHER
         if name in known:
             hint = f"{taker} does not take it with these settings"
         else:
             near = difflib.get_close_matches(
-                name, [each[len(start):] for each in read], n=1, cutoff=0.6
+                name, [each[len(start) :] for each in read], n=1, cutoff=0.6
             )
             hint = f"did you mean {start}{near[0]}?" if near else "no setting has that name"
         _warn(

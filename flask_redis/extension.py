@@ -7,8 +7,6 @@ import weakref
 from typing import Any, Callable
 
 from flask import Flask, current_app, has_app_context
-from redis.cluster import ClusterNode, RedisCluster
-from redis.sentinel import Sentinel
 
 from . import failover, nodes, recording
 from .config import DEFAULT_PREFIX, ClientConfig, read_config
@@ -58,9 +56,7 @@ class Redis:
         prefix = config_prefix or self.config_prefix
         clients: dict[str, Any] = app.extensions.setdefault("redis", {})
         if prefix in clients:
-            raise ValueError(
-                f"The config prefix {prefix!r} is already set up on app {app.name!r}"
-            )
+            raise ValueError(f"The config prefix {prefix!r} is already set up on app {app.name!r}")
         config = read_config(app.config, prefix, other_prefixes=list(clients))
         client, replica = _create_client(app, config)
         clients[prefix] = client
@@ -175,32 +171,36 @@ class Redis:
 
 
 def _connect(config: ClientConfig, client_class: type[Any]) -> tuple[Any, Any]:
-    """The client of ``config``, made of ``client_class``; for Sentinel, the client of the
+    """The client of ``config``, made of ``client_class`` with the Sentinel and Cluster
+    classes of its library (redis-py's or valkey-py's); for Sentinel, the client of the
     service's replicas too (else ``None``)."""
+    library = config.library
     if config.mode == SENTINEL:
-        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        sentinel = library.sentinel(
             config.addresses, sentinel_kwargs=config.sentinel_kwargs, **config.kwargs
         )
         service = str(config.service)  # read_config() made sure there is one
-        master = sentinel.master_for(service, redis_class=client_class)  # type: ignore[no-untyped-call]
+        which = {library.sentinel_class_argument: client_class}
+        master = sentinel.master_for(service, **which)
         if config.sentinel_watch:
             failover.watch(sentinel, service, master.connection_pool)
-        replica = sentinel.slave_for(service, redis_class=client_class)  # type: ignore[no-untyped-call]
+        replica = sentinel.slave_for(service, **which)
         return master, replica
     if config.mode == CLUSTER and config.addresses:
-        startup = [ClusterNode(host, port) for host, port in config.addresses]  # type: ignore[no-untyped-call]
+        startup = [library.cluster_node(host, port) for host, port in config.addresses]
         return client_class(startup_nodes=startup, **config.kwargs), None
     return client_class(**config.kwargs), None
 
 
-def _pools(client: Any, replica: Any) -> Callable[[], list[Any]]:
+def _pools(config: ClientConfig, client: Any, replica: Any) -> Callable[[], list[Any]]:
     """What lists the connection pools of ``client`` (and of ``replica``) when called."""
-    if isinstance(client, RedisCluster):
+    if isinstance(client, config.library.cluster):
         # The nodes come and go with the cluster: asked each time.
+        attribute = config.library.node_client_attribute  # redis_connection, valkey_...
         return lambda: [
-            node.redis_connection.connection_pool
-            for node in client.get_nodes()  # type: ignore[no-untyped-call]
-            if node.redis_connection is not None
+            node_client.connection_pool
+            for node_client in (getattr(node, attribute, None) for node in client.get_nodes())
+            if node_client is not None
         ]
     # A client class of the app's own may have no pool: nothing to count then.
     pools = [getattr(c, "connection_pool", None) for c in (client, replica)]
@@ -236,7 +236,7 @@ def _create_client(app: Flask, config: ClientConfig) -> tuple[Any, Any]:
     if config.metrics:
         from . import exposition, metrics  # prometheus-client is an optional dependency
 
-        observers.append(metrics.setup_metrics(app, config, _pools(client, replica)))
+        observers.append(metrics.setup_metrics(app, config, _pools(config, client, replica)))
         if config.metrics_path is not None:
             exposition.serve_metrics(app, config.metrics_path, config.metrics_registry)
     if record or config.server_timing:

@@ -15,7 +15,7 @@ import logging
 import os
 import threading
 import weakref
-from typing import Any, Optional
+from typing import Any
 
 from .recording import printable
 
@@ -46,7 +46,7 @@ class MasterWatch:
         self.service = service
         self._pool = weakref.ref(pool)
         self._stopped = threading.Event()
-        self._thread: Optional[threading.Thread] = None
+        self._thread: threading.Thread | None = None
         self._failing = False
 
     def start(self) -> MasterWatch:
@@ -137,7 +137,7 @@ class MasterWatch:
             )  # fmt: skip
 
 
-def _service_of(message: dict[str, Any]) -> Optional[str]:
+def _service_of(message: dict[str, Any]) -> str | None:
     """The service of a ``+switch-master`` message: ``"name old-ip old-port new-ip new-port"``."""
     data = message.get("data")
     if isinstance(data, bytes):
@@ -160,4 +160,3 @@ def _restart_after_fork() -> None:
 
 if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
     os.register_at_fork(after_in_child=_restart_after_fork)
-

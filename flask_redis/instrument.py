@@ -3,14 +3,16 @@
 :func:`instrumented` makes a thin subclass of the configured client class whose
 ``execute_command`` takes one :func:`~time.perf_counter` pair and makes one observer call.
 The pipelines it returns are instrumented the same way: a pipeline or transaction is one
-round trip, observed as ``PIPELINE`` or ``MULTI`` with the commands it carried.
+round trip, observed as ``PIPELINE`` or ``MULTI`` with the commands it carried. The clients
+of redis-py and of valkey-py, its fork, have the same methods: both are timed the same way.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from time import perf_counter
-from typing import Any, Callable, Optional, Protocol, Sequence, Tuple, TypeVar
+from typing import Any, Callable, Protocol, TypeVar
 
 from redis import Redis
 from redis.cluster import ClusterPipeline
@@ -26,7 +28,7 @@ except ImportError:  # pragma: no cover - redis-py 5
 
 logger = logging.getLogger("flask_redis")
 
-Command = Tuple[Any, ...]
+Command = tuple[Any, ...]
 """A command as redis-py sends it: ``("SET", "key", "value")``."""
 
 ClientT = TypeVar("ClientT")
@@ -47,8 +49,8 @@ class Observer(Protocol):
         command: Command,
         seconds: float,
         reply: Any,
-        error: Optional[BaseException],
-        commands: Optional[Sequence[Command]],
+        error: BaseException | None,
+        commands: Sequence[Command] | None,
     ) -> None: ...
 
 
@@ -60,7 +62,9 @@ def _report_observer_error() -> None:
     global _observer_failed
     if not _observer_failed:
         _observer_failed = True
-        logger.exception("flask_redis: recording a Redis command failed; the command itself did not")
+        logger.exception(
+            "flask_redis: recording a Redis command failed; the command itself did not"
+        )
 
 
 class _Ignore:
@@ -74,8 +78,8 @@ class _Ignore:
         command: Command,
         seconds: float,
         reply: Any,
-        error: Optional[BaseException],
-        commands: Optional[Sequence[Command]],
+        error: BaseException | None,
+        commands: Sequence[Command] | None,
     ) -> None:
         pass
 
@@ -88,8 +92,8 @@ def _observe(
     command: Command,
     seconds: float,
     reply: Any,
-    error: Optional[BaseException],
-    commands: Optional[Sequence[Command]],
+    error: BaseException | None,
+    commands: Sequence[Command] | None,
 ) -> None:
     try:
         observe(command, seconds, reply, error, commands)
@@ -97,7 +101,7 @@ def _observe(
         _report_observer_error()
 
 
-def _timed(observe: Observer, command: Command, commands: Optional[Sequence[Command]],
+def _timed(observe: Observer, command: Command, commands: Sequence[Command] | None,
            call: Callable[[], Any]) -> Any:  # fmt: skip
     """Make the round trip ``call()`` and hand it to ``observe``; its reply or error goes
     on to the caller."""
@@ -141,7 +145,7 @@ class _InstrumentedClusterPipeline(_InstrumentedPipeline):
 
     def _flask_redis_queued(self) -> tuple[list[Command], bool]:
         # redis-py 6 and later queue in an execution strategy, transactions included;
-        # redis-py 5 in the pipeline itself, and has no cluster transactions.
+        # redis-py 5 and valkey-py in the pipeline itself, and have no cluster transactions.
         strategy = getattr(self, "_execution_strategy", None)
         if strategy is None:
             queue = self.command_stack  # type: ignore[attr-defined]
@@ -165,12 +169,18 @@ if _TransactionStrategy is not None:
             return _timed(observe, args, None, lambda: call(*args, **options))
 
 
+def _is_cluster(pipe: Any) -> bool:
+    """Whether ``pipe`` is a cluster client's pipeline: redis-py's, or one that routes its
+    commands by node as redis-py's does (valkey-py's)."""
+    return isinstance(pipe, ClusterPipeline) or hasattr(pipe, "nodes_manager")
+
+
 def _is_transaction(strategy: Any) -> bool:
     """Whether a cluster pipeline's execution strategy runs a transaction."""
     return _TransactionStrategy is not None and isinstance(strategy, _TransactionStrategy)
 
 
-def _forwarding(function: Callable[..., Any]) -> Optional[Callable[..., Any]]:
+def _forwarding(function: Callable[..., Any]) -> Callable[..., Any] | None:
     """``function`` if all it does is hand the command on to ``self._execute_command``,
     as redis-py's :meth:`~redis.Redis.execute_command` does since 5.1; else ``None``."""
     return function if function.__code__.co_names == ("_execute_command",) else None
@@ -215,8 +225,7 @@ class _InstrumentedClient:
         pipe = super().pipeline(*args, **kwargs)  # type: ignore[misc]
         # Swap the class rather than build the pipeline ourselves: its constructor differs
         # between redis-py releases, its state does not.
-        cluster = isinstance(pipe, ClusterPipeline)
-        mixin = _InstrumentedClusterPipeline if cluster else _InstrumentedPipeline
+        mixin = _InstrumentedClusterPipeline if _is_cluster(pipe) else _InstrumentedPipeline
         pipe.__class__ = _subclass(type(pipe), mixin)
         pipe._flask_redis_observe = self._flask_redis_observe
         strategy = getattr(pipe, "_execution_strategy", None)
@@ -262,8 +271,8 @@ def combine(*observers: Observer) -> Observer:
         command: Command,
         seconds: float,
         reply: Any,
-        error: Optional[BaseException],
-        commands: Optional[Sequence[Command]],
+        error: BaseException | None,
+        commands: Sequence[Command] | None,
     ) -> None:
         for observer in observers:
             _observe(observer, command, seconds, reply, error, commands)

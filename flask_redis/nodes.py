@@ -9,7 +9,7 @@ round trip right after it ends in the same thread, takes them with :func:`take`.
 from __future__ import annotations
 
 import threading
-from typing import Any, Dict, Optional
+from typing import Any
 
 from .instrument import _subclass
 
@@ -17,16 +17,16 @@ _local = threading.local()
 
 
 def _note(name: str) -> None:
-    names: Optional[Dict[str, None]] = getattr(_local, "names", None)
+    names: dict[str, None] | None = getattr(_local, "names", None)
     if names is None:
         names = _local.names = {}
     names[name] = None  # a dict keeps the order the servers were noted in
 
 
-def take() -> Optional[str]:
+def take() -> str | None:
     """The servers noted in this thread since the last call, as ``"host:port"`` joined by
     ``", "``, a replica's followed by ``" (replica)"``; ``None`` if none was noted."""
-    names: Optional[Dict[str, None]] = getattr(_local, "names", None)
+    names: dict[str, None] | None = getattr(_local, "names", None)
     if not names:
         return None
     _local.names = None
@@ -55,15 +55,24 @@ class SentinelNodes:
         return _noting_pipeline(pipe, SentinelNodes)
 
 
+def _note_node(node: Any) -> None:
+    """Note a cluster node that a command is sent to."""
+    _note(node.name + (" (replica)" if node.server_type == "replica" else ""))
+
+
 class ClusterNodes:
     """Mixed into a cluster client and its pipelines: notes each node a command is sent to,
     redirections (``MOVED``, ``ASK``) and retries included, so the last one noted for a
     command is the one that answered."""
 
     def get_redis_connection(self, node: Any) -> Any:
-        replica = node.server_type == "replica"
-        _note(node.name + (" (replica)" if replica else ""))
+        _note_node(node)
         return super().get_redis_connection(node)  # type: ignore[misc]
+
+    def get_valkey_connection(self, node: Any) -> Any:
+        # valkey-py's name of the same method: a client has one of the two.
+        _note_node(node)
+        return super().get_valkey_connection(node)  # type: ignore[misc]
 
     def pipeline(self, *args: Any, **kwargs: Any) -> Any:
         pipe = super().pipeline(*args, **kwargs)  # type: ignore[misc]

@@ -9,14 +9,16 @@ request it does nothing. Secrets are redacted before anything is stored.
 from __future__ import annotations
 
 import codecs
+import importlib.util
 import logging
 import os
 import sys
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from time import perf_counter
 from types import FrameType
-from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable
 
 import redis
 from flask import Flask, Response, current_app, has_request_context, request
@@ -26,7 +28,12 @@ from .config import ClientConfig
 from .instrument import Command, Observer
 from .per_request import PerRequest, Stacked
 from .redaction import (
-    BREAKS, SECRET_COMMANDS, key_value_positions, secret_words, split_name, upper_word,
+    BREAKS,
+    SECRET_COMMANDS,
+    key_value_positions,
+    secret_words,
+    split_name,
+    upper_word,
 )  # fmt: skip
 
 logger = logging.getLogger("flask_redis.slow")
@@ -39,11 +46,28 @@ ARGUMENTS_LIMIT = 50
 STACK_LIMIT = 40
 REDACTED = "***"
 
-# Files of these folders are not the caller: the first frame outside them is.
+
+def _package_folder(name: str) -> str | None:
+    """The folder of package ``name`` (not imported for it), if it is installed."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin:
+        return None
+    return os.path.dirname(spec.origin) + os.sep
+
+
+# Files of these folders are not the caller: the first frame outside them is. valkey-py is
+# redis-py's fork: its frames are a client's too.
 _SKIPPED = tuple(
-    os.path.dirname(module.__file__) + os.sep
-    for module in (redis, sys.modules[__package__])
-    if module.__file__
+    folder
+    for folder in (
+        _package_folder(redis.__name__),
+        _package_folder(__package__),
+        _package_folder("valkey"),
+    )
+    if folder is not None
 )
 
 #: Reads of one key whose nil reply is a miss, else a hit.
@@ -70,7 +94,7 @@ class RecordedCall:
     #: The arguments after the command, as display strings: secrets are ``"***"``, long
     #: values are cut, binary values are shown as hex. A command named in one string with
     #: its arguments (``"CONFIG SET maxmemory 1mb"``) has them here, as redis-py sends them.
-    args: Tuple[str, ...]
+    args: tuple[str, ...]
     #: Arguments not kept, beyond the first :data:`ARGUMENTS_LIMIT`.
     args_left_out: int
     #: Seconds from the start of the request to the start of the round trip.
@@ -78,19 +102,19 @@ class RecordedCall:
     #: Seconds of the round trip; the commands of a pipeline share it.
     duration: float
     #: The pipeline or transaction of the command within the request (1, 2, ...).
-    pipeline: Optional[int]
+    pipeline: int | None
     #: The command was part of a transaction (``MULTI`` ... ``EXEC``).
     transaction: bool
     #: The error, as ``"ClassName: message"``; only the class for a call with a secret.
-    error: Optional[str]
+    error: str | None
     #: The caller, ``path/relative/to/app/root.py:42``.
-    location: Optional[str]
+    location: str | None
     #: The caller's whole stack, innermost last, when ``PREFIX_RECORD_STACK`` is on.
-    stack: Optional[Tuple[str, ...]]
+    stack: tuple[str, ...] | None
     #: For Sentinel and Cluster clients, the server that answered (``"host:port"``, then
     #: ``" (replica)"`` for a replica); several, in order, for a command that was
     #: redirected (``MOVED``, ``ASK``) or a pipeline over several cluster nodes.
-    node: Optional[str]
+    node: str | None
     #: Keys read that existed, and that did not (nil reply).
     hits: int
     misses: int
@@ -101,7 +125,7 @@ class RecordedCall:
     exact: bool = True
 
 
-class RecordedCalls(Stacked, List[RecordedCall]):
+class RecordedCalls(Stacked, list[RecordedCall]):
     """The calls of one request, in order (see :func:`get_recorded_calls`)."""
 
     def __init__(self, started: float) -> None:
@@ -109,20 +133,20 @@ class RecordedCalls(Stacked, List[RecordedCall]):
         #: :func:`time.perf_counter` at the start of the request.
         self.started = started
         #: Per config prefix, the calls beyond its cap: counted, not stored.
-        self.dropped: Dict[str, int] = {}
+        self.dropped: dict[str, int] = {}
         #: Per config prefix, the calls stored.
-        self.counts: Dict[str, int] = {}
+        self.counts: dict[str, int] = {}
         #: Per config prefix, the seconds of all its round trips, dropped ones included.
-        self.seconds: Dict[str, float] = {}
+        self.seconds: dict[str, float] = {}
         #: Pipelines recorded so far; the last one's id.
         self.pipelines = 0
         #: Per config prefix that uses Sentinel or Cluster, its topology in a few words
         #: (``"Sentinel, service mymaster"``, ``"Cluster"``); set by
         #: :func:`get_recorded_calls`.
-        self.modes: Dict[str, str] = {}
+        self.modes: dict[str, str] = {}
         # Calls recorded as tuples of RecordedCall's fields, cheaper to make than the
         # dataclass; made into RecordedCall objects when they are asked for.
-        self._pending: List[Tuple[Any, ...]] = []
+        self._pending: list[tuple[Any, ...]] = []
 
     def _materialize(self) -> RecordedCalls:
         if self._pending:
@@ -169,7 +193,7 @@ def printable(text: str) -> str:
     return "".join([char if char.isprintable() else repr(char)[1:-1] for char in text])
 
 
-def _bytes_head(value: Any, size: int) -> Tuple[bytes, int]:
+def _bytes_head(value: Any, size: int) -> tuple[bytes, int]:
     """The first ``size`` bytes of a bytes-like ``value`` and its length in bytes; a
     ``memoryview`` or ``bytearray`` as the bytes it holds, copying no more than needed."""
     if isinstance(value, bytes):
@@ -185,7 +209,7 @@ def _cut(text: str, size: int, unit: str) -> str:
     return f"{text}... ({size} {unit})"
 
 
-def _shown(value: Any) -> Tuple[str, bool]:
+def _shown(value: Any) -> tuple[str, bool]:
     """An argument as display text, and whether the text is exactly what redis-py sends.
 
     Text and numbers are kept as they are, cut to :data:`ARGUMENT_LIMIT` characters; bytes
@@ -218,7 +242,7 @@ def _shown(value: Any) -> Tuple[str, bool]:
 _NUMBER_BITS = int(ARGUMENT_LIMIT * 3.32)
 
 
-def _shown_bytes(value: Any) -> Tuple[str, bool]:
+def _shown_bytes(value: Any) -> tuple[str, bool]:
     head, size = _bytes_head(value, ARGUMENT_LIMIT)
     try:
         text = head.decode("utf-8")
@@ -239,10 +263,10 @@ def _hex(head: bytes, size: int) -> str:
     return _cut(text, size, "bytes") if size > ARGUMENT_LIMIT // 2 else text
 
 
-def _command_text(words: Sequence[Any]) -> Tuple[str, bool]:
+def _command_text(words: Sequence[Any]) -> tuple[str, bool]:
     """The upper-case command named by ``words``, and whether it is exact: each word is
     short printable ASCII without spaces, so the line of the panel sends it again."""
-    texts: List[str] = []
+    texts: list[str] = []
     exact = True
     for word in words:
         text, same = _shown(word)
@@ -257,12 +281,12 @@ def _command_text(words: Sequence[Any]) -> Tuple[str, bool]:
 
 #: Plain command names (first arguments) and the command they name, upper-case: names of
 #: command words only, that can hold no secret. Filled as they are first seen; bounded.
-_plain_names: Dict[Any, str] = {}
+_plain_names: dict[Any, str] = {}
 
 
 def displayed(
     command: Command, redact_keys: Sequence[str], limit: int
-) -> Tuple[str, Tuple[Any, ...], int, bool, bool]:
+) -> tuple[str, tuple[Any, ...], int, bool, bool]:
     """A command as it may be shown: its upper-case name, its first ``limit`` arguments
     (display strings with secrets redacted; short numbers are left as numbers), the number
     of arguments left out, whether any argument was redacted, and whether the name and the
@@ -288,14 +312,14 @@ def displayed(
 
 def _displayed(
     command: Command, redact_keys: Sequence[str], limit: int
-) -> Tuple[str, Tuple[Any, ...], int, bool, bool]:
+) -> tuple[str, tuple[Any, ...], int, bool, bool]:
     """:func:`displayed`, for any command."""
     names, args = split_name(command)
     if not names:  # nothing is sent (the server waits for a command)
         return "", (), 0, False, False
     tokens = [token for word in names for token in BREAKS.split(upper_word(word)) if token]
     secret = bool(tokens) and tokens[0] in SECRET_COMMANDS
-    hidden: Set[int] = set()
+    hidden: set[int] = set()
     text, exact = _command_text(names)
     redacted = False
     if secret:
@@ -313,7 +337,7 @@ def _displayed(
     if redact_keys:
         hidden |= key_value_positions(text, args, redact_keys)
     kept = args[:limit]
-    shown: List[str] = []
+    shown: list[str] = []
     for index, arg in enumerate(kept):
         if index in hidden:
             shown.append(REDACTED)
@@ -326,7 +350,7 @@ def _displayed(
     return text, tuple(shown), left_out, redacted, exact and not redacted and not left_out
 
 
-def _hits_and_misses(command: str, keys: int, reply: Any) -> Tuple[int, int]:
+def _hits_and_misses(command: str, keys: int, reply: Any) -> tuple[int, int]:
     """Keys found and not found by ``command`` (upper-case) of ``keys`` arguments, read from
     its reply (the rules are in docs/panel.rst)."""
     if command in _MULTI_READS:  # MGET key..., HMGET key field...: a nil per one not found
@@ -366,21 +390,21 @@ class PrefixRecorder:
         self.ascii_only = not _is_utf8(encoding)
         #: The topology in a few words (``"Cluster"``), shown by the panel; ``None`` for
         #: one server.
-        self.mode: Optional[str] = None
+        self.mode: str | None = None
         #: Takes the servers that answered the round trip just observed
         #: (:func:`flask_redis.nodes.take`), for Sentinel and Cluster clients.
-        self.nodes: Optional[Callable[[], Optional[str]]] = None
+        self.nodes: Callable[[], str | None] | None = None
         #: Add this prefix's figures to the ``Server-Timing`` header.
         self.server_timing = False
-        self._locations: Dict[Tuple[int, int], Tuple[Any, str]] = {}
+        self._locations: dict[tuple[int, int], tuple[Any, str]] = {}
 
     def observe(
         self,
         command: Command,
         seconds: float,
         reply: Any,
-        error: Optional[BaseException],
-        commands: Optional[Sequence[Command]],
+        error: BaseException | None,
+        commands: Sequence[Command] | None,
     ) -> None:
         calls = _request_calls.get()
         if calls is not None and not calls._tokens:  # its request ended, teardown not run
@@ -416,10 +440,10 @@ class PrefixRecorder:
         start: float,
         seconds: float,
         reply: Any,
-        error: Optional[BaseException],
-        pipeline: Optional[int],
+        error: BaseException | None,
+        pipeline: int | None,
         transaction: bool,
-        node: Optional[str],
+        node: str | None,
         secret: bool = False,
     ) -> None:
         prefix = self.prefix
@@ -433,7 +457,7 @@ class PrefixRecorder:
         )
         hits = misses = 0
         if error is not None:
-            failure: Optional[str] = _error_text(error, redacted or secret)
+            failure: str | None = _error_text(error, redacted or secret)
         else:
             failure = None
             if name in _ALL_READS:
@@ -447,14 +471,14 @@ class PrefixRecorder:
             location, stack, node, hits, misses, redacted, exact,
         ))  # fmt: skip
 
-    def _caller(self) -> Tuple[Optional[str], Optional[Tuple[str, ...]]]:
+    def _caller(self) -> tuple[str | None, tuple[str, ...] | None]:
         """The caller's location, and its stack if asked for."""
         # Frames 0 to 2 are this method, _add() and observe(); the walk starts at frame 3,
         # what called observe() in instrument.py. Going there by depth saves making frame
         # objects for ours, the dearest part of the walk, which is _caller_frame()'s,
         # inlined.
         try:
-            frame: Optional[FrameType] = sys._getframe(3)
+            frame: FrameType | None = sys._getframe(3)
         except ValueError:  # observe() called from the top of a stack
             return None, None
         while frame is not None and frame.f_code.co_filename.startswith(_SKIPPED):
@@ -475,7 +499,7 @@ class PrefixRecorder:
             location = known[1]
         if not self.stack:
             return location, None
-        lines: List[str] = []
+        lines: list[str] = []
         while frame is not None and len(lines) < STACK_LIMIT:
             code = frame.f_code
             path = _relative(code.co_filename, self.root)
@@ -484,7 +508,7 @@ class PrefixRecorder:
         return location, tuple(reversed(lines))
 
 
-def _caller_frame(frame: Optional[FrameType]) -> Optional[FrameType]:
+def _caller_frame(frame: FrameType | None) -> FrameType | None:
     """The first frame from ``frame`` outwards that is neither redis-py's nor ours."""
     while frame is not None and frame.f_code.co_filename.startswith(_SKIPPED):
         frame = frame.f_back
@@ -492,7 +516,7 @@ def _caller_frame(frame: Optional[FrameType]) -> Optional[FrameType]:
 
 
 def _relative(filename: str, root: str) -> str:
-    return filename[len(root):] if filename.startswith(root) else filename
+    return filename[len(root) :] if filename.startswith(root) else filename
 
 
 def _is_utf8(encoding: Any) -> bool:
@@ -502,7 +526,7 @@ def _is_utf8(encoding: Any) -> bool:
         return False
 
 
-def _error_text(error: Optional[BaseException], secret: bool) -> Optional[str]:
+def _error_text(error: BaseException | None, secret: bool) -> str | None:
     """``"ClassName: message"``; the class only for a call that holds a secret, since the
     message may quote the command (redis-py's does for pipelines, the server's for an
     unknown command)."""
@@ -531,8 +555,8 @@ class SlowLog:
         command: Command,
         seconds: float,
         reply: Any,
-        error: Optional[BaseException],
-        commands: Optional[Sequence[Command]],
+        error: BaseException | None,
+        commands: Sequence[Command] | None,
     ) -> None:
         if seconds < self.threshold:
             return
@@ -557,7 +581,7 @@ class SlowLog:
 
 
 def setup_recording(
-    app: Flask, config: ClientConfig, record: bool, mode: Optional[str] = None
+    app: Flask, config: ClientConfig, record: bool, mode: str | None = None
 ) -> Observer:
     """Record the calls of ``config``'s prefix per request of ``app``: the observer.
 
@@ -605,7 +629,7 @@ def _server_timing(response: Response) -> Response:
         milliseconds = calls.seconds.get(prefix, 0.0) * 1000
         response.headers.add(  # type: ignore[no-untyped-call,unused-ignore]  # Werkzeug 2
             "Server-Timing",
-            f'redis-{prefix.lower()};dur={milliseconds:.3f};'
+            f"redis-{prefix.lower()};dur={milliseconds:.3f};"
             f'desc="{count} call{"" if count == 1 else "s"}"',
         )
     return response

@@ -9,8 +9,9 @@ after it do not read the way the server reads them, all of them are taken for se
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from fnmatch import fnmatchcase
-from typing import Any, List, Sequence, Set, Tuple
+from typing import Any
 
 from .instrument import Command
 
@@ -52,7 +53,7 @@ _CONTAINERS = frozenset({
 })  # fmt: skip
 
 
-def split_name(command: Command) -> Tuple[List[Any], List[Any]]:
+def split_name(command: Command) -> tuple[list[Any], list[Any]]:
     """The words that name ``command`` and its arguments, as redis-py sends them.
 
     redis-py's ``pack_command`` splits a first argument of text on ASCII whitespace, and one
@@ -62,7 +63,7 @@ def split_name(command: Command) -> Tuple[List[Any], List[Any]]:
     """
     name = command[0]
     if isinstance(name, str):
-        words: List[Any] = [word for word in _SPACES.split(name) if word]
+        words: list[Any] = [word for word in _SPACES.split(name) if word]
     elif isinstance(name, (bytes, bytearray)) and b" " in name:
         words = bytes(name).split()
     else:
@@ -78,7 +79,7 @@ def split_name(command: Command) -> Tuple[List[Any], List[Any]]:
 SECRET_COMMANDS = frozenset({"AUTH", "HELLO", "MIGRATE", "ACL", "CONFIG", "SENTINEL", "COMMAND"})
 
 
-def secret_positions(command: Command) -> Set[int]:
+def secret_positions(command: Command) -> set[int]:
     """Positions of the secrets in ``command``'s words as redis-py sends them (see
     :func:`sent_words`): ``{2}`` for ``("AUTH", "default", "pw")`` and for ``("AUTH
     default pw",)``."""
@@ -86,13 +87,13 @@ def secret_positions(command: Command) -> Set[int]:
     return secret_words(words, 0) if words and words[0] in SECRET_COMMANDS else set()
 
 
-def sent_words(command: Command) -> List[Any]:
+def sent_words(command: Command) -> list[Any]:
     """The words of ``command`` as redis-py sends them (see :func:`split_name`)."""
     names, args = split_name(command)
     return names + args
 
 
-def _from(start: int, size: int) -> Set[int]:
+def _from(start: int, size: int) -> set[int]:
     return set(range(start, size))
 
 
@@ -119,7 +120,7 @@ _HARMLESS_SUBCOMMANDS = {
 _NESTING_LIMIT = 4
 
 
-def secret_words(words: List[str], depth: int) -> Set[int]:
+def secret_words(words: list[str], depth: int) -> set[int]:
     """Positions of the secrets in a whole command, given word by word in upper case.
 
     It fails closed: where a word may be followed by a secret and the words after it do not
@@ -154,14 +155,14 @@ def secret_words(words: List[str], depth: int) -> Set[int]:
     return _from(2, size)
 
 
-def _hello_secrets(words: List[str]) -> Set[int]:
+def _hello_secrets(words: list[str]) -> set[int]:
     """HELLO [protover [AUTH username password] [SETNAME clientname]]: the password."""
     size, index = len(words), 1
     if size > 1 and _INTEGER.match(words[1]):
         index = 2
     # The server reads no option after a protocol version it cannot read; a password
     # without one was sent all the same.
-    hidden: Set[int] = set()
+    hidden: set[int] = set()
     while index < size:
         word = words[index]
         if word == "AUTH" and index + 2 < size:
@@ -177,7 +178,7 @@ def _hello_secrets(words: List[str]) -> Set[int]:
 _INTEGER = re.compile(r"-?[0-9]+\Z")
 
 
-def _migrate_secrets(words: List[str]) -> Set[int]:
+def _migrate_secrets(words: list[str]) -> set[int]:
     """MIGRATE host port key|"" db timeout [COPY] [REPLACE] [AUTH password | AUTH2 username
     password] [KEYS key...]: the password."""
     size = len(words)
@@ -186,7 +187,7 @@ def _migrate_secrets(words: List[str]) -> Set[int]:
             if words[index] in ("AUTH", "AUTH2"):
                 return _from(index + 1, size)
         return set()
-    hidden: Set[int] = set()
+    hidden: set[int] = set()
     index = 6
     while index < size:
         word = words[index]
@@ -228,7 +229,7 @@ def _harmless_acl_token(token: str) -> bool:
     return token in _ACL_KEYWORDS or token[:1] in ("~", "%", "&", "+", "-")
 
 
-def _nested_secrets(words: List[str], start: int, depth: int) -> Set[int]:
+def _nested_secrets(words: list[str], start: int, depth: int) -> set[int]:
     """The secrets of the command that ``words`` hold from ``start`` on."""
     if start >= len(words):
         return set()
@@ -246,7 +247,7 @@ def _secret_option(name: str) -> bool:
     return "PASS" in name or "AUTH" in name or name.endswith("USER")
 
 
-def _option_secrets(words: List[str], start: int) -> Set[int]:
+def _option_secrets(words: list[str], start: int) -> set[int]:
     """The values of the name-value pairs from ``start`` whose name is a secret's. Words that
     do not pair up are not read by the server: all the words after a secret's name are
     taken for secrets."""
@@ -259,7 +260,7 @@ def _option_secrets(words: List[str], start: int) -> Set[int]:
     return set()
 
 
-def key_value_positions(name: str, args: Sequence[Any], globs: Sequence[str]) -> Set[int]:
+def key_value_positions(name: str, args: Sequence[Any], globs: Sequence[str]) -> set[int]:
     """Positions of the values of keys matching ``globs`` (``PREFIX_RECORD_REDACT_KEYS``)."""
     if not args:
         return set()
@@ -274,5 +275,3 @@ def key_value_positions(name: str, args: Sequence[Any], globs: Sequence[str]) ->
     if name in ("MSET", "MSETNX"):
         return {index + 1 for index in range(0, len(args) - 1, 2) if matches(args[index])}
     return set(range(1, len(args))) if matches(args[0]) else set()
-
-

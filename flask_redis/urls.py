@@ -1,23 +1,37 @@
 """Read the URLs of ``PREFIX_URL`` (``redis://``, ``rediss://``, ``unix://``,
-``redis+sentinel://``, ``redis+cluster://``) and the ``host:port`` addresses of the sentinels
-and startup nodes, into what they decide; no message shows any part of them."""
+``redis+sentinel://``, ``redis+cluster://``, and the same with ``valkey`` for ``redis``) and
+the ``host:port`` addresses of the sentinels and startup nodes, into what they decide; no
+message shows any part of them."""
 
 from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any, Collection, List, Optional, Tuple
+from typing import Any
 from urllib.parse import unquote, unquote_plus
 
 from .checks import _INTEGER, _convert_with, _is_secret, _shown, _value
-from .topology import _DEFAULT_PORTS, _TOPOLOGY_SCHEMES, CLUSTER, SENTINEL
+from .topology import (
+    _DEFAULT_PORTS,
+    _SERVER_SCHEMES,
+    _TLS_SCHEMES,
+    _TOPOLOGY_SCHEMES,
+    CLUSTER,
+    REDIS_PY,
+    SENTINEL,
+)
 
 #: The schemes of the URLs read, and how messages list them.
-_SCHEMES = ("redis", "rediss", "unix", *_TOPOLOGY_SCHEMES)
-_SCHEMES_TEXT = "redis://, rediss://, unix://, redis+sentinel:// or redis+cluster://"
+_ONE_SERVER_SCHEMES = tuple(scheme for pair in _SERVER_SCHEMES.values() for scheme in pair)
+_SCHEMES = (*_ONE_SERVER_SCHEMES, "unix", *_TOPOLOGY_SCHEMES)
+_SCHEMES_TEXT = (
+    "redis://, rediss://, unix://, valkey://, valkeys://, or redis+sentinel://,"
+    " redis+cluster:// and their rediss+, valkey+ and valkeys+ forms"
+)
 #: Address = (host, port)
-Address = Tuple[str, int]
+Address = tuple[str, int]
 
 
 @dataclass
@@ -25,8 +39,8 @@ class _Url:
     """A URL cut into its parts; the user name and password decoded, the rest not yet."""
 
     scheme: str
-    username: Optional[str]
-    password: Optional[str]
+    username: str | None
+    password: str | None
     hosts: str
     path: str
     query: str
@@ -92,8 +106,11 @@ _WHAT = {
 }  # fmt: skip
 
 
-def _query_arguments(key: str, query: str, accepted: Collection[str], taker: str) -> dict[str, Any]:
-    """The arguments of a URL's query string, converted from text and checked."""
+def _query_arguments(
+    key: str, query: str, accepted: Collection[str], taker: str, library: str = REDIS_PY
+) -> dict[str, Any]:
+    """The arguments of a URL's query string, converted from text and checked as arguments
+    of ``library``'s client."""
     kwargs: dict[str, Any] = {}
     for part in query.split("&"):
         if not part:
@@ -115,7 +132,9 @@ def _query_arguments(key: str, query: str, accepted: Collection[str], taker: str
             )
         if name in kwargs:
             raise ValueError(f"{key} has the query argument {name!r} twice")
-        value = _value(f"{key} (query argument {name!r})", name, _unquote(key, raw_value, True))
+        value = _value(
+            f"{key} (query argument {name!r})", name, _unquote(key, raw_value, True), library
+        )
         kwargs[name] = value
     return kwargs
 
@@ -146,11 +165,12 @@ def _url_database(key: str, path_db: Any, query: dict[str, Any], left_out: Any) 
 
 
 def _server_url(
-    key: str, url: _Url, accepted: Collection[str], taker: str
+    key: str, url: _Url, accepted: Collection[str], taker: str, library: str = REDIS_PY
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Read a ``redis://``, ``rediss://`` or ``unix://`` URL: what its address decides
-    (each value, :data:`_LEFT_OUT` or :data:`_NOT_USED`), and its query arguments."""
-    query = _query_arguments(key, url.query, accepted, taker)
+    """Read a ``redis://``, ``rediss://``, ``valkey://``, ``valkeys://`` or ``unix://`` URL:
+    what its address decides (each value, :data:`_LEFT_OUT` or :data:`_NOT_USED`), and its
+    query arguments."""
+    query = _query_arguments(key, url.query, accepted, taker, library)
     owned: dict[str, Any] = {}
     if url.scheme == "unix":
         if url.hosts:
@@ -174,7 +194,7 @@ def _server_url(
         db = _database(key, path) if path else _LEFT_OUT
         owned.update(host=host, port=port, unix_socket_path=_NOT_USED)
         owned["db"] = _url_database(key, db, query, 0)
-        if url.scheme == "rediss":
+        if url.scheme in _TLS_SCHEMES:
             owned["ssl"] = True
     owned.update(
         username=_LEFT_OUT if url.username is None else url.username,
@@ -201,21 +221,24 @@ def _url_host(key: str, text: str) -> tuple[Any, Any]:
 
 
 def _topology_url(
-    key: str, url: _Url, mode: str, accepted: Collection[str], taker: str
-) -> tuple[List[Address], str | None, dict[str, Any], dict[str, Any]]:
-    """Read a ``redis+sentinel://`` or ``redis+cluster://`` URL: its addresses, its service
-    name (Sentinel), what its address decides and its query arguments."""
+    key: str, url: _Url, mode: str, accepted: Collection[str], taker: str, library: str = REDIS_PY
+) -> tuple[list[Address], str | None, dict[str, Any], dict[str, Any]]:
+    """Read a ``redis+sentinel://`` or ``redis+cluster://`` URL (or a ``rediss+``,
+    ``valkey+`` or ``valkeys+`` one): its addresses, its service name (Sentinel), what its
+    address decides and its query arguments."""
     scheme = url.scheme
-    if _TOPOLOGY_SCHEMES.get(scheme, CLUSTER if scheme in ("redis", "rediss") else None) != mode:
+    one_server = CLUSTER if scheme in _ONE_SERVER_SCHEMES else None
+    if _TOPOLOGY_SCHEMES.get(scheme, one_server) != mode:
         raise ValueError(
             f"{key} must be a redis+{mode}:// or rediss+{mode}:// URL for a {mode} client"
+            f" (or a valkey+{mode}:// or valkeys+{mode}:// one)"
         )
-    query = _query_arguments(key, url.query, accepted, taker)
+    query = _query_arguments(key, url.query, accepted, taker, library)
     owned: dict[str, Any] = {
         "username": _LEFT_OUT if url.username is None else url.username,
         "password": _LEFT_OUT if url.password is None else url.password,
     }
-    if scheme.startswith("rediss"):  # rediss+sentinel, rediss+cluster, rediss
+    if scheme in _TLS_SCHEMES:  # rediss+sentinel, rediss+cluster, rediss, valkeys...
         owned["ssl"] = True
     addresses = _addresses(key, url.hosts, _DEFAULT_PORTS[mode])
     segments = [segment for segment in url.path.split("/") if segment]
@@ -232,17 +255,17 @@ def _topology_url(
     return addresses, service, owned, query
 
 
-def _addresses(key: str, value: Any, default_port: int) -> List[Address]:
+def _addresses(key: str, value: Any, default_port: int) -> list[Address]:
     """``(host, port)`` pairs from ``"h1:p1,h2:p2"``, or from a list of ``"host:port"``
     strings, ``(host, port)`` pairs or objects with ``host`` and ``port`` attributes."""
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, (list, tuple)):
         raise TypeError(
-            f"{key} must be a list of (host, port) pairs or a string \"host:port,host:port\","
+            f'{key} must be a list of (host, port) pairs or a string "host:port,host:port",'
             f" got {_shown(key, value)}"
         )
     secret = _is_secret(key)
-    addresses: List[Address] = []
+    addresses: list[Address] = []
     for item in items:
         if isinstance(item, str):
             if not item.strip():
@@ -254,7 +277,7 @@ def _addresses(key: str, value: Any, default_port: int) -> List[Address]:
             host, port = item.host, item.port
         else:
             raise TypeError(
-                f"{key} has an entry {_shown(key, item)} that is neither \"host:port\""
+                f'{key} has an entry {_shown(key, item)} that is neither "host:port"'
                 " nor a (host, port) pair"
             )
         if not isinstance(host, str) or not host:
@@ -285,9 +308,7 @@ def _split_address(key: str, text: str, default_port: int) -> tuple[str, Any]:
     if not colon:
         return text, default_port
     if ":" in host:
-        raise ValueError(
-            f"{key} has an IPv6 address without brackets: write it as [address]:port"
-        )
+        raise ValueError(f"{key} has an IPv6 address without brackets: write it as [address]:port")
     return host, port
 
 
@@ -296,5 +317,5 @@ def _unix_socket_host(host: Any) -> str | None:
     if not isinstance(host, str):
         return None
     if host.startswith("file://"):
-        return unquote(host[len("file://"):].partition("?")[0])
+        return unquote(host[len("file://") :].partition("?")[0])
     return host if host.startswith("/") else None

