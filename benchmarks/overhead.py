@@ -524,8 +524,8 @@ def count(case: str, n: int) -> None:
     """Run ``n`` GETs (or pipelines, or requests) of ``case`` on an in-memory connection
     (the child of --instructions)."""
     if case.startswith("request "):
-        _, column, gets, client = case.split()
-        count_requests(column, int(gets), n, client)
+        _, column, gets, client, library = case.split()
+        count_requests(column, int(gets), n, client, library)
         return
     cluster, valkey = case.startswith("cluster "), case.startswith("valkey ")
     kind = case.split(" ", 1)[1] if cluster or valkey else case
@@ -761,12 +761,20 @@ def gets_view(extension: Redis, gets: int) -> Callable[[], str]:
     return view
 
 
-def request_app(column: str) -> Flask:
-    """The app of ``column``: one ``REDIS`` client on an in-memory connection pool, and a
-    view ``/N`` that makes N GETs for each N of :data:`REQUEST_GETS`."""
+def request_app(column: str, library: str = "redis") -> Flask:
+    """The app of ``column``: one ``REDIS`` client of ``library`` (``"redis"`` for redis-py,
+    ``"valkey"`` for valkey-py) on an in-memory connection pool, and a view ``/N`` that
+    makes N GETs for each N of :data:`REQUEST_GETS`."""
     app = Flask(__name__)
-    pool = redis.ConnectionPool(connection_class=MemoryConnection)
-    app.config.update(REDIS_CONNECTION_POOL=pool, REDIS_METRICS=False)
+    if library == "valkey":
+        import valkey
+
+        client_class: type[Any] = valkey.Valkey
+        pool = memory_valkey_pool()
+    else:
+        client_class = redis.Redis
+        pool = redis.ConnectionPool(connection_class=MemoryConnection)
+    app.config.update(REDIS_CLASS=client_class, REDIS_CONNECTION_POOL=pool, REDIS_METRICS=False)
     if column in ("metrics", "metrics+recording"):
         app.config.update(REDIS_METRICS=True, REDIS_METRICS_REGISTRY=CollectorRegistry())
     if column == "metrics+recording":
@@ -775,7 +783,7 @@ def request_app(column: str) -> Flask:
         app.config["REDIS_CLASS"] = kit_client_class()
     extension = Redis(app)
     made = type(extension.connection)
-    instrumented = made not in (redis.Redis, app.config.get("REDIS_CLASS"))
+    instrumented = made is not app.config["REDIS_CLASS"]
     assert instrumented == column.startswith("metrics"), made
     if column == "prometheus-flask-exporter":
         from prometheus_flask_exporter import PrometheusMetrics  # type: ignore[import-untyped]
@@ -827,7 +835,7 @@ def make_request(app: Flask, path: str, client: str = "test-client") -> Callable
     return call
 
 
-def count_requests(column: str, gets: int, n: int, client: str) -> None:
+def count_requests(column: str, gets: int, n: int, client: str, library: str) -> None:
     """Make ``n`` requests of the view with ``gets`` GETs of ``column``'s app (the child
     of --instructions); every view is called a few times first, in every run."""
     # Every column's run imports and sets up the same: the objects of the interpreter lie
@@ -836,7 +844,7 @@ def count_requests(column: str, gets: int, n: int, client: str) -> None:
         kit_client_class()
     if installed("prometheus-flask-exporter"):
         import prometheus_flask_exporter  # noqa: F401
-    app = request_app(column)
+    app = request_app(column, library)
     calls = {each: make_request(app, f"/{each}", client) for each in REQUEST_GETS}
     gc.collect()
     gc.freeze()
@@ -851,10 +859,12 @@ def count_requests(column: str, gets: int, n: int, client: str) -> None:
             metrics_for(registry).add_pending()
 
 
-def request_times(rounds: int, columns: list[str], client: str) -> dict[int, dict[str, float]]:
+def request_times(
+    rounds: int, columns: list[str], client: str, library: str
+) -> dict[int, dict[str, float]]:
     """Seconds per request of each column, per number of GETs: the minimum of the rounds.
     The columns of a row alternate by themselves, as in 2."""
-    apps = {column: request_app(column) for column in columns}
+    apps = {column: request_app(column, library) for column in columns}
     times: dict[int, dict[str, float]] = {}
     for gets in REQUEST_GETS:
         cases = {column: timed_loop(make_request(app, f"/{gets}", client), REQUESTS_TIMED)
@@ -864,7 +874,9 @@ def request_times(rounds: int, columns: list[str], client: str) -> dict[int, dic
     return times
 
 
-def request_instructions(columns: list[str], client: str) -> dict[int, dict[str, float]]:
+def request_instructions(
+    columns: list[str], client: str, library: str
+) -> dict[int, dict[str, float]]:
     """Instructions per request of each column, per number of GETs: callgrind's total for
     :data:`REQUESTS_COUNTED` requests minus a run of none. The runs are independent: as
     many run at once as there are processors (two at most)."""
@@ -872,7 +884,7 @@ def request_instructions(columns: list[str], client: str) -> dict[int, dict[str,
     jobs = [(column, gets, calls) for column in columns for gets, calls in counts]
     with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
         totals = pool.map(
-            lambda job: callgrind(f"request {job[0]} {job[1]} {client}", job[2]), jobs
+            lambda job: callgrind(f"request {job[0]} {job[1]} {client} {library}", job[2]), jobs
         )
         counted = dict(zip(jobs, totals))
     return {
@@ -900,21 +912,25 @@ def print_request_table(
 def request_section(args: argparse.Namespace) -> None:
     """Section 10: whole requests."""
     columns = [column for column in REQUEST_COLUMNS if installed(column)]
+    if args.library == "valkey":  # the other packages instrument redis-py only
+        columns = [column for column in columns if column not in PEER_MODULES]
     how = "Flask's test client" if args.client == "test-client" else "a WSGI call of the app"
+    library = "valkey-py" if args.library == "valkey" else "redis-py"
     print(f"10. Per whole request: {how}, its view making N GETs on the in-memory connection")
+    print(f"   of {library}")
     print("   (request context, signals, request hooks and teardown included)")
     for column in REQUEST_COLUMNS:
-        if column not in columns:
+        if column not in columns and args.library == "redis":
             print(f"   {column} is not installed: its column is left out ({PEERS_INSTALL})")
     peers = [f"{column} {version(column)}" for column in PEER_MODULES if column in columns]
     if peers:
         print(f"   {', '.join(peers)}")
     print(f"   time per request (minimum of the rounds, {REQUESTS_TIMED} requests a round)")
-    times = request_times(args.rounds, columns, args.client)
+    times = request_times(args.rounds, columns, args.client, args.library)
     print_request_table(times, lambda s: f"{s * 1e6:.1f} us")
     if args.instructions:
         print(f"   instructions per request (callgrind, {REQUESTS_COUNTED} requests minus none)")
-        counts = request_instructions(columns, args.client)
+        counts = request_instructions(columns, args.client, args.library)
         print_request_table(counts, lambda n: f"{n / 1e3:.1f}k")
 
 
@@ -993,6 +1009,13 @@ def main() -> None:
         help="how section 10 makes a request: Flask's test client (default),"
         " or a bare WSGI call, which costs less, so that the same addition"
         " is a larger share of it",
+    )
+    parser.add_argument(
+        "--library",
+        choices=("redis", "valkey"),
+        default="redis",
+        help="the client library of section 10: redis-py (default), or valkey-py, without"
+        " the other packages' columns",
     )
     parser.add_argument(
         "--multiprocess",
