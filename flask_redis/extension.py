@@ -193,19 +193,32 @@ def _connect(config: ClientConfig, client_class: type[Any]) -> tuple[Any, Any]:
 
 
 def _pools(config: ClientConfig, client: Any, replica: Any) -> Callable[[], list[Any]]:
-    """What lists the connection pools of ``client`` (and of ``replica``) when called."""
+    """What lists the connection pools of ``client`` (and of ``replica``) when called.
+
+    It holds the clients by weak references: the metrics keep it as long as the app, and
+    the clients, their pools and connections (and a Sentinel master's watch thread, which
+    ends with its pool) must go with the app, in the same garbage collection.
+    """
+    clients = [weakref.ref(each) for each in (client, replica) if each is not None]
     if isinstance(client, config.library.cluster):
-        # The nodes come and go with the cluster: asked each time.
         attribute = config.library.node_client_attribute  # redis_connection, valkey_...
-        return lambda: [
-            node_client.connection_pool
-            for node_client in (getattr(node, attribute, None) for node in client.get_nodes())
-            if node_client is not None
-        ]
-    # A client class of the app's own may have no pool: nothing to count then.
-    pools = [getattr(c, "connection_pool", None) for c in (client, replica)]
-    found = [pool for pool in pools if pool is not None]
-    return lambda: found
+
+        def cluster_pools() -> list[Any]:
+            cluster = clients[0]()
+            if cluster is None:
+                return []
+            # The nodes come and go with the cluster: asked each time.
+            node_clients = (getattr(node, attribute, None) for node in cluster.get_nodes())
+            return [each.connection_pool for each in node_clients if each is not None]
+
+        return cluster_pools
+
+    def pools() -> list[Any]:
+        # A client class of the app's own may have no pool: nothing to count then.
+        found = (getattr(ref(), "connection_pool", None) for ref in clients)
+        return [pool for pool in found if pool is not None]
+
+    return pools
 
 
 def _describe(config: ClientConfig) -> str | None:

@@ -7,10 +7,17 @@ collected, the figures of the requests whose context has been popped are added t
 records of their endpoint, and what is new in the records to the metrics. Under a
 multiprocess server, where another process reads the metrics, a thread of each process
 does that every second instead (see :mod:`.multiprocess`).
+
+Nothing kept here keeps an app alive: the figures of a request that has ended let go of
+its context, and so of its app, before each full collection of the garbage collector
+(see :func:`_let_go_of_ended_requests`), and the pools of an app's clients are
+listed through weak references. An app its code drops is collected with its clients,
+and what they tallied stays: it is the prefix's.
 """
 
 from __future__ import annotations
 
+import gc
 import threading
 import weakref
 from bisect import bisect_left
@@ -320,6 +327,17 @@ class _ThreadRecords:
         self.request = figures
         return figures
 
+    def let_go(self) -> None:
+        """Let go of the context of each request that has ended: the figures the thread
+        still holds at hand (:attr:`active`, :attr:`request`) would keep its app alive.
+
+        Safe from any thread, at any time, without the lock: the context of a request
+        that has ended is no longer the current one, so no round trip finds it equal.
+        """
+        for figures in self.active[:]:  # a copy, made in one C call
+            if not figures[3] and figures[0] is not None:
+                figures[0] = None
+
     def close_ended(self, everything: bool = False) -> None:
         """Add the figures of the requests that have ended (of all of them with
         ``everything``) to the records, in the order they were opened."""
@@ -389,8 +407,13 @@ class PrefixMetrics:
         self._local = threading.local()
         self._threads: list[_ThreadRecords] = []
         self._lock = threading.Lock()
-        #: Per app, what lists the connection pools of its client of this prefix.
+        #: Per app, what lists the connection pools of its client of this prefix. A value
+        #: must hold neither the app nor its clients or pools, but by weak references:
+        #: a value that holds its key keeps it alive, and the clients and pools of a
+        #: dropped app must go with it.
         self.pools: weakref.WeakKeyDictionary[Flask, _Pools] = weakref.WeakKeyDictionary()
+        #: The pool gauges were set: once the prefix's pools are all gone, they show none.
+        self._pools_shown = self._usage_shown = False
 
     def observe(
         self,
@@ -546,11 +569,13 @@ class PrefixMetrics:
                 full = usage(pool, counts)
                 if full is not None:
                     usages.append(full)
-        if readable:
+        if readable or self._pools_shown:  # none left, when the apps were dropped
+            self._pools_shown = readable
             self.metrics.pool.labels(self.prefix, "in_use").set(in_use)
             self.metrics.pool.labels(self.prefix, "idle").set(idle)
-        if usages:
-            self.metrics.pool_usage.labels(self.prefix).set(max(usages))
+        if usages or self._usage_shown:
+            self._usage_shown = bool(usages)
+            self.metrics.pool_usage.labels(self.prefix).set(max(usages, default=0.0))
 
 
 def _add_histogram(child: Any, total: float, buckets: Sequence[int]) -> None:
@@ -568,9 +593,42 @@ def _add_histogram(child: Any, total: float, buckets: Sequence[int]) -> None:
 
 def setup_metrics(app: Flask, config: ClientConfig, pools: _Pools) -> Observer:
     """Keep the metrics of ``config``'s prefix for a client of ``app`` whose connection
-    pools ``pools()`` lists: the observer."""
+    pools ``pools()`` lists: the observer. ``pools`` is kept as long as ``app``: it must
+    hold neither ``app`` nor its clients or pools, but by weak references."""
     prefix_metrics = metrics_for(config.metrics_registry).for_prefix(config.prefix)
     prefix_metrics.pools[app] = pools
     if prefix_metrics.metrics.multiprocess:  # another process may read the metrics
         write_every_second(prefix_metrics.metrics)
     return prefix_metrics.observe
+
+
+def _let_go_of_ended_requests(phase: str, info: dict[str, int]) -> None:
+    """A callback of the garbage collector: before it collects the oldest generation, the
+    figures of the requests that have ended let go of their request context (see
+    :meth:`_ThreadRecords.let_go`).
+
+    A thread holds the figures of its last request at hand, to count its next round trips
+    there with one comparison, until its next request makes a round trip. Their context
+    holds its app, and an app that its code dropped must be collected with its clients,
+    pools and threads. Only the garbage collector ever frees an app (a Flask app holds
+    reference cycles): letting go before it runs is soon enough, and costs neither a round
+    trip nor a request anything. Before the full collections only (``gc.collect()`` is
+    one): they are the rarest, and an app that a younger collection kept moves to the
+    oldest generation, whose next collection frees it.
+
+    It takes no lock and never raises: it may run in any thread, at any allocation, in the
+    middle of our own code too.
+    """
+    if phase != "start" or info.get("generation") != 2:
+        return
+    try:
+        everything = list(_metrics.values())
+        for metrics in everything:
+            for prefix_metrics in list(metrics._prefixes.values()):
+                for thread_records in prefix_metrics._threads[:]:
+                    thread_records.let_go()
+    except Exception:  # a registry added meanwhile by another thread: the next time
+        pass
+
+
+gc.callbacks.append(_let_go_of_ended_requests)

@@ -8,7 +8,8 @@ context pushed by hand, which starts no request, leaves the value alone.
 
 A value is the current one only while its request context is pushed: where a teardown
 function of the app raised before this one ran, the value of the ended request is not
-used again, nor kept beyond the next request.
+used again, nor kept beyond the next request. A value holds neither its request context
+nor the app: an app its code drops is collected, whatever its last request left behind.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ class Stacked:
 
     #: The value of the request this one runs inside of, if any.
     _outer: Any = None
-    #: The request context the value is of.
-    _owner: Any = None
-    #: Its context variable tokens: empty once the context is popped.
+    #: The context variable tokens of the request context the value is of: empty once the
+    #: context is popped. The list is the context's own, which tells it apart; the context
+    #: itself is not kept, nor its app: a value left current by a teardown function that
+    #: raised must not keep an app alive.
     _tokens: Any = ()
 
 
@@ -81,13 +83,13 @@ class PerRequest(Generic[M, V]):
     def _start(self, app: Flask, **extra: Any) -> None:
         value = self._make(self.members(app))
         value._outer = self.value()
-        value._owner = context = _cv_request.get()
-        value._tokens = context._cv_tokens
+        value._tokens = _cv_request.get()._cv_tokens
         self.current.set(value)
 
     def _finish(self, error: BaseException | None) -> None:
         value = self.value()
-        if value is None or value._owner is not _cv_request.get(None):
+        context = _cv_request.get(None)
+        if value is None or context is None or value._tokens is not context._cv_tokens:
             return  # not a request that started one
         self.current.set(value._outer)
         if self._end is not None:
