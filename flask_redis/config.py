@@ -769,6 +769,18 @@ def _known_names(library: ClientLibrary | None = None) -> frozenset[str]:
     return frozenset(names)
 
 
+def _pool_only_names(library: ClientLibrary) -> frozenset[str]:
+    """The key names of the arguments of the library's ``ConnectionPool`` itself
+    (``CONNECTION_CLASS``, ...), which a client hands to no pool it makes."""
+    pool = importlib.import_module(library.name).ConnectionPool
+    parameters = inspect.signature(pool.__init__).parameters.values()
+    return frozenset(
+        each.name.upper()
+        for each in parameters
+        if each.name != "self" and each.kind not in (each.VAR_POSITIONAL, each.VAR_KEYWORD)
+    )
+
+
 def _warn_unread(
     config: Mapping[str, Any],
     prefix: str,
@@ -786,6 +798,7 @@ def _warn_unread(
     start = f"{prefix}_"
     longer = [f"{other}_" for other in other_prefixes if other.startswith(start)]
     known = _known_names(library)
+    pool_only = _pool_only_names(library or client_library(REDIS_PY)) - known
     for key in list(config):
         if not isinstance(key, str) or not key.startswith(start) or key in read:
             continue
@@ -794,9 +807,13 @@ def _warn_unread(
         if any(key.startswith(other) for other in longer):
             continue
         name = key[len(start) :]
-        if any(name[:i] and name[i + 1 :] in known for i, c in enumerate(name) if c == "_"):
+        if name in pool_only:  # PREFIX_CONNECTION_CLASS: not of a prefix PREFIX_CONNECTION
+            hint = "it is an argument of a connection pool, not of the client"
+            if f"{start}CONNECTION_POOL" in read:
+                hint += f": set {start}CONNECTION_POOL to a pool made with it"
+        elif any(name[:i] and name[i + 1 :] in known for i, c in enumerate(name) if c == "_"):
             continue  # PREFIX_OTHER_URL: a key of the prefix PREFIX_OTHER
-        if name in known:
+        elif name in known:
             hint = f"{taker} does not take it with these settings"
         else:
             near = difflib.get_close_matches(

@@ -285,6 +285,24 @@ def test_key_of_another_topology_warns_that_it_is_not_taken() -> None:
         read_config({"REDIS_READ_FROM_REPLICAS": True})
 
 
+@pytest.mark.parametrize(
+    ("config", "advice"),
+    [
+        ({}, r": set REDIS_CONNECTION_POOL to a pool made with it\)"),
+        ({"REDIS_CLUSTER": "h:1"}, r"\)"),
+        ({"REDIS_SENTINELS": "h:1", "REDIS_SENTINEL_MASTER": "m"}, r"\)"),
+    ],
+    ids=["server", "cluster", "sentinel"],
+)
+def test_a_pool_argument_warns_that_the_client_does_not_take_it(
+    config: dict[str, Any], advice: str
+) -> None:
+    # Not taken for the key CLASS of a prefix REDIS_CONNECTION, which nothing set up.
+    message = r"^REDIS_CONNECTION_CLASS is set, but .*argument of a connection pool, not of"
+    with pytest.warns(UnreadKeyWarning, match=message + r" the client" + advice):
+        read_config({**config, "REDIS_CONNECTION_CLASS": "redis.SSLConnection"})
+
+
 def test_unread_key_warning_never_shows_the_value() -> None:
     with pytest.warns(UnreadKeyWarning) as warned:
         read_config({"REDIS_PASWORD": SECRET})
