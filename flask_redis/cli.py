@@ -263,11 +263,7 @@ def _reach_cluster(
 ) -> _Prefix:
     """Each primary that a cluster client knows, and the replicas."""
     found = _Prefix(prefix, CLUSTER)
-    for node in client.get_primaries():
-        connection = getattr(node, library.node_client_attribute)
-        if connection is None:  # pragma: no cover - redis-py makes one for each node
-            continue
-        pool = connection.connection_pool
+    for node, pool in library.node_pools(client.get_primaries()):
         found.tls = found.tls or _is_tls(pool.connection_class, library)
         own = _own_client(pool, timeout, stack, library)
         found.servers.append(_Server("primary", _address(node.host, node.port), own))
@@ -382,10 +378,8 @@ def _secrets_of(client: Any) -> list[str]:
     library = _library(client)
     if isinstance(client, library.cluster):
         found += _password(getattr(client.nodes_manager, "connection_kwargs", None))
-        for node in client.get_nodes():
-            node_client = getattr(node, library.node_client_attribute)
-            if node_client is not None:
-                found += _password(node_client.connection_pool.connection_kwargs)
+        for _node, pool in library.node_pools(client.get_nodes()):
+            found += _password(pool.connection_kwargs)
     return found
 
 
@@ -584,10 +578,8 @@ def _client_side(prefix: str, client: Any) -> Report:
     pools: list[tuple[str, Any]]
     library = _library(client)
     if isinstance(client, library.cluster):
-        attribute = library.node_client_attribute
-        pools = [(_address(node.host, node.port), getattr(node, attribute).connection_pool)
-                 for node in client.get_nodes()
-                 if getattr(node, attribute) is not None]  # fmt: skip
+        nodes = library.node_pools(client.get_nodes())
+        pools = [(_address(node.host, node.port), pool) for node, pool in nodes]
     elif _mode(client) == SENTINEL:
         replica = current_app.extensions.get("redis_replicas", {}).get(prefix)
         pools = [("master", client.connection_pool)]

@@ -110,6 +110,16 @@ class ClientLibrary:
     #: The attribute of a ``ClusterNode`` that holds the client of the node.
     node_client_attribute: str
 
+    def node_pools(self, nodes: Iterable[Any]) -> list[tuple[Any, Any]]:
+        """``(node, pool)`` for each cluster node of ``nodes`` that has a client yet: the
+        connection pool of the node's client (``redis_connection``, ``valkey_connection``)."""
+        found = []
+        for node in nodes:
+            client = getattr(node, self.node_client_attribute, None)
+            if client is not None:
+                found.append((node, client.connection_pool))
+        return found
+
     @property
     def project(self) -> str:
         """The name of the project, for messages: ``"redis-py"`` or ``"valkey-py"``."""

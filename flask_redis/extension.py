@@ -200,16 +200,15 @@ def _pools(config: ClientConfig, client: Any, replica: Any) -> Callable[[], list
     ends with its pool) must go with the app, in the same garbage collection.
     """
     clients = [weakref.ref(each) for each in (client, replica) if each is not None]
-    if isinstance(client, config.library.cluster):
-        attribute = config.library.node_client_attribute  # redis_connection, valkey_...
+    library = config.library
+    if isinstance(client, library.cluster):
 
         def cluster_pools() -> list[Any]:
             cluster = clients[0]()
             if cluster is None:
                 return []
             # The nodes come and go with the cluster: asked each time.
-            node_clients = (getattr(node, attribute, None) for node in cluster.get_nodes())
-            return [each.connection_pool for each in node_clients if each is not None]
+            return [pool for _node, pool in library.node_pools(cluster.get_nodes())]
 
         return cluster_pools
 
