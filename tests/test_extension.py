@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import copy
 import warnings
+from types import ModuleType
 
 import pytest
 import redis
 from flask import Flask
 
 from flask_redis import Redis
-from flask_redis.config import IgnoredKeyWarning
+from flask_redis.config import ClientLibrary, IgnoredKeyWarning
 
 from .conftest import SECRET
 from .servers import RedisServer
@@ -36,9 +37,9 @@ def test_bound_extension_works_outside_an_app_context(app: Flask) -> None:
     assert ext.connection is app.extensions["redis"]["REDIS"]
 
 
-def test_connection_is_the_client_in_app_extensions(app: Flask) -> None:
+def test_connection_is_the_client_in_app_extensions(app: Flask, library: ClientLibrary) -> None:
     ext = Redis(app)
-    assert isinstance(ext.connection, redis.Redis)
+    assert isinstance(ext.connection, library.client)
     assert app.extensions["redis"] == {"REDIS": ext.connection}
 
 
@@ -239,8 +240,10 @@ def test_client_class_without_a_pool_is_set_up_with_metrics_on(app: Flask) -> No
     assert ext.host == "127.0.0.1"
 
 
-def test_ready_connection_pool_is_used_as_it_is(app: Flask, redis_server: RedisServer) -> None:
-    pool = redis.ConnectionPool(host="127.0.0.1", port=redis_server.port, db=3)
+def test_ready_connection_pool_is_used_as_it_is(
+    app: Flask, redis_server: RedisServer, client_module: ModuleType
+) -> None:
+    pool = client_module.ConnectionPool(host="127.0.0.1", port=redis_server.port, db=3)
     app.config["REDIS_CONNECTION_POOL"] = pool
     ext = Redis(app)
     assert ext.connection_pool is pool
@@ -271,11 +274,11 @@ def test_password_from_key_and_url_authenticates(
 
 
 def test_wrong_password_error_reaches_the_caller_without_the_password(
-    new_app: Flask, secured_server: RedisServer
+    new_app: Flask, secured_server: RedisServer, client_module: ModuleType
 ) -> None:
     new_app.config.update(REDIS_PORT=secured_server.port, REDIS_PASSWORD="wrong-" + SECRET)
     ext = Redis(new_app)
-    with pytest.raises(redis.AuthenticationError) as raised:
+    with pytest.raises(client_module.AuthenticationError) as raised:
         ext.ping()
     assert SECRET not in str(raised.value)
 

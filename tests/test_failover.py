@@ -14,6 +14,7 @@ import redis
 from flask import Flask
 
 from flask_redis import Redis, failover
+from flask_redis.config import client_library
 from flask_redis.failover import MasterWatch
 
 from .conftest import close_clients
@@ -82,17 +83,18 @@ def test_the_pool_moves_to_the_announced_master_before_any_command(
     close_clients(app)
 
 
+@pytest.mark.parametrize("name", ["redis", "valkey"])
 def test_an_unreachable_sentinel_is_logged_once_and_tried_again(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, name: str
 ) -> None:
-    from redis.sentinel import Sentinel
-
-    sentinel = Sentinel([("127.0.0.1", free_port())], socket_timeout=0.2)  # type: ignore[no-untyped-call]
-    client = sentinel.master_for("nowhere")  # type: ignore[no-untyped-call]
+    pytest.importorskip(name)
+    sentinel_class = client_library(name).sentinel
+    sentinel = sentinel_class([("127.0.0.1", free_port())], socket_timeout=0.2)
+    client = sentinel.master_for("nowhere")
     with caplog.at_level(logging.WARNING, "flask_redis"):
         watch = MasterWatch(sentinel, "nowhere", client.connection_pool).start()
         try:
-            # redis-py's clients of the sentinels retry for a few seconds before they fail.
+            # The library's clients of the sentinels retry for a few seconds before they fail.
             assert wait_until(lambda: caplog.records, 15)
             assert watch._thread is not None and watch._thread.is_alive()  # it tries again
         finally:

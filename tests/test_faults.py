@@ -1,9 +1,10 @@
-"""Faults of a real server: the caller gets redis-py's own error, the metrics count the
-call once and the panel records it with its error, and the next call works again.
+"""Faults of a real server: the caller gets its client library's own error (redis-py's or
+valkey-py's), the metrics count the call once and the panel records it with its error, and
+the next call works again.
 
-Each test has a redis-server of its own, killed with SIGKILL in the middle of a command,
-a pipeline or a transaction; or a timeout; or a blocking pool with no connection left.
-redis-py retries once underneath (no backoff): the caller still sees one call.
+Each test has a server of its own, killed with SIGKILL in the middle of a command, a
+pipeline or a transaction; or a timeout; or a blocking pool with no connection left. The
+client library retries once underneath (no backoff): the caller still sees one call.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Callable
 
 import pytest
@@ -40,14 +42,17 @@ def server(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 @pytest.fixture()
-def app(server: RedisServer, registry: CollectorRegistry) -> Iterator[Flask]:
-    """An app with metrics and recording of ``REDIS`` on :func:`server`."""
+def app(
+    server: RedisServer, registry: CollectorRegistry, client_module: ModuleType
+) -> Iterator[Flask]:
+    """An app with metrics and recording of ``REDIS`` on :func:`server`, retrying once
+    without backoff (the ``Retry`` of the app's client library)."""
     app = Flask(__name__)
     app.config.update(
         REDIS_PORT=server.port,
         REDIS_METRICS_REGISTRY=registry,
         REDIS_RECORD_CALLS=True,
-        REDIS_RETRY=Retry(NoBackoff(), 1),
+        REDIS_RETRY=client_module.retry.Retry(client_module.backoff.NoBackoff(), 1),
     )
     yield app
     close_clients(app)
@@ -98,7 +103,8 @@ def in_request(app: Flask, work: Callable[[], Any]) -> Outcome:
 
 
 def kill_while_busy(server: RedisServer, outcome: Outcome) -> None:
-    """Kill ``server`` once the call of ``outcome`` keeps it busy, and wait for the call."""
+    """Kill ``server`` once the call of ``outcome`` keeps it busy, and wait for the call.
+    The probe is a plain redis-py client, whatever the app's client library."""
     probe = server.client(socket_timeout=0.3, retry=Retry(NoBackoff(), 0))
     deadline = time.monotonic() + 10
     try:
@@ -124,11 +130,11 @@ def recovers(server: RedisServer, ext: Redis, samples: Samples) -> None:
 
 
 def test_a_server_killed_mid_command(
-    server: RedisServer, ext: Redis, app: Flask, samples: Samples
+    server: RedisServer, ext: Redis, app: Flask, samples: Samples, client_module: ModuleType
 ) -> None:
     outcome = in_request(app, lambda: ext.blpop(["queue"], timeout=20))
     kill_while_busy(server, outcome)
-    assert isinstance(outcome.error, redis.ConnectionError)
+    assert isinstance(outcome.error, client_module.ConnectionError)
     assert samples.commands("BLPOP") == 1
     assert samples.errors("BLPOP", type(outcome.error).__name__) == 1
     assert outcome.calls is not None
@@ -140,7 +146,12 @@ def test_a_server_killed_mid_command(
 
 @pytest.mark.parametrize("transaction", [False, True], ids=["pipeline", "transaction"])
 def test_a_server_killed_mid_pipeline(
-    server: RedisServer, ext: Redis, app: Flask, samples: Samples, transaction: bool
+    server: RedisServer,
+    ext: Redis,
+    app: Flask,
+    samples: Samples,
+    client_module: ModuleType,
+    transaction: bool,
 ) -> None:
     def work() -> None:
         with ext.pipeline(transaction=transaction) as pipe:
@@ -149,7 +160,7 @@ def test_a_server_killed_mid_pipeline(
 
     outcome = in_request(app, work)
     kill_while_busy(server, outcome)
-    assert isinstance(outcome.error, redis.ConnectionError)
+    assert isinstance(outcome.error, client_module.ConnectionError)
     name = "MULTI" if transaction else "PIPELINE"
     assert samples.round_trips(name) == 1
     assert [samples.commands(command) for command in ("SET", "EVAL", "GET")] == [1, 1, 1]
@@ -160,12 +171,14 @@ def test_a_server_killed_mid_pipeline(
     recovers(server, ext, samples)
 
 
-def test_a_timeout(server: RedisServer, app: Flask, samples: Samples) -> None:
+def test_a_timeout(
+    server: RedisServer, app: Flask, samples: Samples, client_module: ModuleType
+) -> None:
     app.config["REDIS_SOCKET_TIMEOUT"] = 0.2
     ext = Redis(app)
     outcome = in_request(app, lambda: ext.blpop(["queue"], timeout=5))
     assert outcome.done.wait(30)
-    assert isinstance(outcome.error, redis.TimeoutError)
+    assert isinstance(outcome.error, client_module.TimeoutError)
     assert samples.commands("BLPOP") == 1
     assert samples.errors("BLPOP", "TimeoutError") == 1
     assert outcome.calls is not None and outcome.calls[0].error.startswith("TimeoutError")
@@ -173,9 +186,9 @@ def test_a_timeout(server: RedisServer, app: Flask, samples: Samples) -> None:
 
 
 def test_a_blocking_pool_with_no_connection_left(
-    server: RedisServer, app: Flask, samples: Samples
+    server: RedisServer, app: Flask, samples: Samples, client_module: ModuleType
 ) -> None:
-    pool = redis.BlockingConnectionPool(port=server.port, max_connections=1, timeout=0.2)
+    pool = client_module.BlockingConnectionPool(port=server.port, max_connections=1, timeout=0.2)
     app.config["REDIS_CONNECTION_POOL"] = pool
     ext = Redis(app)
     holder = in_request(app, lambda: ext.blpop(["queue"], timeout=1))
@@ -185,7 +198,7 @@ def test_a_blocking_pool_with_no_connection_left(
     time.sleep(0.1)
     outcome = in_request(app, ext.ping)
     assert outcome.done.wait(30)
-    assert isinstance(outcome.error, redis.ConnectionError)
+    assert isinstance(outcome.error, client_module.ConnectionError)
     assert samples.errors("PING", "ConnectionError") == 1
     assert outcome.calls is not None and outcome.calls[0].error.startswith("ConnectionError")
     assert holder.done.wait(30) and holder.error is None  # BLPOP timed out on the server

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from types import ModuleType
 from typing import Any
 
 import pytest
 import redis
 
 import flask_redis.instrument
+from flask_redis.config import ClientLibrary, client_library
 from flask_redis.instrument import Command, combine, instrumented, observe
 
 from .servers import RedisServer
@@ -41,8 +43,12 @@ def recorder() -> Recorder:
 
 
 @pytest.fixture()
-def client(redis_server: RedisServer, plain: redis.Redis, recorder: Recorder) -> Iterator[Any]:
-    client = instrumented(redis.Redis)(host="127.0.0.1", port=redis_server.port)
+def client(
+    redis_server: RedisServer, plain: redis.Redis, recorder: Recorder, library: ClientLibrary
+) -> Iterator[Any]:
+    """An instrumented client of the backend's library (:func:`library`), observed by
+    ``recorder``."""
+    client = instrumented(library.client)(host="127.0.0.1", port=redis_server.port)
     observe(client, recorder)
     yield client
     client.close()
@@ -56,25 +62,34 @@ def test_each_command_is_one_observation_with_its_reply(client: Any, recorder: R
     assert all(0 < call[1] < 5 and call[3] is None for call in recorder.calls)
 
 
-def test_the_caller_gets_the_very_error_the_observer_saw(client: Any, recorder: Recorder) -> None:
+def test_the_caller_gets_the_very_error_the_observer_saw(
+    client: Any, recorder: Recorder, client_module: ModuleType
+) -> None:
     client.set("k", "v")
-    with pytest.raises(redis.ResponseError) as raised:
+    with pytest.raises(client_module.ResponseError) as raised:
         client.hget("k", "field")
     command, _seconds, reply, error, _commands = recorder.calls[-1]
     assert (command, reply) == (("HGET", "k", "field"), None)
     assert error is raised.value
 
 
-def test_the_subclass_is_made_once_per_base_class_and_keeps_its_name() -> None:
-    cls = instrumented(redis.Redis)
-    assert instrumented(redis.Redis) is cls
-    assert issubclass(cls, redis.Redis) and cls is not redis.Redis
-    assert (cls.__name__, cls.__module__) == ("Redis", redis.Redis.__module__)
+@pytest.mark.parametrize(("name", "class_name"), [("redis", "Redis"), ("valkey", "Valkey")])
+def test_the_subclass_is_made_once_per_base_class_and_keeps_its_name(
+    name: str, class_name: str
+) -> None:
+    pytest.importorskip(name)
+    base = client_library(name).client
+    cls = instrumented(base)
+    assert instrumented(base) is cls
+    assert issubclass(cls, base) and cls is not base
+    assert (cls.__name__, cls.__module__) == (class_name, base.__module__)
 
 
-def test_a_pipeline_is_one_round_trip_with_its_commands(client: Any, recorder: Recorder) -> None:
+def test_a_pipeline_is_one_round_trip_with_its_commands(
+    client: Any, recorder: Recorder, client_module: ModuleType
+) -> None:
     with client.pipeline(transaction=False) as pipe:
-        assert isinstance(pipe, redis.client.Pipeline)
+        assert isinstance(pipe, client_module.client.Pipeline)
         pipe.set("a", 1).incr("a")
         assert pipe.execute() == [True, 2]
     assert recorder.calls[0][0] == ("PIPELINE",)
@@ -97,14 +112,14 @@ def test_a_transaction_with_watch_observes_watch_then_multi(
 
 
 def test_a_watch_conflict_reaches_the_caller_as_watch_error(
-    client: Any, recorder: Recorder, plain: redis.Redis
+    client: Any, recorder: Recorder, plain: redis.Redis, client_module: ModuleType
 ) -> None:
     with client.pipeline() as pipe:
         pipe.watch("n")
         plain.set("n", "changed")  # another client changes the watched key
         pipe.multi()
         pipe.set("n", "mine")
-        with pytest.raises(redis.WatchError) as raised:
+        with pytest.raises(client_module.WatchError) as raised:
             pipe.execute()
     assert recorder.calls[-1][0] == ("MULTI",)
     assert recorder.calls[-1][3] is raised.value
@@ -152,9 +167,13 @@ def test_pubsub_listening_is_not_timed(client: Any, recorder: Recorder) -> None:
 
 @pytest.mark.parametrize("protocol", [2, 3])
 def test_decoded_replies_reach_the_observer_in_both_protocols(
-    redis_server: RedisServer, plain: redis.Redis, recorder: Recorder, protocol: int
+    redis_server: RedisServer,
+    plain: redis.Redis,
+    recorder: Recorder,
+    protocol: int,
+    library: ClientLibrary,
 ) -> None:
-    client = instrumented(redis.Redis)(
+    client = instrumented(library.client)(
         port=redis_server.port, decode_responses=True, protocol=protocol
     )
     observe(client, recorder)
@@ -165,10 +184,12 @@ def test_decoded_replies_reach_the_observer_in_both_protocols(
 
 
 def test_a_custom_subclass_keeps_its_own_behaviour(
-    redis_server: RedisServer, plain: redis.Redis, recorder: Recorder
+    redis_server: RedisServer, plain: redis.Redis, recorder: Recorder, library: ClientLibrary
 ) -> None:
-    class Prefixed(redis.Redis):
-        def get(self, name: str) -> Any:  # type: ignore[override]
+    base: Any = library.client
+
+    class Prefixed(base):  # type: ignore[misc]
+        def get(self, name: str) -> Any:
             return super().get(f"app:{name}")
 
     client = instrumented(Prefixed)(port=redis_server.port)
@@ -181,9 +202,11 @@ def test_a_custom_subclass_keeps_its_own_behaviour(
 
 
 def test_an_execute_command_of_the_configured_class_runs_inside_the_timing(
-    redis_server: RedisServer, recorder: Recorder
+    redis_server: RedisServer, recorder: Recorder, library: ClientLibrary
 ) -> None:
-    class Tagged(redis.Redis):
+    base: Any = library.client
+
+    class Tagged(base):  # type: ignore[misc]
         def execute_command(self, *args: Any, **options: Any) -> Any:
             return ("tagged", super().execute_command(*args, **options))
 
@@ -194,18 +217,20 @@ def test_an_execute_command_of_the_configured_class_runs_inside_the_timing(
     client.close()
 
 
-def test_a_patch_of_redis_py_made_after_the_class_runs_as_a_tracer_would_have_it(
-    client: Any, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+def test_a_patch_of_the_library_made_after_the_class_runs_as_a_tracer_would_have_it(
+    client: Any, recorder: Recorder, monkeypatch: pytest.MonkeyPatch, library: ClientLibrary
 ) -> None:
+    """A tracer patches the library's ``execute_command``: redis-py's, whose own only hands
+    the command on (which the instrumented client then skips), or valkey-py's."""
     traced: list[Any] = []
-    original = redis.Redis.execute_command
+    original = library.client.execute_command
 
     def traced_execute_command(self: Any, *args: Any, **options: Any) -> Any:
         traced.append(args)
         return original(self, *args, **options)
 
     assert client.get("k") is None  # the class is made, and used, before the patch
-    monkeypatch.setattr(redis.Redis, "execute_command", traced_execute_command)
+    monkeypatch.setattr(library.client, "execute_command", traced_execute_command)
     assert client.set("k", "v") is True
     assert traced == [("SET", "k", "v")]
     assert recorder.commands == [("GET", "k"), ("SET", "k", "v")]

@@ -20,6 +20,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from redis.cluster import RedisCluster
 
 from flask_redis import Redis, get_recorded_calls
+from flask_redis.config import ClientLibrary
 
 from .conftest import close_clients
 from .samples import POOL, Samples
@@ -54,14 +55,16 @@ def used(app: Flask, ext: Redis) -> None:
     ext.set("c", "1")
 
 
-def refs_of(app: Flask, ext: Redis) -> Refs:
-    """Weak references to ``app``, its client of ``ext``'s prefix and the client's pools."""
+def refs_of(app: Flask, ext: Redis, library: ClientLibrary) -> Refs:
+    """Weak references to ``app``, its client of ``ext``'s prefix and the client's pools
+    (those of a cluster client's nodes found under ``library``'s attribute)."""
     client = ext.connection
     refs: Refs = {"app": weakref.ref(app), "client": weakref.ref(client)}
     if hasattr(client, "get_nodes"):  # a cluster client: a pool per node
         for node in client.get_nodes():
-            if node.redis_connection is not None:
-                pool = node.redis_connection.connection_pool
+            node_client = getattr(node, library.node_client_attribute)
+            if node_client is not None:
+                pool = node_client.connection_pool
                 refs[f"pool of {node.name}"] = weakref.ref(pool)
     else:
         refs["pool"] = weakref.ref(client.connection_pool)
@@ -87,7 +90,10 @@ def wait_until(check: Callable[[], bool], timeout: float = 5.0) -> bool:
 
 
 def test_an_app_with_metrics_in_its_own_registry_is_collected_and_its_tallies_stay(
-    redis_server: RedisServer, plain: redis.Redis, registry: CollectorRegistry
+    redis_server: RedisServer,
+    plain: redis.Redis,
+    registry: CollectorRegistry,
+    library: ClientLibrary,
 ) -> None:
     samples = Samples(registry)
     config: dict[str, Any] = {"REDIS_PORT": redis_server.port, "REDIS_METRICS_REGISTRY": registry}
@@ -99,7 +105,7 @@ def test_an_app_with_metrics_in_its_own_registry_is_collected_and_its_tallies_st
         used(app, ext)
         assert samples(POOL, prefix="redis", state="idle") == 2  # one connection each
         used(app, ext)  # tallied after the collection: still pending when the app goes
-        refs = refs_of(app, ext)
+        refs = refs_of(app, ext, library)
         close_clients(app)
         return refs
 
@@ -116,7 +122,7 @@ def test_an_app_with_metrics_in_its_own_registry_is_collected_and_its_tallies_st
 
 
 def test_an_app_with_metrics_in_the_default_registry_is_collected_and_its_tallies_stay(
-    redis_server: RedisServer, plain: redis.Redis
+    redis_server: RedisServer, plain: redis.Redis, library: ClientLibrary
 ) -> None:
     # A prefix of this test's own: the default registry is the whole process's.
     samples = Samples(REGISTRY)
@@ -130,7 +136,7 @@ def test_an_app_with_metrics_in_the_default_registry_is_collected_and_its_tallie
         used(app, ext)
         assert samples(POOL, prefix="lifetime", state="idle") == 1
         used(app, ext)
-        refs = refs_of(app, ext)
+        refs = refs_of(app, ext, library)
         close_clients(app)
         return refs
 
@@ -142,7 +148,10 @@ def test_an_app_with_metrics_in_the_default_registry_is_collected_and_its_tallie
 
 
 def test_an_app_that_records_calls_is_collected_and_its_tallies_stay(
-    redis_server: RedisServer, plain: redis.Redis, registry: CollectorRegistry
+    redis_server: RedisServer,
+    plain: redis.Redis,
+    registry: CollectorRegistry,
+    library: ClientLibrary,
 ) -> None:
     samples = Samples(registry)
     seen: list[str] = []
@@ -166,7 +175,7 @@ def test_an_app_that_records_calls_is_collected_and_its_tallies_stay(
         assert response.status_code == 200
         assert response.headers["Server-Timing"].startswith("redis-redis;")
         used(app, ext)
-        refs = refs_of(app, ext)
+        refs = refs_of(app, ext, library)
         close_clients(app)
         return refs
 
@@ -178,7 +187,7 @@ def test_an_app_that_records_calls_is_collected_and_its_tallies_stay(
 
 
 def test_an_app_whose_teardown_failed_is_collected_with_recording_on(
-    redis_server: RedisServer, plain: redis.Redis
+    redis_server: RedisServer, plain: redis.Redis, library: ClientLibrary
 ) -> None:
     # The failing teardown runs before the recording's own, which never runs: the calls
     # of the request stay the current ones of the thread until its next request.
@@ -193,7 +202,7 @@ def test_an_app_whose_teardown_failed_is_collected_with_recording_on(
 
         with pytest.raises(RuntimeError, match="teardown failed"):
             app.test_client().get("/work")
-        refs = refs_of(app, ext)
+        refs = refs_of(app, ext, library)
         close_clients(app)
         return refs
 
@@ -202,7 +211,10 @@ def test_an_app_whose_teardown_failed_is_collected_with_recording_on(
 
 
 def test_an_app_with_a_sentinel_prefix_is_collected_and_its_watch_ends(
-    sentinel_set: SentinelSet, sentinel_master: redis.Redis, registry: CollectorRegistry
+    sentinel_set: SentinelSet,
+    sentinel_master: redis.Redis,
+    registry: CollectorRegistry,
+    library: ClientLibrary,
 ) -> None:
     samples = Samples(registry)
     watches: list[threading.Thread] = []
@@ -217,7 +229,7 @@ def test_an_app_with_a_sentinel_prefix_is_collected_and_its_watch_ends(
         )
         used(app, ext)
         ext.replica.get("a")
-        refs = refs_of(app, ext)
+        refs = refs_of(app, ext, library)
         close_clients(app)
         return refs
 
@@ -231,7 +243,10 @@ def test_an_app_with_a_sentinel_prefix_is_collected_and_its_watch_ends(
 
 
 def test_an_app_with_a_cluster_prefix_is_collected_and_its_tallies_stay(
-    redis_cluster_nodes: ClusterNodes, cluster_client: RedisCluster, registry: CollectorRegistry
+    redis_cluster_nodes: ClusterNodes,
+    cluster_client: RedisCluster,
+    registry: CollectorRegistry,
+    library: ClientLibrary,
 ) -> None:
     samples = Samples(registry)
 
@@ -240,7 +255,7 @@ def test_an_app_with_a_cluster_prefix_is_collected_and_its_tallies_stay(
         used(app, ext)
         assert (samples(POOL, prefix="redis", state="idle") or 0) > 0
         ext.set("d", "2")
-        refs = refs_of(app, ext)
+        refs = refs_of(app, ext, library)
         assert any(name.startswith("pool of ") for name in refs)
         close_clients(app)
         return refs

@@ -11,6 +11,7 @@ import weakref
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Callable
 
 import pytest
@@ -19,12 +20,11 @@ from flask import Flask
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import REGISTRY, CollectorRegistry, Histogram
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 import flask_redis.instrument
 import flask_redis.metrics
 from flask_redis import Redis
+from flask_redis.config import ClientLibrary
 
 from .samples import (
     COMMANDS,
@@ -324,13 +324,13 @@ def test_an_empty_pipeline_observes_nothing(
 
 @where
 def test_a_wrong_type_error_reaches_the_caller_and_is_counted(
-    metrics_app: Flask, ext: Redis, samples: Samples, in_request: bool
+    metrics_app: Flask, ext: Redis, samples: Samples, client_module: ModuleType, in_request: bool
 ) -> None:
     def work() -> None:
         ext.set("s", "x")
-        with pytest.raises(redis.ResponseError, match="WRONGTYPE") as info:
+        with pytest.raises(client_module.ResponseError, match="WRONGTYPE") as info:
             ext.lpush("s", 1)
-        assert type(info.value) is redis.ResponseError
+        assert type(info.value) is client_module.ResponseError
 
     run(metrics_app, in_request, work)
     assert samples.errors("LPUSH", "ResponseError") == 1
@@ -340,13 +340,13 @@ def test_a_wrong_type_error_reaches_the_caller_and_is_counted(
 
 @where
 def test_a_failed_command_of_a_pipeline_is_counted_under_its_name(
-    metrics_app: Flask, ext: Redis, samples: Samples, in_request: bool
+    metrics_app: Flask, ext: Redis, samples: Samples, client_module: ModuleType, in_request: bool
 ) -> None:
     def work() -> None:
         with ext.pipeline(transaction=False) as pipe:
             replies = pipe.set("s", "x").lpush("s", 1).get("s").execute(raise_on_error=False)
         assert replies[0] is True and replies[2] == b"x"
-        assert type(replies[1]) is redis.ResponseError
+        assert type(replies[1]) is client_module.ResponseError
 
     run(metrics_app, in_request, work)
     assert samples.errors("LPUSH", "ResponseError") == 1
@@ -356,12 +356,12 @@ def test_a_failed_command_of_a_pipeline_is_counted_under_its_name(
 
 @pytest.mark.parametrize(("transaction", "round_trip"), [(False, "PIPELINE"), (True, "MULTI")])
 def test_an_error_raised_by_execute_is_counted_under_the_round_trip(
-    ext: Redis, samples: Samples, transaction: bool, round_trip: str
+    ext: Redis, samples: Samples, client_module: ModuleType, transaction: bool, round_trip: str
 ) -> None:
     ext.set("s", "x")
     with ext.pipeline(transaction=transaction) as pipe:
         pipe.lpush("s", 1).get("s")
-        with pytest.raises(redis.ResponseError):
+        with pytest.raises(client_module.ResponseError):
             pipe.execute()
     assert samples.errors(round_trip, "ResponseError") == 1
     assert samples.errors("LPUSH", "ResponseError") is None
@@ -370,15 +370,16 @@ def test_an_error_raised_by_execute_is_counted_under_the_round_trip(
 
 @where
 def test_a_connection_error_reaches_the_caller_and_is_counted(
-    metrics_app: Flask, samples: Samples, in_request: bool
+    metrics_app: Flask, samples: Samples, client_module: ModuleType, in_request: bool
 ) -> None:
+    retry = client_module.retry.Retry(client_module.backoff.NoBackoff(), 0)
     metrics_app.config.update(
-        REDIS_PORT=free_port(), REDIS_SOCKET_CONNECT_TIMEOUT=0.5, REDIS_RETRY=Retry(NoBackoff(), 0)
+        REDIS_PORT=free_port(), REDIS_SOCKET_CONNECT_TIMEOUT=0.5, REDIS_RETRY=retry
     )
     ext = Redis(metrics_app)
 
     def work() -> None:
-        with pytest.raises(redis.ConnectionError):
+        with pytest.raises(client_module.ConnectionError):
             ext.get("k")
 
     run(metrics_app, in_request, work)
@@ -512,7 +513,7 @@ def test_round_trips_of_many_threads_outside_requests_are_all_counted(
 
 
 def test_outside_requests_round_trips_wait_for_a_collect_in_bounded_records(
-    ext: Redis, registry: CollectorRegistry
+    ext: Redis, registry: CollectorRegistry, client_module: ModuleType
 ) -> None:
     prefix_metrics = flask_redis.metrics.metrics_for(registry).for_prefix("REDIS")
 
@@ -524,7 +525,7 @@ def test_outside_requests_round_trips_wait_for_a_collect_in_bounded_records(
 
     names = flask_redis.metrics._RECORD_NAMES + 44
     for number in range(names):  # names built at run time: kept by label past the bound
-        with pytest.raises(redis.ResponseError):
+        with pytest.raises(client_module.ResponseError):
             ext.execute_command(f"NOSUCHCMD{number}")
     ext.get("a")
     assert counted() == 0
@@ -550,10 +551,10 @@ def test_threads_that_ended_are_counted_and_forgotten(
 
 @where
 def test_an_unknown_command_is_labelled_other(
-    metrics_app: Flask, ext: Redis, samples: Samples, in_request: bool
+    metrics_app: Flask, ext: Redis, samples: Samples, client_module: ModuleType, in_request: bool
 ) -> None:
     def work() -> None:
-        with pytest.raises(redis.ResponseError):
+        with pytest.raises(client_module.ResponseError):
             ext.execute_command("NOSUCHCMD", "x")
 
     run(metrics_app, in_request, work)
@@ -592,23 +593,25 @@ def test_many_apps_and_prefixes_share_a_registry(redis_server: RedisServer, shar
 
 @pytest.mark.parametrize("value", [False, "false"])
 def test_metrics_off_gives_the_configured_class_and_records_nothing(
-    metrics_app: Flask, cache: Redis, samples: Samples, value: object
+    metrics_app: Flask, cache: Redis, samples: Samples, library: ClientLibrary, value: object
 ) -> None:
     metrics_app.config["REDIS_METRICS"] = value
     ext = Redis(metrics_app)
-    assert type(ext.connection) is redis.Redis
+    assert type(ext.connection) is library.client
     run(metrics_app, True, lambda: ext.set("a", 1))
     assert "redis" not in samples.prefixes()
     assert samples.prefixes() <= {"cache"}
 
 
-def test_metrics_on_gives_a_subclass_named_as_the_configured_class(ext: Redis) -> None:
+def test_metrics_on_gives_a_subclass_named_as_the_configured_class(
+    ext: Redis, client_module: ModuleType, library: ClientLibrary
+) -> None:
     made = type(ext.connection)
-    assert issubclass(made, redis.Redis) and made is not redis.Redis
-    assert (made.__name__, made.__module__) == ("Redis", redis.Redis.__module__)
+    assert issubclass(made, library.client) and made is not library.client
+    assert (made.__name__, made.__module__) == (library.client.__name__, library.client.__module__)
     with ext.pipeline() as pipe:
-        assert isinstance(pipe, redis.client.Pipeline)
-        assert type(pipe) is not redis.client.Pipeline
+        assert isinstance(pipe, client_module.client.Pipeline)
+        assert type(pipe) is not client_module.client.Pipeline
 
 
 @pytest.mark.parametrize(
@@ -630,7 +633,11 @@ def test_a_bad_metrics_setting_names_its_key(
 @pytest.mark.usefixtures("observer_fails")
 @where
 def test_a_failing_observer_is_logged_once_and_commands_still_work(
-    metrics_app: Flask, ext: Redis, caplog: pytest.LogCaptureFixture, in_request: bool
+    metrics_app: Flask,
+    ext: Redis,
+    caplog: pytest.LogCaptureFixture,
+    client_module: ModuleType,
+    in_request: bool,
 ) -> None:
     caplog.set_level(logging.ERROR, logger="flask_redis")
 
@@ -638,7 +645,7 @@ def test_a_failing_observer_is_logged_once_and_commands_still_work(
         assert ext.set("k", "v") is True
         assert ext.get("k") == b"v"
         assert ext.pipeline().incr("n").get("n").execute() == [1, b"1"]
-        with pytest.raises(redis.ResponseError):
+        with pytest.raises(client_module.ResponseError):
             ext.execute_command("NOSUCHCMD")
 
     run(metrics_app, in_request, work)
@@ -674,16 +681,22 @@ def test_pool_gauge_is_read_at_the_scrape_outside_requests_too(
     "blocking", [False, True], ids=["ConnectionPool", "BlockingConnectionPool"]
 )
 def test_pool_usage_is_the_share_of_max_connections_in_use(
-    metrics_app: Flask, redis_server: RedisServer, samples: Samples, blocking: bool
+    metrics_app: Flask,
+    redis_server: RedisServer,
+    samples: Samples,
+    client_module: ModuleType,
+    blocking: bool,
 ) -> None:
     if blocking:
-        metrics_app.config["REDIS_CONNECTION_POOL"] = redis.BlockingConnectionPool(
+        metrics_app.config["REDIS_CONNECTION_POOL"] = client_module.BlockingConnectionPool(
             host="127.0.0.1", port=redis_server.port, max_connections=4
         )
     else:
         metrics_app.config["REDIS_MAX_CONNECTIONS"] = 4
     pool = Redis(metrics_app).connection.connection_pool
-    assert type(pool) is (redis.BlockingConnectionPool if blocking else redis.ConnectionPool)
+    assert type(pool) is (
+        client_module.BlockingConnectionPool if blocking else client_module.ConnectionPool
+    )
     held = [checked_out(pool) for _ in range(3)]
     try:
         assert samples(POOL_USAGE, prefix="redis") == 0.75
@@ -758,7 +771,7 @@ def test_publish_is_counted_and_subscribing_times_nothing(ext: Redis, samples: S
     "config", [{"REDIS_DECODE_RESPONSES": True}, {"REDIS_PROTOCOL": 3}], ids=["decoded", "resp3"]
 )
 def test_decoded_and_resp3_clients_are_counted(
-    metrics_app: Flask, samples: Samples, config: dict[str, Any]
+    metrics_app: Flask, samples: Samples, client_module: ModuleType, config: dict[str, Any]
 ) -> None:
     metrics_app.config.update(config)
     ext = Redis(metrics_app)
@@ -768,7 +781,7 @@ def test_decoded_and_resp3_clients_are_counted(
         assert ext.hgetall("h") in ({"f": "v"}, {b"f": b"v"})
         with ext.pipeline() as pipe:
             replies = pipe.set("s", "x").lpush("s", 1).execute(raise_on_error=False)
-        assert type(replies[1]) is redis.ResponseError
+        assert type(replies[1]) is client_module.ResponseError
 
     run(metrics_app, True, work)
     assert [samples.commands(name) for name in ("HSET", "HGETALL", "SET", "LPUSH")] == [1] * 4

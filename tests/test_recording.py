@@ -12,6 +12,7 @@ import tracemalloc
 import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Callable
 
 import pytest
@@ -20,11 +21,12 @@ from flask import Flask, request
 from prometheus_client import CollectorRegistry
 
 from flask_redis import RecordedCall, RecordedCalls, Redis, get_recorded_calls
+from flask_redis.config import ClientLibrary
 from flask_redis.recording import ARGUMENT_LIMIT, ARGUMENTS_LIMIT, REDACTED
 from flask_redis.redaction import secret_positions, sent_words
 
 from .conftest import SECRET
-from .recorded import recorded, run, skip_unless_redis_py_sends
+from .recorded import recorded, refuses, run
 from .servers import RedisServer
 
 #: This file as a recorded location shows it: relative to the app's root (``tests/``).
@@ -119,9 +121,11 @@ def test_record_calls_setting_overrides_app_debug(
     assert commands(calls) == ([("GET", ("k",))] if records else [])
 
 
-def test_client_is_plain_redis_when_nothing_observes_it(quiet_app: Flask) -> None:
+def test_client_is_plain_redis_when_nothing_observes_it(
+    quiet_app: Flask, library: ClientLibrary
+) -> None:
     quiet_app.config["REDIS_RECORD_CALLS"] = False
-    assert type(Redis(quiet_app).connection) is redis.Redis
+    assert type(Redis(quiet_app).connection) is library.client
 
 
 @pytest.mark.parametrize(
@@ -135,13 +139,13 @@ def test_client_is_plain_redis_when_nothing_observes_it(quiet_app: Flask) -> Non
     ids=["recording", "server-timing", "slow-log", "metrics"],
 )
 def test_any_observer_makes_the_client_instrumented(
-    quiet_app: Flask, settings: dict[str, Any]
+    quiet_app: Flask, library: ClientLibrary, settings: dict[str, Any]
 ) -> None:
     quiet_app.config["REDIS_RECORD_CALLS"] = False
     quiet_app.config.update(settings)
     client = Redis(quiet_app).connection
-    assert type(client) is not redis.Redis
-    assert isinstance(client, redis.Redis)
+    assert type(client) is not library.client
+    assert isinstance(client, library.client)
 
 
 # --- One RecordedCall per command ---------------------------------------------------------
@@ -409,14 +413,14 @@ def test_watch_and_reads_before_multi_are_single_calls(recording_app: Flask, ext
 
 @pytest.mark.parametrize("transaction", [True, False])
 def test_a_failing_command_of_a_pipeline_has_its_own_error(
-    recording_app: Flask, ext: Redis, transaction: bool
+    recording_app: Flask, ext: Redis, client_module: ModuleType, transaction: bool
 ) -> None:
     def work() -> None:
         with ext.pipeline(transaction=transaction) as pipe:
             pipe.set("s", "v").lpush("s", "x").get("s")
             replies = pipe.execute(raise_on_error=False)
         assert replies[0] is True and replies[2] == b"v"
-        assert isinstance(replies[1], redis.ResponseError)
+        assert isinstance(replies[1], client_module.ResponseError)
 
     calls = recorded(recording_app, work)
     assert [call.command for call in calls] == ["SET", "LPUSH", "GET"]
@@ -429,7 +433,11 @@ def test_a_failing_command_of_a_pipeline_has_its_own_error(
 
 @pytest.mark.parametrize("failing", ["acl-setuser", "redacted-key"])
 def test_a_raising_pipeline_does_not_leak_a_secret_into_other_errors(
-    recording_app: Flask, plain: redis.Redis, no_acl_user: None, failing: str
+    recording_app: Flask,
+    plain: redis.Redis,
+    client_module: ModuleType,
+    no_acl_user: None,
+    failing: str,
 ) -> None:
     # redis-py's message of a raising pipeline quotes the failing command in full.
     recording_app.config["REDIS_RECORD_REDACT_KEYS"] = ["session:*"]
@@ -443,7 +451,7 @@ def test_a_raising_pipeline_does_not_leak_a_secret_into_other_errors(
             pipe.execute_command("ACL SETUSER", "alice", f">{SECRET}", "no-such-rule")
         else:  # a list command on a string
             pipe.lpush("session:1", SECRET)
-        with pytest.raises(redis.ResponseError):
+        with pytest.raises(client_module.ResponseError):
             pipe.execute()
 
     calls = recorded(recording_app, work)
@@ -456,13 +464,13 @@ def test_a_raising_pipeline_does_not_leak_a_secret_into_other_errors(
 
 
 def test_a_wrong_type_error_is_recorded_and_still_raised(
-    recording_app: Flask, ext: Redis, plain: redis.Redis
+    recording_app: Flask, ext: Redis, plain: redis.Redis, client_module: ModuleType
 ) -> None:
     plain.set("s", "v")
     line: list[int] = []
 
     def work() -> None:
-        with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        with pytest.raises(client_module.ResponseError, match="WRONGTYPE"):
             line.append(next_line())
             ext.lpush("s", "x")
 
@@ -576,14 +584,24 @@ def test_long_utf8_text_cut_inside_a_character_is_still_text(
 
 @pytest.mark.parametrize("kind", [bytearray, memoryview])
 def test_bytearray_and_memoryview_arguments_are_shown_as_their_bytes(
-    recording_app: Flask, ext: Redis, plain: redis.Redis, kind: Callable[[bytes], Any]
+    recording_app: Flask,
+    ext: Redis,
+    plain: redis.Redis,
+    client_module: ModuleType,
+    kind: Callable[[bytes], Any],
 ) -> None:
-    skip_unless_redis_py_sends(kind)
+    # A library that refuses the kind (valkey-py 6 and redis-py 7 refuse a bytearray)
+    # raises a DataError before sending: the call is recorded all the same, with it.
+    refused = refuses(client_module, kind)
+    sets = [(kind(b"key"), kind(b"text")), ("bin", kind(b"\x00\xff")), ("long", kind(b"v" * 300))]
 
     def work() -> None:
-        ext.set(kind(b"key"), kind(b"text"))
-        ext.set("bin", kind(b"\x00\xff"))
-        ext.set("long", kind(b"v" * 300))
+        for key, value in sets:
+            if refused:
+                with pytest.raises(client_module.DataError, match=kind.__name__):
+                    ext.set(key, value)
+            else:
+                ext.set(key, value)
 
     calls = recorded(recording_app, work)
     assert commands(calls) == [
@@ -591,6 +609,14 @@ def test_bytearray_and_memoryview_arguments_are_shown_as_their_bytes(
         ("SET", ("bin", "0x00ff")),
         ("SET", ("long", "v" * ARGUMENT_LIMIT + "... (300 bytes)")),
     ]
+    assert "memory at" not in repr(calls) and f"{kind.__name__}(" not in repr(calls)
+    if refused:
+        for call in calls:
+            assert call.error is not None
+            assert call.error.startswith(f"DataError: Invalid input of type: '{kind.__name__}'")
+        assert plain.keys() == []  # nothing was sent
+        return
+    assert [call.error for call in calls] == [None, None, None]
     assert [call.exact for call in calls] == [True, False, False]
     assert plain.get("key") == b"text"
 
@@ -772,18 +798,18 @@ def test_values_of_redacted_keys_are_hidden(
 
 
 def test_the_error_of_a_redacted_call_is_its_class_only(
-    recording_app: Flask, plain: redis.Redis, no_acl_user: None
+    recording_app: Flask, plain: redis.Redis, client_module: ModuleType, no_acl_user: None
 ) -> None:
     recording_app.config["REDIS_RECORD_REDACT_KEYS"] = ["session:*"]
     ext = Redis(recording_app)
     plain.mset({"session:1": "a string", "other": "a string"})
 
     def work() -> None:
-        with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        with pytest.raises(client_module.ResponseError, match="WRONGTYPE"):
             ext.lpush("session:1", SECRET)
-        with pytest.raises(redis.ResponseError, match="no-such-rule"):
+        with pytest.raises(client_module.ResponseError, match="no-such-rule"):
             ext.execute_command("ACL SETUSER", "alice", f">{SECRET}", "no-such-rule")
-        with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        with pytest.raises(client_module.ResponseError, match="WRONGTYPE"):
             ext.lpush("other", "x")
 
     calls = recorded(recording_app, work)

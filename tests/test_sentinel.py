@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any, Callable
 
 import pytest
@@ -163,8 +164,9 @@ def write_through(app: Flask, fail: Callable[[], Address], after: float = 1.5) -
     return writes
 
 
-def failover_app(sentinel_app: Flask) -> Redis:
-    """A ``/write/<n>`` view that sets ``w:<n>``; a Redis error is a 503 naming it."""
+def failover_app(sentinel_app: Flask, client_module: ModuleType) -> Redis:
+    """A ``/write/<n>`` view that sets ``w:<n>``; a Redis error (of ``client_module``, the
+    client library's module) is a 503 naming it."""
     redis_ext = Redis(sentinel_app)
 
     @sentinel_app.post("/write/<int:number>")
@@ -172,8 +174,8 @@ def failover_app(sentinel_app: Flask) -> Redis:
         redis_ext.set(f"w:{number}", number)
         return "ok"
 
-    @sentinel_app.errorhandler(redis.RedisError)
-    def redis_error(error: redis.RedisError) -> tuple[str, int]:
+    @sentinel_app.errorhandler(client_module.RedisError)
+    def redis_error(error: Exception) -> tuple[str, int]:
         return type(error).__name__, 503
 
     return redis_ext
@@ -181,9 +183,13 @@ def failover_app(sentinel_app: Flask) -> Redis:
 
 @pytest.mark.parametrize("how", ["SENTINEL FAILOVER", "master killed"])
 def test_app_keeps_writing_through_a_real_failover(
-    how: str, sentinel_app: Flask, sentinel_set: SentinelSet, samples: Samples
+    how: str,
+    sentinel_app: Flask,
+    sentinel_set: SentinelSet,
+    samples: Samples,
+    client_module: ModuleType,
 ) -> None:
-    redis_ext = failover_app(sentinel_app)
+    redis_ext = failover_app(sentinel_app, client_module)
     old = sentinel_set.master_address()
     if how == "SENTINEL FAILOVER":  # the old master goes on, as a master, for a while
         writes = write_through(sentinel_app, lambda: sentinel_set.failover(settle=False))

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 from redis.cluster import RedisCluster
 
 from flask_redis import Redis
+from flask_redis.config import ClientLibrary
 
 from .conftest import close_clients
 from .recorded import read_page
@@ -55,7 +56,7 @@ def three_modes(
 
 def test_prefixes_of_three_modes_on_one_app_each_keep_their_own(
     three_modes: Flask, redis_server: RedisServer, sentinel_set: SentinelSet,
-    redis_cluster_nodes: ClusterNodes,
+    redis_cluster_nodes: ClusterNodes, library: ClientLibrary,
 ) -> None:  # fmt: skip
     db, sessions, cache = Redis(three_modes), Redis(), Redis()
     sessions.init_app(three_modes, "SESSIONS")
@@ -76,7 +77,7 @@ def test_prefixes_of_three_modes_on_one_app_each_keep_their_own(
     assert response.status_code == 200
     assert redis_server.client().get("where") == b"server"
     assert sentinel_set.master.client().get("where") == b"sentinel"
-    assert isinstance(three_modes.extensions["redis"]["CACHE"], RedisCluster)
+    assert isinstance(three_modes.extensions["redis"]["CACHE"], library.cluster)
 
     page = read_page(response.text)
     prefixes = {line[0].split()[0]: line[0] for line in page.summary}
