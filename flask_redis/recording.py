@@ -458,6 +458,9 @@ class PrefixRecorder:
         hits = misses = 0
         if error is not None:
             failure: str | None = _error_text(error, redacted or secret)
+            # The library refused an argument before sending anything (valkey-py 6 and
+            # redis-py 7 refuse a bytearray): the line would send what the call did not.
+            exact = exact and not _refused(error)
         else:
             failure = None
             if name in _ALL_READS:
@@ -524,6 +527,12 @@ def _is_utf8(encoding: Any) -> bool:
         return codecs.lookup(encoding).name == "utf-8"
     except (LookupError, TypeError):
         return False
+
+
+def _refused(error: BaseException) -> bool:
+    """Whether ``error`` is the ``DataError`` of redis-py or valkey-py, which their
+    encoders and command methods raise for an argument they refuse, before sending."""
+    return any(cls.__name__ == "DataError" for cls in type(error).__mro__)
 
 
 def _error_text(error: BaseException | None, secret: bool) -> str | None:

@@ -454,7 +454,8 @@ def test_bytearray_and_memoryview_values_are_shown_and_copied_as_their_bytes(
     if refused:
         assert "frp-error" in row.classes
         assert row.command.startswith(f"SET DataError: Invalid input of type: '{kind.__name__}'")
-        assert plain.exists("key") == 0  # nothing was sent
+        assert plain.exists("key") == 0  # nothing was sent: no line to send it again
+        assert row.copy_line is None and "data-command" not in row.button
         return
     assert row.copy_line == 'SET key "two words"'
     assert "bytearray" not in page.panel

@@ -614,7 +614,8 @@ def test_bytearray_and_memoryview_arguments_are_shown_as_their_bytes(
         for call in calls:
             assert call.error is not None
             assert call.error.startswith(f"DataError: Invalid input of type: '{kind.__name__}'")
-        assert plain.keys() == []  # nothing was sent
+        assert [call.exact for call in calls] == [False, False, False]  # nothing was sent
+        assert plain.keys() == []
         return
     assert [call.error for call in calls] == [None, None, None]
     assert [call.exact for call in calls] == [True, False, False]
