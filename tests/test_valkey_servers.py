@@ -14,7 +14,15 @@ import pytest
 import redis
 
 from . import servers
-from .conftest import SECRET, SERVER_KIND_VARIABLE, server_kinds
+from .conftest import (
+    CLIENT_LIBRARY_VARIABLE,
+    SECRET,
+    SERVER_KIND_VARIABLE,
+    backend_id,
+    backends,
+    client_libraries,
+    server_kinds,
+)
 from .servers import ClusterNodes, RedisServer, SentinelSet, server_available, server_binary
 
 ROOT = Path(__file__).parent.parent
@@ -92,12 +100,11 @@ def test_a_test_without_a_server_runs_once(request: pytest.FixtureRequest) -> No
 
 
 class _Options:
-    def __init__(self, value: str | None) -> None:
-        self.value = value
+    def __init__(self, value: str | None, library: str | None = None) -> None:
+        self.values = {"server_kind": value, "client_library": library}
 
     def getoption(self, name: str) -> Any:
-        assert name == "server_kind"
-        return self.value
+        return self.values[name]
 
 
 @pytest.mark.parametrize(
@@ -120,6 +127,65 @@ def test_the_option_else_the_variable_picks_the_kinds(
     else:
         monkeypatch.setenv(SERVER_KIND_VARIABLE, variable)
     assert server_kinds(_Options(option)) == kinds  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("option", "variable", "libraries"),
+    [
+        (None, None, ("redis-py", "valkey-py")),
+        ("redis-py", None, ("redis-py",)),
+        ("valkey-py", "redis-py", ("valkey-py",)),  # the option wins
+        (None, "valkey-py", ("valkey-py",)),
+        ("both", "redis-py", ("redis-py", "valkey-py")),
+    ],
+)
+def test_the_option_else_the_variable_picks_the_client_libraries(
+    monkeypatch: pytest.MonkeyPatch, option: str | None, variable: str | None,
+    libraries: tuple[str, ...],
+) -> None:  # fmt: skip
+    if variable is None:
+        monkeypatch.delenv(CLIENT_LIBRARY_VARIABLE, raising=False)
+    else:
+        monkeypatch.setenv(CLIENT_LIBRARY_VARIABLE, variable)
+    assert client_libraries(_Options(None, option)) == libraries  # type: ignore[arg-type]
+
+
+def test_a_wrong_library_in_the_variable_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(CLIENT_LIBRARY_VARIABLE, "redis")
+    with pytest.raises(pytest.UsageError, match=f"{CLIENT_LIBRARY_VARIABLE} must be redis-py"):
+        client_libraries(_Options(None))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kinds", "library", "expected"),
+    [
+        ("both", "both", ["redis", "valkey", "valkey-py"]),
+        ("both", "redis-py", ["redis", "valkey"]),
+        ("both", "valkey-py", ["valkey-py"]),
+        ("redis", "both", ["redis", "redis-valkey-py"]),
+        ("valkey", "valkey-py", ["valkey-py"]),
+    ],
+)
+def test_each_kind_runs_with_redis_py_and_the_last_kind_with_valkey_py(
+    monkeypatch: pytest.MonkeyPatch, kinds: str, library: str, expected: list[str]
+) -> None:
+    monkeypatch.delenv(SERVER_KIND_VARIABLE, raising=False)
+    monkeypatch.delenv(CLIENT_LIBRARY_VARIABLE, raising=False)
+    picked = backends(_Options(kinds, library))  # type: ignore[arg-type]
+    assert [backend_id(*backend) for backend in picked] == expected
+
+
+def test_a_module_of_any_library_runs_once_more_with_valkey_py() -> None:
+    picks = (SERVER_KIND_VARIABLE, CLIENT_LIBRARY_VARIABLE, "PYTEST_ADDOPTS")
+    env = {key: value for key, value in os.environ.items() if key not in picks}
+    test = "tests/test_topologies.py::test_prefixes_of_three_modes_on_one_app_each_keep_their_own"
+    result = _pytest(env, "--collect-only", test)
+    assert result.returncode == 0, result.stdout + result.stderr
+    ids = [line.rsplit("[", 1)[1].rstrip("]") for line in result.stdout.splitlines()
+           if line.startswith(test)]  # fmt: skip
+    assert ids == ["redis", "valkey", "valkey-py"]
+    result = _pytest(env, "--collect-only", "--client-library=valkey-py", test)
+    assert [line for line in result.stdout.splitlines() if line.startswith(test)] == [test]
 
 
 def test_a_wrong_kind_in_the_variable_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
