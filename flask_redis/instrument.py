@@ -200,12 +200,14 @@ class _InstrumentedClient:
         # The hot path: _observe() is inlined here to save a call per command.
         start = perf_counter()
         try:
-            if self._flask_redis_base.execute_command is _FORWARD:
+            # Looked up on each call, not when the class was made: a tracer may patch it.
+            execute = self._flask_redis_base.execute_command
+            if execute is _FORWARD:
                 # redis-py's own, which only hands the command on: calling the method it
                 # calls saves a frame, half of what timing costs.
                 reply = self._execute_command(*args, **options)  # type: ignore[attr-defined]
-            else:  # the configured class's own, or a tracer's patch of redis-py's
-                reply = super().execute_command(*args, **options)  # type: ignore[misc]
+            else:  # the configured class's own (valkey-py's), or a tracer's patch
+                reply = execute(self, *args, **options)
         except BaseException as error:
             # The same exception object goes on to the caller.
             seconds = perf_counter() - start
@@ -246,8 +248,11 @@ _subclasses: dict[tuple[type[Any], type[Any]], type[Any]] = {}
 def _subclass(base: type[Any], mixin: type[Any]) -> type[Any]:
     cls = _subclasses.get((base, mixin))
     if cls is None:
+        # The configured class stays the one of an instrumented base (a Sentinel client
+        # that notes its servers mixes into one): its execute_command is not ours.
+        configured = base.__dict__.get("_flask_redis_base", base)
         namespace = {"__module__": base.__module__, "__qualname__": base.__qualname__,
-                     "__doc__": base.__doc__, "_flask_redis_base": base}  # fmt: skip
+                     "__doc__": base.__doc__, "_flask_redis_base": configured}  # fmt: skip
         cls = _subclasses[base, mixin] = type(base.__name__, (mixin, base), namespace)
     return cls
 

@@ -10,6 +10,7 @@ import pytest
 import redis
 
 import flask_redis.instrument
+from flask_redis import nodes
 from flask_redis.config import ClientLibrary, client_library
 from flask_redis.instrument import Command, combine, instrumented, observe
 
@@ -71,6 +72,18 @@ def test_the_caller_gets_the_very_error_the_observer_saw(
     command, _seconds, reply, error, _commands = recorder.calls[-1]
     assert (command, reply) == (("HGET", "k", "field"), None)
     assert error is raised.value
+
+
+@pytest.mark.parametrize("name", ["redis", "valkey"])
+def test_a_subclass_that_notes_servers_keeps_the_configured_class(name: str) -> None:
+    # A recorded Sentinel client mixes into the instrumented class: its commands go to the
+    # configured class's execute_command (redis-py's fast path, valkey-py's own), not back
+    # to the instrumented one's, which would call itself.
+    pytest.importorskip(name)
+    base = client_library(name).client
+    cls = nodes.noting(instrumented(base), nodes.SentinelNodes)
+    assert cls._flask_redis_base is base
+    assert issubclass(cls, instrumented(base))
 
 
 @pytest.mark.parametrize(("name", "class_name"), [("redis", "Redis"), ("valkey", "Valkey")])
