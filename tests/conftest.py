@@ -102,28 +102,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def _picked(
+    config: pytest.Config, option: str, variable: str, choices: tuple[str, ...]
+) -> tuple[str, ...]:
+    """The ``choices`` that ``--option`` (else ``$variable``) picks: one, or all for
+    ``both``, the default."""
+    value = config.getoption(option) or os.environ.get(variable) or "both"
+    if value == "both":
+        return choices
+    if value not in choices:
+        raise pytest.UsageError(f"${variable} must be {', '.join(choices)} or both, got {value!r}")
+    return (value,)
+
+
 def server_kinds(config: pytest.Config) -> tuple[str, ...]:
     """The kinds of server picked, the default kind first."""
-    value = config.getoption("server_kind") or os.environ.get(SERVER_KIND_VARIABLE) or "both"
-    if value == "both":
-        return SERVER_KINDS
-    if value not in SERVER_KINDS:
-        raise pytest.UsageError(
-            f"${SERVER_KIND_VARIABLE} must be redis, valkey or both, got {value!r}"
-        )
-    return (value,)
+    return _picked(config, "server_kind", SERVER_KIND_VARIABLE, SERVER_KINDS)
 
 
 def client_libraries(config: pytest.Config) -> tuple[str, ...]:
     """The client libraries picked, redis-py first."""
-    value = config.getoption("client_library") or os.environ.get(CLIENT_LIBRARY_VARIABLE) or "both"
-    if value == "both":
-        return CLIENT_LIBRARIES
-    if value not in CLIENT_LIBRARIES:
-        raise pytest.UsageError(
-            f"${CLIENT_LIBRARY_VARIABLE} must be redis-py, valkey-py or both, got {value!r}"
-        )
-    return (value,)
+    return _picked(config, "client_library", CLIENT_LIBRARY_VARIABLE, CLIENT_LIBRARIES)
 
 
 def backends(config: pytest.Config) -> list[tuple[str, str]]:

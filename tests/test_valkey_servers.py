@@ -100,60 +100,63 @@ def test_a_test_without_a_server_runs_once(request: pytest.FixtureRequest) -> No
 
 
 class _Options:
-    def __init__(self, value: str | None, library: str | None = None) -> None:
-        self.values = {"server_kind": value, "client_library": library}
+    """The options of a pytest run: ``--server-kind`` as ``server_kind``..."""
+
+    def __init__(self, **values: str | None) -> None:
+        self.values = values
 
     def getoption(self, name: str) -> Any:
-        return self.values[name]
+        return self.values.get(name)
+
+
+#: What picks the kinds of server and the client libraries: the function, the option, the
+#: variable.
+_PICKS = {
+    "kinds": (server_kinds, "server_kind", SERVER_KIND_VARIABLE),
+    "libraries": (client_libraries, "client_library", CLIENT_LIBRARY_VARIABLE),
+}
 
 
 @pytest.mark.parametrize(
-    ("option", "variable", "kinds"),
+    ("what", "option", "variable", "picked"),
     [
-        (None, None, ("redis", "valkey")),
-        ("redis", None, ("redis",)),
-        ("valkey", "redis", ("valkey",)),  # the option wins
-        (None, "valkey", ("valkey",)),
-        (None, "both", ("redis", "valkey")),
-        ("both", "redis", ("redis", "valkey")),
+        ("kinds", None, None, ("redis", "valkey")),
+        ("kinds", "redis", None, ("redis",)),
+        ("kinds", "valkey", "redis", ("valkey",)),  # the option wins
+        ("kinds", None, "valkey", ("valkey",)),
+        ("kinds", None, "both", ("redis", "valkey")),
+        ("kinds", "both", "redis", ("redis", "valkey")),
+        ("libraries", None, None, ("redis-py", "valkey-py")),
+        ("libraries", "redis-py", None, ("redis-py",)),
+        ("libraries", "valkey-py", "redis-py", ("valkey-py",)),
+        ("libraries", None, "valkey-py", ("valkey-py",)),
+        ("libraries", "both", "redis-py", ("redis-py", "valkey-py")),
     ],
 )
-def test_the_option_else_the_variable_picks_the_kinds(
-    monkeypatch: pytest.MonkeyPatch, option: str | None, variable: str | None,
-    kinds: tuple[str, ...],
+def test_the_option_else_the_variable_picks(
+    monkeypatch: pytest.MonkeyPatch, what: str, option: str | None, variable: str | None,
+    picked: tuple[str, ...],
 ) -> None:  # fmt: skip
+    pick, name, variable_name = _PICKS[what]
     if variable is None:
-        monkeypatch.delenv(SERVER_KIND_VARIABLE, raising=False)
+        monkeypatch.delenv(variable_name, raising=False)
     else:
-        monkeypatch.setenv(SERVER_KIND_VARIABLE, variable)
-    assert server_kinds(_Options(option)) == kinds  # type: ignore[arg-type]
+        monkeypatch.setenv(variable_name, variable)
+    assert pick(_Options(**{name: option})) == picked  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
-    ("option", "variable", "libraries"),
-    [
-        (None, None, ("redis-py", "valkey-py")),
-        ("redis-py", None, ("redis-py",)),
-        ("valkey-py", "redis-py", ("valkey-py",)),  # the option wins
-        (None, "valkey-py", ("valkey-py",)),
-        ("both", "redis-py", ("redis-py", "valkey-py")),
-    ],
-)
-def test_the_option_else_the_variable_picks_the_client_libraries(
-    monkeypatch: pytest.MonkeyPatch, option: str | None, variable: str | None,
-    libraries: tuple[str, ...],
-) -> None:  # fmt: skip
-    if variable is None:
-        monkeypatch.delenv(CLIENT_LIBRARY_VARIABLE, raising=False)
-    else:
-        monkeypatch.setenv(CLIENT_LIBRARY_VARIABLE, variable)
-    assert client_libraries(_Options(None, option)) == libraries  # type: ignore[arg-type]
-
-
-def test_a_wrong_library_in_the_variable_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(CLIENT_LIBRARY_VARIABLE, "redis")
-    with pytest.raises(pytest.UsageError, match=f"{CLIENT_LIBRARY_VARIABLE} must be redis-py"):
-        client_libraries(_Options(None))  # type: ignore[arg-type]
+    ("what", "value", "message"),
+    [("kinds", "keydb", "must be redis, valkey or both, got 'keydb'"),
+     ("libraries", "redis", "must be redis-py, valkey-py or both, got 'redis'")],
+)  # fmt: skip
+def test_a_wrong_value_of_the_variable_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, what: str, value: str, message: str
+) -> None:
+    pick, _name, variable_name = _PICKS[what]
+    monkeypatch.setenv(variable_name, value)
+    with pytest.raises(pytest.UsageError, match=f"{variable_name} {message}"):
+        pick(_Options())  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -172,7 +175,7 @@ def test_each_kind_runs_with_redis_py_and_the_last_kind_with_valkey_py(
     monkeypatch.delenv(SERVER_KIND_VARIABLE, raising=False)
     monkeypatch.delenv(CLIENT_LIBRARY_VARIABLE, raising=False)
     monkeypatch.setattr(conftest, "server_available", lambda kind: None)  # both can run
-    picked = backends(_Options(kinds, library))  # type: ignore[arg-type]
+    picked = backends(_Options(server_kind=kinds, client_library=library))  # type: ignore[arg-type]
     assert [backend_id(*backend) for backend in picked] == expected
 
 
@@ -182,7 +185,7 @@ def test_without_valkey_valkey_py_runs_against_redis(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(
         conftest, "server_available", lambda kind: kind if kind == "valkey" else None
     )
-    picked = backends(_Options(None, None))  # type: ignore[arg-type]
+    picked = backends(_Options())  # type: ignore[arg-type]
     assert [backend_id(*backend) for backend in picked] == ["redis", "valkey", "redis-valkey-py"]
 
 
@@ -198,12 +201,6 @@ def test_a_module_of_any_library_runs_once_more_with_valkey_py() -> None:
     assert ids == ["redis", "valkey", valkey_py]
     result = _pytest(env, "--collect-only", "--client-library=valkey-py", test)
     assert [line for line in result.stdout.splitlines() if line.startswith(test)] == [test]
-
-
-def test_a_wrong_kind_in_the_variable_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(SERVER_KIND_VARIABLE, "keydb")
-    with pytest.raises(pytest.UsageError, match=f"{SERVER_KIND_VARIABLE} must be redis"):
-        server_kinds(_Options(None))  # type: ignore[arg-type]
 
 
 def test_a_server_of_no_kind_is_refused(tmp_path: Path) -> None:
