@@ -38,7 +38,8 @@ _FACTORIES: dict[str, Callable[[], Any]] = {
     "socket_read_size": _keep(65536),
     "socket_keepalive": _keep(True),
     "socket_keepalive_options": lambda: {socket.TCP_KEEPINTVL: 10},
-    "connection_pool": lambda: redis.ConnectionPool(host="127.0.0.1", port=1),
+    # RESP3, as the client-side cache wants (redis-py 8 speaks it by default, 7 does not).
+    "connection_pool": lambda: redis.ConnectionPool(host="127.0.0.1", port=1, protocol=3),
     "unix_socket_path": _keep("/run/no-such-redis.sock"),
     "encoding": _keep("latin-1"),
     "encoding_errors": _keep("replace"),
