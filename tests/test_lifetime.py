@@ -80,6 +80,14 @@ def alive(refs: Refs) -> list[str]:
     return [name for name, ref in refs.items() if ref() is not None]
 
 
+def dropped(app: Flask, ext: Redis, library: ClientLibrary) -> Refs:
+    """:func:`refs_of` ``app``, once its clients' connections are closed: what a test keeps
+    of an app it lets go of."""
+    refs = refs_of(app, ext, library)
+    close_clients(app)
+    return refs
+
+
 def wait_until(check: Callable[[], bool], timeout: float = 5.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -105,9 +113,7 @@ def test_an_app_with_metrics_in_its_own_registry_is_collected_and_its_tallies_st
         used(app, ext)
         assert samples(POOL, prefix="redis", state="idle") == 2  # one connection each
         used(app, ext)  # tallied after the collection: still pending when the app goes
-        refs = refs_of(app, ext, library)
-        close_clients(app)
-        return refs
+        return dropped(app, ext, library)
 
     refs = drop()
     assert alive(refs) == []
@@ -136,9 +142,7 @@ def test_an_app_with_metrics_in_the_default_registry_is_collected_and_its_tallie
         used(app, ext)
         assert samples(POOL, prefix="lifetime", state="idle") == 1
         used(app, ext)
-        refs = refs_of(app, ext, library)
-        close_clients(app)
-        return refs
+        return dropped(app, ext, library)
 
     refs = drop()
     assert alive(refs) == []
@@ -175,9 +179,7 @@ def test_an_app_that_records_calls_is_collected_and_its_tallies_stay(
         assert response.status_code == 200
         assert response.headers["Server-Timing"].startswith("redis-redis;")
         used(app, ext)
-        refs = refs_of(app, ext, library)
-        close_clients(app)
-        return refs
+        return dropped(app, ext, library)
 
     refs = drop()
     assert alive(refs) == []
@@ -202,9 +204,7 @@ def test_an_app_whose_teardown_failed_is_collected_with_recording_on(
 
         with pytest.raises(RuntimeError, match="teardown failed"):
             app.test_client().get("/work")
-        refs = refs_of(app, ext, library)
-        close_clients(app)
-        return refs
+        return dropped(app, ext, library)
 
     refs = drop()
     assert alive(refs) == []
@@ -229,9 +229,7 @@ def test_an_app_with_a_sentinel_prefix_is_collected_and_its_watch_ends(
         )
         used(app, ext)
         ext.replica.get("a")
-        refs = refs_of(app, ext, library)
-        close_clients(app)
-        return refs
+        return dropped(app, ext, library)
 
     refs = drop()
     assert len(watches) == 1 and watches[0].is_alive()
@@ -255,9 +253,8 @@ def test_an_app_with_a_cluster_prefix_is_collected_and_its_tallies_stay(
         used(app, ext)
         assert (samples(POOL, prefix="redis", state="idle") or 0) > 0
         ext.set("d", "2")
-        refs = refs_of(app, ext, library)
+        refs = dropped(app, ext, library)
         assert any(name.startswith("pool of ") for name in refs)
-        close_clients(app)
         return refs
 
     refs = drop()
