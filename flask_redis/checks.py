@@ -8,8 +8,12 @@ import codecs
 import functools
 import importlib
 import importlib.util
+import inspect
+import math
 import os
 import ssl
+import types
+import typing
 from collections.abc import Mapping
 from typing import Any, Callable
 
@@ -73,7 +77,9 @@ _CONVERTERS: dict[str, _Converter] = {
          "cache_ttl"),
         _INTEGER,
     ),
-    **dict.fromkeys(("socket_timeout", "socket_connect_timeout"), _NUMBER),
+    **dict.fromkeys(
+        ("socket_timeout", "socket_connect_timeout", "topology_refresh_min_interval"), _NUMBER
+    ),
     **dict.fromkeys(
         ("decode_responses", "ssl", "ssl_check_hostname", "ssl_validate_ocsp",
          "ssl_validate_ocsp_stapled", "retry_on_timeout", "socket_keepalive",
@@ -90,9 +96,12 @@ if _LoadBalancingStrategy is not None:  # redis-py 5.1 and later
     )
 
 
-def _convert(key: str, name: str, value: Any) -> Any:
-    """Convert the text value of argument ``name`` (read from ``key``) to its type."""
+def _convert(key: str, name: str, value: Any, library: str = "redis") -> Any:
+    """Convert the text value of argument ``name`` (read from ``key``) to its type: the
+    one written here, else the one its annotation in ``library``'s signatures gives."""
     converter = _CONVERTERS.get(name)
+    if converter is None:
+        converter = _signature_checks(library).get(name, (None, None))[0]
     return value if converter is None else _convert_with(key, value, converter)
 
 
@@ -352,6 +361,8 @@ _CHECKS: dict[str, _Check] = {
     "dynamic_startup_nodes": _boolean(),
     "load_balancing_strategy": _instance("redis.cluster.LoadBalancingStrategy"),
     "policy_resolver": _instance("redis.commands.policies.PolicyResolver"),
+    "metadata_resolver": _instance("redis.commands.metadata.MetadataResolver"),
+    "topology_refresh_min_interval": _seconds(zero=True, none=True),
     "read_from_replicas": _boolean(),
     "reinitialize_steps": _integer(0),
     "require_full_coverage": _boolean(),
@@ -369,11 +380,105 @@ def _value(key: str, name: str, value: Any, library: str = "redis") -> Any:
     """The value of argument ``name`` that ``key`` gives to a client of ``library``
     (``"redis"`` or ``"valkey"``): converted from text and checked; :data:`_UNSET` for a
     ``None`` that means "not set"."""
-    check = _CHECKS.get(name)
+    check = _CHECKS.get(name) or _signature_checks(library).get(name, (None, None))[1]
     if value is None:
         return value if check is None or check.none else _UNSET
-    value = _convert(key, name, value)
+    value = _convert(key, name, value, library)
     return value if check is None else check(key, value, library)
+
+
+# -- Checks read from the signatures, for arguments that a new release adds ------------------
+
+#: The classes whose ``__init__`` arguments are keys, per library: the clients, and the
+#: connections that a Sentinel master's pool makes.
+_SIGNED_CLASSES = {
+    "redis": ("redis.client.Redis", "redis.cluster.RedisCluster",
+              "redis.connection.AbstractConnection", "redis.connection.Connection",
+              "redis.connection.SSLConnection"),
+    "valkey": ("valkey.client.Valkey", "valkey.cluster.ValkeyCluster",
+               "valkey.connection.AbstractConnection", "valkey.connection.Connection",
+               "valkey.connection.SSLConnection"),
+}  # fmt: skip
+
+
+@functools.cache
+def _signature_checks(library: str) -> dict[str, tuple[_Converter | None, _Check | None]]:
+    """Per argument of ``library``'s clients, the conversion from text and the check that
+    its annotation gives (see :func:`_from_annotation`): for an argument that a release
+    adds and :data:`_CHECKS` does not know yet, so that its key is converted and checked
+    as the keys written out here are, and an error names it."""
+    found: dict[str, tuple[_Converter | None, _Check | None]] = {}
+    for path in _SIGNED_CLASSES.get(library, ()):
+        klass = _class_named(path)
+        if klass is None:
+            continue
+        init = vars(klass).get("__init__")
+        try:
+            parameters = inspect.signature(init).parameters.values()
+        except (TypeError, ValueError):
+            continue
+        for parameter in parameters:
+            if parameter.name in found or parameter.kind not in _NAMED:
+                continue
+            annotation = _resolved(parameter.annotation, getattr(init, "__globals__", {}))
+            found[parameter.name] = _from_annotation(annotation, parameter.default)
+    return found
+
+
+_NAMED = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+
+
+def _resolved(annotation: Any, names: dict[str, Any]) -> Any:
+    """``annotation``, evaluated in ``names`` if written as text (``from __future__ import
+    annotations``); the text itself where it does not evaluate (a name imported for type
+    checking only, ``A | B`` before Python 3.10)."""
+    if not isinstance(annotation, str):
+        return annotation
+    try:
+        return eval(annotation, dict(names))  # the library's own annotation
+    except Exception:
+        return annotation
+
+
+def _from_annotation(annotation: Any, default: Any) -> tuple[_Converter | None, _Check | None]:
+    """The conversion from text and the check of an argument annotated ``annotation``
+    (``float | None``, ``Optional[int]``, ``MetadataResolver``), or else of the type of its
+    ``default``; ``(None, None)`` where neither says a class (``Any``, a text annotation
+    that does not resolve): its value is passed on as it is."""
+    if annotation is inspect.Parameter.empty:
+        if not isinstance(default, (bool, int, float, str)):
+            return None, None
+        annotation = type(default)
+    members = typing.get_args(annotation) if _is_union(annotation) else (annotation,)
+    none = default is None or type(None) in members
+    kinds = [typing.get_origin(each) or each for each in members if each is not type(None)]
+    if not kinds or not all(isinstance(each, type) and each is not object for each in kinds):
+        return None, None
+    if kinds == [bool]:
+        return _BOOLEAN, _boolean(none)
+    if kinds == [int]:
+        return _INTEGER, _Check("an integer", _is_int, none=none)
+    if set(kinds) <= {int, float}:
+        return _NUMBER, _Check("a finite number", _is_number, math.isfinite, none)
+    expected = " or ".join(
+        "a string" if each is str else f"an instance of {each.__module__}.{each.__qualname__}"
+        for each in kinds
+    )
+    # The clients take bytes wherever they take text, whatever their annotations say.
+    wanted = (*kinds, bytes) if str in kinds else tuple(kinds)
+    return None, _Check(
+        expected,
+        # A boolean is an int to isinstance(), not to an argument that wants a number.
+        lambda value: isinstance(value, wanted) and (bool in wanted or not isinstance(value, bool)),
+        none=none,
+    )
+
+
+def _is_union(annotation: Any) -> bool:
+    """Whether ``annotation`` is ``A | B``, ``Union[A, B]`` or ``Optional[A]``."""
+    union_type = getattr(types, "UnionType", None)  # Python 3.10 and later
+    origin = typing.get_origin(annotation)
+    return origin is typing.Union or (union_type is not None and origin is union_type)
 
 
 # -- Arguments that redis-py refuses together ----------------------------------------------

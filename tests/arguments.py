@@ -12,8 +12,12 @@ from typing import Any, Callable
 
 import redis
 from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
 from redis.retry import Retry
 from werkzeug.utils import import_string
+
+from flask_redis.checks import _CHECKS
+from flask_redis.config import CLUSTER, SENTINEL, SERVER, _arguments
 
 from .conftest import SECRET
 
@@ -89,6 +93,8 @@ _FACTORIES: dict[str, Callable[[], Any]] = {
     "dynamic_startup_nodes": _keep(False),
     "load_balancing_strategy": _keep("round_robin"),
     "policy_resolver": _made("redis.commands.policies.StaticPolicyResolver"),
+    "metadata_resolver": _made("redis.commands.metadata.StaticMetadataResolver"),
+    "topology_refresh_min_interval": _keep(5),
     "read_from_replicas": _keep(True),
     "reinitialize_steps": _keep(3),
     "require_full_coverage": _keep(False),
@@ -103,3 +109,22 @@ def valid_value(name: str) -> Any:
 def known(name: str) -> bool:
     """Whether :func:`valid_value` knows argument ``name``."""
     return name in _FACTORIES
+
+
+def every_argument() -> list[str]:
+    """Every argument of redis-py's clients that some topology takes as a key."""
+    names = [*_arguments(SERVER, redis.Redis), *_arguments(SENTINEL, redis.Redis),
+             *_arguments(CLUSTER, RedisCluster)]  # fmt: skip
+    return list(dict.fromkeys(names))
+
+
+def unknown_arguments() -> dict[str, list[str]]:
+    """The arguments of :func:`every_argument` that a release added and this project does
+    not know yet: those with no check written in :data:`flask_redis.checks._CHECKS` (their
+    signature's annotations check them), and those with no right value here (the tests of
+    every argument leave them out)."""
+    names = every_argument()
+    return {
+        "no hand-written check": [name for name in names if name not in _CHECKS],
+        "no right value in tests/arguments.py": [name for name in names if not known(name)],
+    }

@@ -169,6 +169,20 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return ["servers: " + "; ".join(lines)]
 
 
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Tell which arguments of redis-py's clients this project does not know yet: a
+    release added them. Their keys work, converted and checked as their annotations say;
+    they want a check written out and a right value for the tests."""
+    from .arguments import unknown_arguments
+
+    unknown = {what: names for what, names in unknown_arguments().items() if names}
+    if not unknown:
+        return
+    terminalreporter.section("arguments new to this project", yellow=True)
+    for what, names in unknown.items():
+        terminalreporter.write_line(f"redis-py {redis.__version__}, {what}: {', '.join(names)}")
+
+
 def _uses_a_server(names: list[str]) -> bool:
     return any(name.endswith("server") or name in _TOPOLOGY_FIXTURES for name in names)
 

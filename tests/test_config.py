@@ -9,7 +9,7 @@ import redis
 
 from flask_redis.config import IgnoredKeyWarning, client_arguments, read_config
 
-from .arguments import valid_value
+from .arguments import known, valid_value
 from .conftest import SECRET
 
 
@@ -39,7 +39,10 @@ def test_reads_every_keyword_of_the_class_signature() -> None:
                  "decode_responses", "connection_pool", "unix_socket_path"):  # fmt: skip
         assert name in names
     # A credential provider gives the user name and password: not both (see test_config_contract).
-    values = {name: valid_value(name) for name in names if name != "credential_provider"}
+    # An argument that a new release adds, with no right value here yet, is left out (the
+    # suite's summary lists it).
+    values = {name: valid_value(name) for name in names
+              if name != "credential_provider" and known(name)}  # fmt: skip
     config = read_config({f"REDIS_{name.upper()}": value for name, value in values.items()})
     assert config.kwargs == values
 
