@@ -245,17 +245,41 @@ def _reach_sentinel(
         service=service,
         sentinels=[_address(host, port) for host, port in addresses],
     )
-    try:
-        host, port = sentinel.discover_master(service)
-        replicas = sentinel.discover_slaves(service)
-    except _errors() as error:
-        found.error = _error_text(error)
+    master_address = _ask_sentinels(sentinel, found, library)
+    if master_address is None:
         return found
+    host, port = master_address
+    replicas = sentinel.discover_slaves(service)  # a sentinel that fails is skipped
     master = sentinel.master_for(service)
     stack.callback(master.connection_pool.disconnect)
     found.servers = [_Server("master", _address(host, port), master)]
     found.replicas = [_address(*each) for each in replicas]
     return found
+
+
+def _ask_sentinels(sentinel: Any, found: _Prefix, library: ClientLibrary) -> tuple[Any, Any] | None:
+    """The address of the master that the first sentinel of ``sentinel`` with a valid
+    answer reports, as the library's ``discover_master()`` finds it; else ``None``, with
+    ``found.error`` saying what each sentinel answered (the library's error lists the
+    repr of each sentinel's client)."""
+    service = found.service
+    answers = []
+    for address, client in zip(found.sentinels, sentinel.sentinels):
+        try:
+            state = client.sentinel_masters().get(service)
+        except _errors(OSError) as error:
+            answers.append(f"{address} {_error_text(error)}")
+            if isinstance(error, _module(library).ResponseError):
+                answers[-1] += " (is it a sentinel?)"
+            continue
+        if state is None:
+            answers.append(f"{address} does not monitor it")
+        elif not sentinel.check_master_state(state, service):
+            answers.append(f"{address} reports it down, or too few other sentinels")
+        else:
+            return state["ip"], state["port"]
+    found.error = f"no sentinel reports a master of service {service!r}: {'; '.join(answers)}"
+    return None
 
 
 def _reach_cluster(
@@ -280,6 +304,15 @@ def _error_text(error: BaseException) -> str:
     """``"ClassName: message"``, as the caller of the command would have seen it."""
     message = str(error)
     return f"{type(error).__name__}: {message}" if message else type(error).__name__
+
+
+def _failure_text(error: BaseException) -> str:
+    """What a server that did not answer as it should gets in a report: the library's error,
+    or the client's own failure on what the server sent (a server that answers ``+OK`` to
+    ``HELLO`` breaks the library's handshake with an ``AttributeError``)."""
+    if isinstance(error, _errors(OSError)):
+        return _error_text(error)
+    return f"the client failed on the server's reply: {_error_text(error)}"
 
 
 def _class_name(cls: type[Any]) -> str:
@@ -473,8 +506,8 @@ def _ping(server: _Server, count: int) -> Report:
             start = perf_counter()
             server.client.ping()
             times.append(perf_counter() - start)
-    except _errors(OSError) as error:
-        report["error"] = _error_text(error)
+    except Exception as error:  # the library's, or its failure on a reply it did not expect
+        report["error"] = _failure_text(error)
         return report
     report["ok"], report["pings"] = True, len(times)
     report["ms"] = {
@@ -537,8 +570,8 @@ def _info(server: _Server, db: int) -> Report:
                       "error": None, **_NO_INFO}  # fmt: skip
     try:
         info: dict[str, Any] = server.client.info()  # type: ignore[assignment,unused-ignore]
-    except _errors(OSError) as error:
-        report["error"] = _error_text(error)
+    except Exception as error:  # the library's, or its failure on a reply it did not expect
+        report["error"] = _failure_text(error)
         return report
     keyspace = info.get(f"db{db}")
     keyspace = keyspace if isinstance(keyspace, dict) else {}

@@ -118,15 +118,18 @@ class MasterWatch:
 
     def _follow(self, sentinel: Any) -> None:
         """Point the pool at the master that ``sentinel`` reports."""
-        pool = self._pool()
-        if pool is None:
-            return
         # The pool asks the sentinels in order and takes the first answer; the others may
         # learn of the failover a few seconds later, so the one that announced it goes first.
         sentinels = self.sentinel.sentinels
         if sentinel in sentinels and sentinels[0] is not sentinel:
             index = sentinels.index(sentinel)
             sentinels[0], sentinels[index] = sentinels[index], sentinels[0]
+        # Asked without holding the pool: a pool dropped meanwhile is collected at once,
+        # not after the sentinels' reply.
+        address = self.sentinel.discover_master(self.service)
+        pool = self._pool()
+        if pool is None or address == pool.master_address:
+            return
         before = pool.master_address
         address = pool.get_master_address()  # closes idle connections to another master
         if before is not None and address != before:
@@ -146,8 +149,24 @@ def _service_of(message: dict[str, Any]) -> str | None:
 
 
 def watch(sentinel: Any, service: str, pool: Any) -> MasterWatch:
-    """Follow ``service`` to each new master as it is announced (see :class:`MasterWatch`)."""
-    return MasterWatch(sentinel, service, pool).start()
+    """Follow ``service`` to each new master as it is announced (see :class:`MasterWatch`),
+    from the first time ``pool`` asks for its master, as it opens its first connection: an
+    app that never talks to Redis (one loaded for a ``flask`` command) starts no thread."""
+    found = MasterWatch(sentinel, service, pool)
+    # A connection asks the pool's proxy (redis-py 5.1 and later, valkey-py), else the pool.
+    asker = getattr(pool, "proxy", pool)
+    asked = asker.get_master_address
+    lock = threading.Lock()
+
+    def get_master_address() -> Any:
+        address = asked()  # no master found: the next connection asks again
+        with lock:  # two threads may open the first connections at once
+            if vars(asker).pop("get_master_address", None) is not None:  # the class's again
+                found.start()
+        return address
+
+    asker.get_master_address = get_master_address
+    return found
 
 
 def _restart_after_fork() -> None:

@@ -6,6 +6,7 @@ the commands through the package's entry point."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import signal
@@ -29,10 +30,11 @@ from prometheus_client import CollectorRegistry
 
 from flask_redis import Redis
 from flask_redis.cli import redis_group
+from flask_redis.config import ClientLibrary
 
 from .conftest import SECRET, close_clients
 from .samples import Samples
-from .servers import ClusterNodes, RedisServer, SentinelSet
+from .servers import ClusterNodes, RedisServer, SentinelSet, free_port
 
 #: A round-trip time as the text shows it.
 MS = r"\d+\.\d{3}"
@@ -239,7 +241,7 @@ def test_a_stopped_server_fails_with_the_redis_error_and_the_others_are_still_ch
 
 
 def test_a_frozen_server_times_out_after_the_timeout_asked_for(
-    quiet_app: Flask, own_server: RedisServer
+    quiet_app: Flask, own_server: RedisServer, library: ClientLibrary, client_module: ModuleType
 ) -> None:
     quiet_app.config.update(REDIS_PORT=own_server.port, REDIS_SOCKET_TIMEOUT=60)
     Redis(quiet_app)
@@ -258,9 +260,14 @@ def test_a_frozen_server_times_out_after_the_timeout_asked_for(
 
     assert not thread.is_alive(), "the command waited for the frozen server"
     assert time.monotonic() - start < 5  # two commands of 0.5 s, not the client's 60 s
+    # What the library itself says of a read that times out there.
+    timed_out = library.client(host="127.0.0.1", port=own_server.port, socket_timeout=0.5)
+    with pytest.raises(client_module.TimeoutError) as raised:
+        timed_out.ping()
+    timed_out.close()
     for result in results:
         assert result.exit_code == 1
-        assert "DOWN: TimeoutError: Timeout reading from socket" in result.output
+        assert f"DOWN: TimeoutError: {raised.value}" in result.output
 
 
 # -- info ---------------------------------------------------------------------------------------
@@ -387,16 +394,21 @@ def test_a_password_is_shown_nowhere_also_when_its_server_fails(
             assert "DOWN: ConnectionError: Error " in result.output  # GONE
 
 
+#: The reply to ``HELLO 3`` of a server that speaks RESP3 (the clients' default since
+#: redis-py 8.2): a map of which the clients read ``proto``.
+HELLO_REPLY = b"%3\r\n+server\r\n+redis\r\n+version\r\n+7.0.0\r\n+proto\r\n:3\r\n"
+
+
 class ScriptedServer(socketserver.ThreadingTCPServer):
     """A TCP server on 127.0.0.1 that speaks just enough of the Redis protocol: each command
-    gets the reply :attr:`replies` has for its name, ``+OK`` for any other. It sends what no
-    real server can be made to send."""
+    gets the reply :attr:`replies` has for its name, else :data:`HELLO_REPLY` to ``HELLO``
+    and ``+OK`` to any other. It sends what no real server can be made to send."""
 
     daemon_threads = False  # server_close() waits for the connections to end
 
     def __init__(self, replies: dict[bytes, bytes]) -> None:
         super().__init__(("127.0.0.1", 0), ScriptedHandler)
-        self.replies = replies
+        self.replies = {b"HELLO": HELLO_REPLY, **replies}
         self.port: int = self.server_address[1]
         self.connections: list[socket.socket] = []
         self.thread = threading.Thread(target=self.serve_forever, args=(0.05,))
@@ -482,6 +494,27 @@ def test_what_a_server_replies_is_written_escaped_and_without_the_password(
         assert SECRET not in output
 
 
+def test_a_server_that_breaks_the_handshake_is_down_and_the_command_does_not_crash(
+    url_app: Flask,
+) -> None:
+    # "+OK" to HELLO: redis-py 8.2 fails on it with an AttributeError of its own.
+    server = ScriptedServer({b"HELLO": b"+OK\r\n"})
+    try:
+        url_app.config.update(REDIS_URL=f"redis://127.0.0.1:{server.port}/0", REDIS_PROTOCOL=3)
+        Redis(url_app)
+        results = [invoke(url_app, command, "--json") for command in ("ping", "info")]
+    finally:
+        close_clients(url_app)
+        server.close()
+
+    for result in results:
+        assert result.exit_code == 1, result.output
+        [prefix] = reported(result)["prefixes"]
+        [reached] = prefix["servers"]
+        assert (prefix["ok"], reached["ok"]) == (False, False)
+        assert reached["error"]
+
+
 # -- Sentinel and Cluster ---------------------------------------------------------------------
 
 
@@ -542,8 +575,44 @@ def test_a_sentinel_prefix_whose_service_no_sentinel_knows_is_down(
     assert result.exit_code == 1
     [prefix] = reported(result)["prefixes"]
     assert prefix["ok"] is False
-    assert prefix["error"] == "MasterNotFoundError: No master found for 'nosuch'"
+    answers = "; ".join(f"127.0.0.1:{port} does not monitor it"
+                        for _host, port in sentinel_set.sentinels)  # fmt: skip
+    assert prefix["error"] == f"no sentinel reports a master of service 'nosuch': {answers}"
     assert prefix["servers"] == []
+
+
+def test_sentinels_that_cannot_be_reached_are_named_in_one_short_line_and_nothing_watches(
+    url_app: Flask, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    closed = free_port()
+    # A sentinel that does not listen, and a server that is no sentinel.
+    url_app.config["REDIS_URL"] = (
+        f"redis+sentinel://:{SECRET}@127.0.0.1:{closed},127.0.0.1:{redis_server.port}/mymaster"
+    )
+    before = set(threading.enumerate())
+    Redis(url_app)
+    try:
+        with caplog.at_level(logging.INFO, "flask_redis"):
+            result = invoke(url_app, "ping", "--timeout", "1")
+    finally:
+        close_clients(url_app)
+
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert lines[0] == "REDIS (sentinel, service mymaster, db 0): DOWN"
+    error = lines[1]
+    assert error.startswith(
+        f"  error: no sentinel reports a master of service 'mymaster': 127.0.0.1:{closed}"
+        " ConnectionError: "
+    )
+    assert f"; 127.0.0.1:{redis_server.port} ResponseError: " in error
+    assert error.endswith(" (is it a sentinel?)")
+    assert len(error) < 400 and "<" not in error  # no repr of the library's objects
+    assert SECRET not in result.output
+    # The command's own connections did the asking: the app's client started no watch.
+    assert [t.name for t in set(threading.enumerate()) - before
+            if t.name.startswith("flask-redis-sentinel-")] == []  # fmt: skip
+    assert caplog.records == []
 
 
 def test_a_cluster_prefix_pings_each_primary_node_and_lists_the_replicas(

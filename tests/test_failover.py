@@ -58,6 +58,20 @@ def test_a_watch_starts_with_the_client_and_ends_with_it(
     assert wait_until(no_watch_threads)
 
 
+def test_an_app_that_sends_nothing_starts_no_watch(
+    sentinel_set: SentinelSet, sentinel_master: redis.Redis
+) -> None:
+    # As a `flask` command that loads the app and never talks to Redis.
+    assert wait_until(no_watch_threads)
+    app = sentinel_app(sentinel_set)
+    redis_ext = Redis(app)
+    time.sleep(0.2)
+    assert watch_threads() == []
+    redis_ext.set("k", "v")  # the first connection to the master starts it
+    assert [t.name for t in watch_threads()] == ["flask-redis-sentinel-mymaster"]
+    close_clients(app)
+
+
 def test_the_watch_can_be_turned_off(
     sentinel_set: SentinelSet, sentinel_master: redis.Redis
 ) -> None:

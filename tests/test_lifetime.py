@@ -222,13 +222,13 @@ def test_an_app_with_a_sentinel_prefix_is_collected_and_its_watch_ends(
     def drop() -> Refs:
         before = set(threading.enumerate())
         app, ext = new_app(REDIS_URL=sentinel_set.url, REDIS_METRICS_REGISTRY=registry)
+        used(app, ext)  # the watch starts with the first connection to the master
+        ext.replica.get("a")
         watches.extend(
             thread
             for thread in threading.enumerate()
             if thread not in before and thread.name.startswith("flask-redis-sentinel-")
         )
-        used(app, ext)
-        ext.replica.get("a")
         return dropped(app, ext, library)
 
     refs = drop()
