@@ -791,6 +791,17 @@ def _pool_only_names(library: ClientLibrary) -> frozenset[str]:
     )
 
 
+def _nearest(name: str, names: list[str]) -> str | None:
+    """The key name of ``names`` that ``name`` was most likely meant to be: the shortest
+    that starts with it (``USER``: ``USERNAME``, as 1.0 wrote ``REDIS_USER``), else the
+    closest in spelling (``HSOT``: ``HOST``)."""
+    longer = sorted((each for each in names if each.startswith(name)), key=len)
+    if longer:
+        return longer[0]
+    near = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    return near[0] if near else None
+
+
 def _warn_unread(
     config: Mapping[str, Any],
     prefix: str,
@@ -826,10 +837,8 @@ def _warn_unread(
         elif name in known:
             hint = f"{taker} does not take it with these settings"
         else:
-            near = difflib.get_close_matches(
-                name, [each[len(start) :] for each in read], n=1, cutoff=0.6
-            )
-            hint = f"did you mean {start}{near[0]}?" if near else "no setting has that name"
+            near = _nearest(name, [each[len(start) :] for each in read])
+            hint = f"did you mean {start}{near}?" if near else "no setting has that name"
         _warn(
             f"{key} is set, but Flask-And-Redis does not read it ({hint}). If another"
             f" library reads it, ignore flask_redis.UnreadKeyWarning for it",

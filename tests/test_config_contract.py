@@ -44,6 +44,8 @@ from flask_redis.config import (
 from .arguments import every_argument, known, valid_value
 from .conftest import SECRET, close_clients
 
+pytestmark = pytest.mark.one_kind
+
 #: Parts of URLs that no message may show: the user name, host, path and query value.
 MARKERS = ("Us3rMark", "H0stMark", "Pa7hMark", "Qu3ryMark")
 
@@ -343,10 +345,19 @@ def test_tls_keys_with_tls_off_are_dropped_with_a_warning() -> None:
 # -- Keys that nothing reads ---------------------------------------------------------------
 
 
-def test_misspelled_key_warns_naming_the_nearest_key() -> None:
-    message = r"^REDIS_HSOT is set, but .* not read it \(did you mean REDIS_HOST\?\)"
+@pytest.mark.parametrize(
+    ("key", "meant"),
+    [
+        ("REDIS_HSOT", "REDIS_HOST"),
+        ("REDIS_USER", "REDIS_USERNAME"),  # where 1.0 wrote a URL's user name: once "CLUSTER"
+        ("REDIS_DECODE", "REDIS_DECODE_RESPONSES"),
+        ("REDIS_PASWORD", "REDIS_PASSWORD"),
+    ],
+)
+def test_misspelled_key_warns_naming_the_nearest_key(key: str, meant: str) -> None:
+    message = rf"^{key} is set, but .* not read it \(did you mean {meant}\?\)"
     with pytest.warns(UnreadKeyWarning, match=message):
-        config = read_config({"REDIS_HSOT": "db.internal"})
+        config = read_config({key: "db.internal"})
     assert config.kwargs == {}
 
 
