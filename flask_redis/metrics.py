@@ -35,7 +35,7 @@ from prometheus_client.registry import Collector
 
 from .config import ClientConfig
 from .instrument import Command, Observer, _report_observer_error
-from .multiprocess import write_every_second
+from .multiprocess import check_folder, write_every_second
 from .pools import connection_counts, usage
 from .redaction import split_name, upper_word
 
@@ -597,7 +597,12 @@ def _add_histogram(child: Any, total: float, buckets: Sequence[int]) -> None:
 def setup_metrics(app: Flask, config: ClientConfig, pools: _Pools) -> Observer:
     """Keep the metrics of ``config``'s prefix for a client of ``app`` whose connection
     pools ``pools()`` lists: the observer. ``pools`` is kept as long as ``app``: it must
-    hold neither ``app`` nor its clients or pools, but by weak references."""
+    hold neither ``app`` nor its clients or pools, but by weak references.
+
+    :raises ValueError: ``PROMETHEUS_MULTIPROC_DIR`` is set to no folder this process can
+        write to (see :func:`.multiprocess.check_folder`).
+    """
+    check_folder()  # else every metric written later fails, deep in prometheus-client
     prefix_metrics = metrics_for(config.metrics_registry).for_prefix(config.prefix)
     prefix_metrics.pools[app] = pools
     if prefix_metrics.metrics.multiprocess:  # another process may read the metrics

@@ -6,28 +6,90 @@ scrape, and it reads the files: no scrape of this process adds its tallies up. A
 of each process does, every :data:`INTERVAL` seconds, and once more at exit; the process
 that serves a scrape adds its own first. A scrape sees the round trips of the other
 workers up to a second late; a worker killed with SIGKILL loses at most its last second.
+
+The folder is checked when the metrics are set up (:func:`check_folder`): one that is
+missing, is no folder or cannot be written to is a :exc:`ValueError` naming the variable,
+not a failure of every page later. A folder removed while the server runs is logged by
+each process that writes, once, and fails the scrapes with an error that says so.
 """
 
 from __future__ import annotations
 
 import atexit
 import os
+import sys
+import tempfile
 import threading
 import time
 import weakref
 from typing import TYPE_CHECKING
 
-from .instrument import _report_observer_error
+from .instrument import logger
 
 if TYPE_CHECKING:
     from .metrics import Metrics
 
 #: Seconds between two writes.
 INTERVAL = 1.0
+#: The variables that turn prometheus-client's multiprocess mode on, in the order it reads
+#: them: the lower-case one is deprecated, and only read when the other is not set.
+VARIABLES = ("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir")
+#: What the folder must be, said by every error about it.
+REQUIREMENT = (
+    "with metrics on, it must name an existing folder that every process of the server"
+    " can write to, emptied before the server starts (see 'Under Gunicorn' in the"
+    " metrics documentation); unset it to keep the metrics in one process"
+)
 
 _written: weakref.WeakSet[Metrics] = weakref.WeakSet()
 _writer: _Writer | None = None
 _lock = threading.Lock()
+#: A write failed, or found the folder gone, and was logged: once per process.
+_write_failed = False
+
+
+def folder_setting() -> tuple[str, str] | None:
+    """The variable of multiprocess mode that prometheus-client reads, and its value;
+    ``None`` when neither is set."""
+    for name in VARIABLES:
+        if name in os.environ:
+            return name, os.environ[name]
+    return None
+
+
+def folder_problem(write: bool = False) -> str | None:
+    """What is wrong with the folder of multiprocess mode, ``None`` if nothing is or no
+    variable is set. With ``write``, a file is made and removed there to make sure it can
+    be written to."""
+    setting = folder_setting()
+    if setting is None:
+        return None
+    name, folder = setting
+    if not folder:
+        return f"{name} is set, but empty"
+    if not os.path.exists(folder):
+        return f"{name} is {folder!r}, which does not exist"
+    if not os.path.isdir(folder):
+        return f"{name} is {folder!r}, which is not a folder"
+    if write:
+        try:
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as error:
+            reason = error.strerror or type(error).__name__
+            return f"{name} is {folder!r}, which this process cannot write to ({reason})"
+    return None
+
+
+def check_folder() -> None:
+    """Make sure that the folder of multiprocess mode, if a variable sets one, is a folder
+    this process can write its metrics to.
+
+    :raises ValueError: it is empty, missing, not a folder, or cannot be written to.
+    """
+    problem = folder_problem(write=True)
+    if problem is not None:
+        raise ValueError(f"{problem}: {REQUIREMENT}")
 
 
 class _Writer(threading.Thread):
@@ -43,14 +105,33 @@ class _Writer(threading.Thread):
 
 
 def write() -> None:
-    """Add what was tallied since the last write to the metrics, which are in the files."""
+    """Add what was tallied since the last write to the metrics, which are in the files.
+
+    A failure, or a folder that is gone (the files already open are still written to,
+    but no scrape reads them), is logged once per process; the next write tries again.
+    """
     with _lock:  # a set may not change while it is copied
         written = list(_written)
+    if not written:
+        return
+    problem = folder_problem()
+    if problem is not None:
+        _report_write_error(f"{problem}: the metrics of this process are lost; {REQUIREMENT}")
     for metrics in written:
         try:
             metrics.add_pending()
         except Exception:  # the next write tries again; the server goes on
-            _report_observer_error()
+            name = (folder_setting() or VARIABLES)[0]
+            _report_write_error(f"writing the metrics of this process to {name} failed")
+
+
+def _report_write_error(message: str) -> None:
+    """Log that a write failed, with the exception being handled if any, once per process."""
+    global _write_failed
+    if not _write_failed:
+        _write_failed = True
+        error = sys.exc_info()[1]  # None outside an except block: no traceback then
+        logger.error("flask_redis: %s (pid %d)", message, os.getpid(), exc_info=error)
 
 
 def write_every_second(metrics: Metrics) -> None:
@@ -66,9 +147,10 @@ def write_every_second(metrics: Metrics) -> None:
 def _after_fork() -> None:
     # A forked child (a gunicorn worker) has no thread of its parent's, and its parent
     # writes what it tallied: the child starts its own thread and forgets those tallies.
-    global _writer, _lock
+    global _writer, _lock, _write_failed
     _lock = threading.Lock()  # it may have been held at the fork
     _writer = None
+    _write_failed = False  # logged once per process: the child has not
     for metrics in list(_written):
         metrics.forget_pending()
     if _written:

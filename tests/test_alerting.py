@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
+pytestmark = pytest.mark.tool
+
 ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS = ROOT / "examples" / "prometheus"
 QUERIES = PROMETHEUS / "queries.yml"

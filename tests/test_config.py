@@ -12,6 +12,8 @@ from flask_redis.config import IgnoredKeyWarning, client_arguments, read_config
 from .arguments import known, valid_value
 from .conftest import SECRET
 
+pytestmark = pytest.mark.one_kind
+
 
 class NamespacedRedis(redis.Redis):
     """A custom client class with an argument of its own, passing the rest on."""

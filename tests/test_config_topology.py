@@ -16,6 +16,8 @@ from flask_redis.config import CLUSTER, SENTINEL, SERVER, IgnoredKeyWarning, rea
 
 from .conftest import SECRET
 
+pytestmark = pytest.mark.one_kind
+
 SENTINELS = [("10.0.0.1", 26379), ("10.0.0.2", 26380)]
 
 

@@ -1,17 +1,21 @@
-"""The showcase in ``examples/comments.py``: run as a script, and through ``create_app``."""
+"""The showcase in ``examples/comments.py``: run as a script, through ``create_app``, and
+under gunicorn with the commands of ``examples/README.rst``."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import queue
 import re
+import shlex
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,10 +31,12 @@ from flask import Flask, Response
 from flask_redis import get_recorded_calls
 
 from .examples import imported
-from .servers import RedisServer
+from .gunicorn_server import Gunicorn, get
+from .servers import RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "examples" / "comments.py"
+README = ROOT / "examples" / "README.rst"
 SERVING = re.compile(
     r"Serving on (http://127\.0\.0\.1:\d+/) \(Redis at redis://127\.0\.0\.1:(\d+)\)\n"
 )
@@ -73,9 +79,14 @@ _opener = urllib.request.build_opener(_KeepRedirects)
 
 
 def _request(url: str, form: dict[str, str] | None = None) -> tuple[int, dict[str, str], str]:
+    """The status, headers and body of a GET (a POST of ``form``), an error status too."""
     data = urlencode(form).encode() if form is not None else None
-    with _opener.open(url, data=data, timeout=10) as response:
-        return response.status, dict(response.headers), response.read().decode()
+    try:
+        with _opener.open(url, data=data, timeout=10) as response:
+            return response.status, dict(response.headers), response.read().decode()
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, dict(error.headers), error.read().decode()
 
 
 def _refuses_connections(port: int) -> bool:
@@ -328,3 +339,254 @@ def test_the_toolbar_and_recording_are_on_in_development_only(example_app: Flask
         assert "flDebug" not in page and "tour-link" not in page
         assert "_debug_toolbar.static" not in example_app.view_functions
     assert example_app.test_client().get("/metrics").status_code == 200
+
+
+def test_the_page_tells_how_to_show_the_toolbar_as_the_toolbar_shows_it(
+    example_app: Flask,
+) -> None:
+    page = example_app.test_client().get("/").text
+    hint = "(if the toolbar is hidden, click the FDT tab at the top right first)"
+    if not example_app.debug:
+        assert "FDT" not in page
+        return
+    assert hint in _words(page)
+    # Flask-DebugToolbar's handle of a hidden toolbar: a link whose text, "«", is moved out
+    # of sight, over an image of the letters FDT.
+    assert '<a title="Show Toolbar" id="flDebugShowToolBarButton" href="#">' in page
+    import flask_debugtoolbar
+
+    css = Path(flask_debugtoolbar.__file__).with_name("static") / "css" / "toolbar.css"
+    rule = css.read_text().partition("a#flDebugShowToolBarButton {")[2].partition("}")[0]
+    assert "text-indent:-999999px;" in rule.replace(" ", "")
+    assert "url(../img/djdt_vertical.png)" in rule
+    assert "click the *FDT* tab at the top right first." in " ".join(README.read_text().split())
+
+
+# -- Redis down ------------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def closed_port() -> int:
+    """A loopback port that refuses connections: where no Redis runs."""
+    port = free_port()
+    assert _refuses_connections(port)
+    return port
+
+
+@pytest.mark.parametrize("debug", [True, False], ids=["debug", "no-debug"])
+def test_without_redis_the_pages_answer_503_say_why_and_the_error_is_logged(
+    comments: ModuleType, closed_port: int, debug: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    app: Flask = comments.create_app(f"redis://127.0.0.1:{closed_port}", debug=debug)
+    client = app.test_client()
+    with caplog.at_level(logging.ERROR, app.logger.name):
+        page = client.get("/")
+        posted = client.post("/", data={"comment": "hello"})
+    assert (page.status_code, posted.status_code) == (503, 503)
+    assert page.content_type == "text/html; charset=utf-8"
+    words = _words(page.text)
+    assert words.startswith("Service unavailable ")
+    if debug:  # what is wrong, where, and how to start Redis there
+        address = f"127.0.0.1:{closed_port}"
+        assert (
+            f"The showcase cannot reach its Redis server at {address}, where it keeps the"
+            " comments: Error " in words
+        )
+        assert f"connecting to {address}." in words  # redis-py's message, after the errno
+        assert (
+            "Start Redis on that port, in a terminal of its own, with redis-server --port"
+            f" {closed_port};" in words
+        )
+        assert "start it without --redis-url, and it starts a throw-away redis-server" in words
+        # The toolbar is on the page too, and its panel shows the call that failed.
+        assert _panel_calls(page.text) == [("CACHE", "INCRBY")]
+    else:  # no address, no advice: the public sees a page, the log has the error
+        assert words == (
+            "Service unavailable The comments cannot be read or stored right now. Please try"
+            " again in a moment."
+        )
+        assert str(closed_port) not in page.text
+    logged = [record for record in caplog.records if record.name == app.logger.name]
+    assert [record.getMessage() for record in logged] == [
+        f"Redis at 127.0.0.1:{closed_port} cannot be reached: GET / answered 503",
+        f"Redis at 127.0.0.1:{closed_port} cannot be reached: POST / answered 503",
+    ]
+    assert all(
+        record.exc_info and isinstance(record.exc_info[1], redis.ConnectionError)
+        for record in logged
+    )
+    # The metrics need no Redis.
+    assert client.get("/metrics").status_code == 200
+
+
+def test_the_script_without_redis_answers_503_with_how_to_start_it(
+    start_script: Callable[..., RunningScript], closed_port: int
+) -> None:
+    script = start_script("--redis-url", f"redis://127.0.0.1:{closed_port}")
+    assert script.redis_port == closed_port
+
+    status, headers, page = _request(script.url)
+
+    assert status == 503
+    assert headers["Content-Type"] == "text/html; charset=utf-8"
+    words = _words(page)
+    assert f"cannot reach its Redis server at 127.0.0.1:{closed_port}" in words
+    assert f"redis-server --port {closed_port}" in words
+
+
+# -- PROMETHEUS_MULTIPROC_DIR ----------------------------------------------------------------
+
+
+def test_the_script_with_a_missing_multiprocess_folder_says_so_and_exits_1(
+    tmp_path: Path,
+) -> None:
+    missing = tmp_path / "prometheus"
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    env = dict(os.environ, TMPDIR=str(tmpdir), PATH=_path_without_redis_server())
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(missing)
+
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--port", "0"],
+        cwd=ROOT, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        timeout=START_TIMEOUT,
+    )  # fmt: skip
+
+    assert done.returncode == 1, done.stderr
+    assert done.stdout == ""  # it served nothing
+    assert done.stderr == (
+        f"The showcase cannot start: PROMETHEUS_MULTIPROC_DIR is {str(missing)!r}, which does"
+        " not exist: with metrics on, it must name an existing folder that every process of"
+        " the server can write to, emptied before the server starts (see 'Under Gunicorn'"
+        " in the metrics documentation); unset it to keep the metrics in one process\n"
+    )
+    assert list(tmpdir.iterdir()) == []  # its embedded redis-server stopped, folder removed
+
+
+# -- Gunicorn, as the README runs it ---------------------------------------------------------
+
+#: What the gunicorn commands of the README name, that the test replaces: the folder of the
+#: metrics, the address gunicorn serves at and the Redis server's URL.
+README_FOLDER = "/tmp/comments-prometheus"
+README_BIND = "127.0.0.1:8000"
+README_REDIS = "redis://127.0.0.1:6379"
+WORKERS = 2
+
+
+def readme_gunicorn_commands() -> list[str]:
+    """The shell commands of the README's literal block that starts gunicorn, a command
+    continued over several lines joined into one."""
+    lines = README.read_text().splitlines()
+    last = next(i for i, line in enumerate(lines) if line.startswith("    $ gunicorn "))
+    first = last
+    while lines[first - 1].startswith("    $ "):
+        first -= 1
+    commands: list[str] = []
+    continued = False
+    for line in lines[first:]:
+        if not line.startswith("    $ ") and not continued:
+            break
+        text = line.strip().removeprefix("$ ")
+        commands[-1:] = [commands[-1][:-1] + text] if continued else [*commands[-1:], text]
+        continued = text.endswith("\\")
+    return commands
+
+
+def test_the_readme_runs_gunicorn_with_the_config_that_drops_a_dead_workers_gauges(
+    redis_server: RedisServer, plain: Any, tmp_path: Path
+) -> None:
+    """The README's commands, as written there but for the folder, the port and Redis:
+    gunicorn serves the showcase with 2 workers, ``/metrics`` adds them up, and the
+    ``child_exit`` hook of ``examples/gunicorn.conf.py`` drops a worker's live gauges when
+    it exits."""
+    if sys.platform == "win32":  # pragma: no cover
+        pytest.skip("gunicorn does not run on Windows")
+    pytest.importorskip("gunicorn")
+    commands = readme_gunicorn_commands()
+    assert commands[:2] == [
+        f"export PROMETHEUS_MULTIPROC_DIR={README_FOLDER}",
+        'rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir "$PROMETHEUS_MULTIPROC_DIR"',
+    ]
+    serve = shlex.split(commands[2])
+    assert serve[:5] == ["gunicorn", "--config", "examples/gunicorn.conf.py", "--bind", README_BIND]
+    assert serve[5:] == [
+        "--workers", str(WORKERS), "--chdir", "examples",
+        f"comments:create_app(redis_url='{README_REDIS}', debug=False)",
+    ]  # fmt: skip
+    assert len(commands) == 3
+
+    folder = tmp_path / "prometheus"
+    folder.mkdir()
+    (folder / "counter_1.db").write_bytes(b"left by an earlier run")  # the commands remove it
+    port = free_port()
+    script = "\n".join(commands[:2] + ["exec " + commands[2]])
+    for old, new in [
+        (README_FOLDER, shlex.quote(str(folder))),
+        (README_BIND, f"127.0.0.1:{port}"),
+        (README_REDIS, redis_server.url),
+        ("exec gunicorn ", f"exec {shlex.quote(sys.executable)} -m gunicorn "),
+    ]:
+        assert old in script
+        script = script.replace(old, new)
+    env = {
+        key: value for key, value in os.environ.items()
+        if key.upper() != "PROMETHEUS_MULTIPROC_DIR"
+    }  # fmt: skip
+    # gunicorn 25.1+ opens a control socket in the user's folder: one of its own here.
+    env.update(HOME=str(tmp_path), XDG_RUNTIME_DIR=str(tmp_path))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    log = tmp_path / "gunicorn.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            ["sh", "-c", script], cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=output,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    server = Gunicorn(f"http://127.0.0.1:{port}", process, log, folder)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while server.log_text().count("Booting worker") < WORKERS or not _answers(server.url):
+            assert process.poll() is None, server.log_text()
+            assert time.monotonic() < deadline, server.log_text()
+            time.sleep(0.1)
+        assert not (folder / "counter_1.db").exists()
+
+        status, page = get(server.url + "/")
+        assert status == 200 and "No comments yet." in page
+        # Each worker writes its metrics every second; whichever answers reads them all.
+        while _commands(get(server.url + "/metrics")[1]) != {
+            ("cache", "INCRBY"): 1, ("redis", "LRANGE"): 1
+        }:  # fmt: skip
+            assert time.monotonic() < deadline, server.log_text()
+            time.sleep(0.1)
+
+        # A worker that exits: the child_exit hook removes the file of its live gauges.
+        while not list(folder.glob("gauge_livesum_*.db")):
+            assert time.monotonic() < deadline, server.log_text()
+            time.sleep(0.1)
+        gauges = sorted(folder.glob("gauge_livesum_*.db"))[0]
+        os.kill(int(gauges.stem.rpartition("_")[2]), signal.SIGTERM)
+        while gauges.exists():
+            assert time.monotonic() < deadline + STOP_TIMEOUT, server.log_text()
+            time.sleep(0.05)
+    finally:
+        server.stop()
+    assert process.returncode == 0, server.log_text()
+
+
+def _commands(text: str) -> dict[tuple[str, str], float]:
+    """The values of ``flask_redis_commands_total`` in ``text``, by prefix and command."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        (sample.labels["prefix"], sample.labels["command"]): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples if sample.name == "flask_redis_commands_total"
+    }  # fmt: skip
+
+
+def _answers(url: str) -> bool:
+    try:
+        return get(url + "/metrics")[0] == 200
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False

@@ -33,6 +33,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from flask_redis.multiprocess import INTERVAL
 
+pytestmark = [pytest.mark.one_kind, pytest.mark.tool]
+
 WORKERS = 4
 REQUESTS = 40
 #: Requests to ``/background``, each one ECHO from a thread, outside the request.

@@ -30,6 +30,8 @@ import pytest
 from .recorded import read_page
 from .servers import RedisServer
 
+pytestmark = [pytest.mark.one_kind, pytest.mark.tool]
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("flask_redis", "flask_redis_panel")
 

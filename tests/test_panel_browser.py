@@ -24,6 +24,8 @@ from .examples import imported
 from .recorded import SCRIPT_TAG
 from .servers import RedisServer
 
+pytestmark = [pytest.mark.one_kind, pytest.mark.browser]
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "comments.py"
 SCREENSHOT = ROOT / "docs" / "_static" / "redis-panel.png"

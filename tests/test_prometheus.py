@@ -35,6 +35,8 @@ import pytest
 from .gunicorn_server import Gunicorn, get, start_gunicorn
 from .servers import RedisServer, free_port
 
+pytestmark = [pytest.mark.one_kind, pytest.mark.tool]
+
 yaml = pytest.importorskip("yaml")
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,6 +14,8 @@ from redis.sentinel import Sentinel
 
 from .servers import ClusterNodes, ClusterServer, SentinelSet, key_in_slot
 
+pytestmark = pytest.mark.one_library
+
 RESERVED_PORTS = {6379, 26379}
 
 

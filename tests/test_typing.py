@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = [pytest.mark.one_kind, pytest.mark.tool]
+
 ROOT = Path(__file__).parent.parent
 
 

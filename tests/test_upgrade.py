@@ -20,6 +20,8 @@ from flask_redis.config import IgnoredKeyWarning, read_config
 from .conftest import SECRET
 from .servers import RedisServer
 
+pytestmark = pytest.mark.one_kind
+
 #: A password with every character that a URL gives a meaning to.
 SPECIAL_PASSWORD = "p@ss/w:rd#%?+ &=x"
 

@@ -47,6 +47,8 @@ from .recorded import recorded, run
 from .samples import Samples
 from .servers import ClusterNodes, RedisServer, SentinelSet, key_in_slot
 
+pytestmark = pytest.mark.one_library
+
 HERE = Path(__file__).name
 
 

@@ -25,6 +25,8 @@ from .conftest import (
 )
 from .servers import ClusterNodes, RedisServer, SentinelSet, server_available, server_binary
 
+pytestmark = [pytest.mark.one_library, pytest.mark.server]
+
 ROOT = Path(__file__).parent.parent
 
 
