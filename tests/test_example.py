@@ -34,6 +34,8 @@ from .examples import imported
 from .gunicorn_server import Gunicorn, get
 from .servers import RedisServer, free_port
 
+pytestmark = [pytest.mark.one_kind, pytest.mark.server]
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "examples" / "comments.py"
 README = ROOT / "examples" / "README.rst"
