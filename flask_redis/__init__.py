@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from . import _flask_redis_compat
+from ._flask_redis_compat import FlaskRedis
 from .config import ConfigWarning, IgnoredKeyWarning, UnreadKeyWarning
 from .extension import Redis
 from .recording import RecordedCall, RecordedCalls, get_recorded_calls
@@ -10,6 +12,7 @@ __version__ = "2.0.0.dev0"
 
 __all__ = [
     "ConfigWarning",
+    "FlaskRedis",
     "IgnoredKeyWarning",
     "RecordedCall",
     "RecordedCalls",
@@ -18,3 +21,6 @@ __all__ = [
     "__version__",
     "get_recorded_calls",
 ]
+
+# flask-redis installs this package too: say so while it can still be repaired.
+_flask_redis_compat.warn_if_flask_redis_installed()
