@@ -3,22 +3,30 @@
 A real gunicorn (4 sync workers) serves :mod:`tests.gunicorn_app` against the suite's
 redis-server; the test sends a known number of requests and checks the exact totals that
 ``/metrics`` reports for all workers together. Only the gunicorn process gets
-``PROMETHEUS_MULTIPROC_DIR``: the pytest process's environment is left alone.
+``PROMETHEUS_MULTIPROC_DIR``: the pytest process's environment is left alone, but by the
+tests of a folder that is wrong, which set it with ``monkeypatch`` in this process.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
 import time
+import weakref
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import pytest
+from flask import Flask
 
+import flask_redis.multiprocess
+from flask_redis import Redis
+
+from .conftest import close_clients
 from .gunicorn_server import HTTP_TIMEOUT, STOP_TIMEOUT, Gunicorn, get, start_gunicorn
 from .servers import RedisServer
 
@@ -31,6 +39,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
+from flask_redis.metrics import metrics_for
 from flask_redis.multiprocess import INTERVAL
 
 pytestmark = [pytest.mark.one_kind, pytest.mark.tool]
@@ -213,3 +222,152 @@ def test_a_worker_that_exits_writes_what_it_tallied(gunicorn: Gunicorn) -> None:
         _value(samples, "flask_redis_request_commands_count", prefix="redis", endpoint="work")
         == REQUESTS
     )
+
+
+# -- A folder that is wrong ------------------------------------------------------------------
+
+#: The variables that turn prometheus-client's multiprocess mode on, both read by it.
+VARIABLES = ("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir")
+#: What every error about the folder says it must be.
+REQUIREMENT = (
+    "with metrics on, it must name an existing folder that every process of the server can"
+    " write to, emptied before the server starts (see 'Under Gunicorn' in the metrics"
+    " documentation); unset it to keep the metrics in one process"
+)
+
+
+@pytest.fixture()
+def multiproc_dir(monkeypatch: pytest.MonkeyPatch) -> Callable[[str, str], None]:
+    """Set one variable of multiprocess mode in this process, and not the other."""
+
+    def set_variable(name: str, value: str) -> None:
+        for each in VARIABLES:
+            monkeypatch.delenv(each, raising=False)
+        monkeypatch.setenv(name, value)
+
+    return set_variable
+
+
+@pytest.fixture()
+def metrics_app(app: Flask, registry: CollectorRegistry) -> Iterator[Flask]:
+    """:func:`app` with metrics on, in a registry of its own, served at ``/metrics``."""
+    app.config.update(REDIS_METRICS=True, REDIS_METRICS_REGISTRY=registry)
+    app.config["REDIS_METRICS_PATH"] = "/metrics"
+    yield app
+    close_clients(app)
+
+
+@pytest.mark.parametrize("name", VARIABLES)
+@pytest.mark.parametrize("wrong", ["missing", "file", "under-a-file", "empty"])
+def test_init_app_refuses_a_folder_that_is_not_one_naming_the_variable(
+    metrics_app: Flask,
+    multiproc_dir: Callable[[str, str], None],
+    tmp_path: Path,
+    name: str,
+    wrong: str,
+) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    value = {
+        "missing": str(tmp_path / "missing"),
+        "file": str(tmp_path / "file"),
+        "under-a-file": str(tmp_path / "file" / "prometheus"),
+        "empty": "",
+    }[wrong]
+    multiproc_dir(name, value)
+    problem = {
+        "missing": f"{name} is {value!r}, which does not exist",
+        "file": f"{name} is {value!r}, which is not a folder",
+        "under-a-file": f"{name} is {value!r}, which does not exist",
+        "empty": f"{name} is set, but empty",
+    }[wrong]
+
+    with pytest.raises(ValueError) as raised:
+        Redis(metrics_app)
+
+    assert str(raised.value) == f"{problem}: {REQUIREMENT}"
+    # Raised by flask_redis itself, not from deep in prometheus-client: nothing chained.
+    assert raised.value.__cause__ is None and raised.value.__context__ is None
+    assert raised.traceback[-1].path == Path(flask_redis.multiprocess.__file__)
+    assert "REDIS" not in metrics_app.extensions.get("redis", {})
+    assert "flask_redis_metrics" not in metrics_app.view_functions
+
+
+@pytest.mark.skipif(
+    sys.platform == "win32" or os.geteuid() == 0, reason="root writes to any folder"
+)
+def test_init_app_refuses_a_folder_it_cannot_write_to(
+    metrics_app: Flask, multiproc_dir: Callable[[str, str], None], tmp_path: Path
+) -> None:
+    folder = tmp_path / "read-only"
+    folder.mkdir(mode=0o555)
+    multiproc_dir("PROMETHEUS_MULTIPROC_DIR", str(folder))
+    try:
+        with pytest.raises(ValueError) as raised:
+            Redis(metrics_app)
+    finally:
+        folder.chmod(0o755)
+    assert str(raised.value) == (
+        f"PROMETHEUS_MULTIPROC_DIR is {str(folder)!r}, which this process cannot write to"
+        f" (Permission denied): {REQUIREMENT}"
+    )
+
+
+def test_init_app_takes_a_folder_it_can_write_to_and_leaves_nothing_there(
+    metrics_app: Flask, multiproc_dir: Callable[[str, str], None], tmp_path: Path
+) -> None:
+    multiproc_dir("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    Redis(metrics_app)
+    assert "REDIS" in metrics_app.extensions["redis"]
+    assert list(tmp_path.iterdir()) == []  # the file that proved it writable is gone
+
+
+def test_a_folder_removed_after_the_start_fails_the_scrape_saying_so(
+    metrics_app: Flask, multiproc_dir: Callable[[str, str], None], tmp_path: Path
+) -> None:
+    folder = tmp_path / "prometheus"
+    folder.mkdir()
+    multiproc_dir("PROMETHEUS_MULTIPROC_DIR", str(folder))
+    Redis(metrics_app)
+    assert metrics_app.test_client().get("/metrics").status_code == 200
+    folder.rmdir()
+
+    with pytest.raises(RuntimeError) as raised:  # a 500, which Flask logs, outside tests
+        metrics_app.test_client().get("/metrics")
+
+    assert str(raised.value) == (
+        f"flask_redis cannot serve the metrics: PROMETHEUS_MULTIPROC_DIR is {str(folder)!r},"
+        f" which does not exist; {REQUIREMENT}"
+    )
+    assert raised.value.__context__ is None
+
+
+def test_a_folder_removed_after_the_start_is_logged_by_the_writes_once(
+    metrics_app: Flask,
+    registry: CollectorRegistry,
+    multiproc_dir: Callable[[str, str], None],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The files a process has open are still written to when their folder is gone, with
+    no error from prometheus-client: its writes say so, once."""
+    folder = tmp_path / "prometheus"
+    folder.mkdir()
+    multiproc_dir("PROMETHEUS_MULTIPROC_DIR", str(folder))
+    Redis(metrics_app)
+    # What the thread of a process in multiprocess mode writes, every second.
+    written: weakref.WeakSet[Any] = weakref.WeakSet([metrics_for(registry)])
+    monkeypatch.setattr(flask_redis.multiprocess, "_written", written)
+    monkeypatch.setattr(flask_redis.multiprocess, "_write_failed", False)
+    with caplog.at_level(logging.ERROR, "flask_redis"):
+        flask_redis.multiprocess.write()
+        assert caplog.records == []
+        folder.rmdir()
+        flask_redis.multiprocess.write()
+        flask_redis.multiprocess.write()
+
+    assert [record.getMessage() for record in caplog.records] == [
+        f"flask_redis: PROMETHEUS_MULTIPROC_DIR is {str(folder)!r}, which does not exist:"
+        f" the metrics of this process are lost; {REQUIREMENT} (pid {os.getpid()})"
+    ]
+    assert caplog.records[0].exc_info is None
