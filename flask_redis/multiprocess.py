@@ -158,6 +158,23 @@ def _after_fork() -> None:
         _writer.start()
 
 
-atexit.register(write)
+def _at_exit() -> None:
+    """Write what is left, then remove the files of this process's live gauges: a process
+    that ends is none of the live ones that they add up. A ``flask`` command or a script
+    that loads the app leaves the folder as it found it; a gunicorn worker killed at once is
+    left to the ``child_exit`` hook."""
+    write()
+    setting = folder_setting()
+    if setting is None or "prometheus_client" not in sys.modules:
+        return
+    from prometheus_client import multiprocess
+
+    try:
+        multiprocess.mark_process_dead(os.getpid(), setting[1])  # type: ignore[no-untyped-call]
+    except OSError:  # the folder is gone, or the master's hook was first
+        pass
+
+
+atexit.register(_at_exit)
 if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
     os.register_at_fork(after_in_child=_after_fork)

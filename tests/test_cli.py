@@ -689,3 +689,31 @@ def test_the_flask_executable_finds_the_commands_through_the_entry_point(
     done = flask("info", "NOPE")
     assert done.returncode == 2
     assert "no config prefix 'NOPE' is set up on app 'cli_app'" in done.stderr
+
+
+def test_a_command_run_leaves_the_multiprocess_folder_as_it_found_it(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    # docs/cli.rst offers ping as a health check run every few seconds: under
+    # PROMETHEUS_MULTIPROC_DIR each run left two live gauge files behind.
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    (tmp_path / "cli_app.py").write_text(
+        "from flask import Flask\n"
+        "from flask_redis import Redis\n"
+        "app = Flask(__name__)\n"
+        f"app.config['REDIS_URL'] = 'redis://127.0.0.1:{redis_server.port}/0'\n"
+        "Redis(app)\n"
+    )
+    environment = {name: value for name, value in os.environ.items()
+                   if not name.startswith(("FLASK_", "PROMETHEUS_", "prometheus_"))}  # fmt: skip
+    environment["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+
+    for command in ("ping", "info"):
+        done = subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "cli_app:app", "redis", command],
+            cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=60,
+            check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert sorted(path.name for path in folder.iterdir()) == []
