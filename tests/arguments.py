@@ -6,18 +6,19 @@ do their arguments.
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import socket
 import ssl
 from typing import Any, Callable
 
 import redis
 from redis.backoff import NoBackoff
-from redis.cluster import RedisCluster
 from redis.retry import Retry
 from werkzeug.utils import import_string
 
 from flask_redis.checks import _CHECKS
-from flask_redis.config import CLUSTER, SENTINEL, SERVER, _arguments
+from flask_redis.config import CLUSTER, SENTINEL, SERVER, _arguments, client_library
 
 from .conftest import SECRET
 
@@ -113,18 +114,35 @@ def known(name: str) -> bool:
 
 def every_argument() -> list[str]:
     """Every argument of redis-py's clients that some topology takes as a key."""
-    names = [*_arguments(SERVER, redis.Redis), *_arguments(SENTINEL, redis.Redis),
-             *_arguments(CLUSTER, RedisCluster)]  # fmt: skip
+    return every_argument_of("redis")
+
+
+def every_argument_of(library: str) -> list[str]:
+    """Every argument of the clients of ``library`` (``"redis"`` or ``"valkey"``) that some
+    topology takes as a key."""
+    found = client_library(library)
+    names = [*_arguments(SERVER, found.client), *_arguments(SENTINEL, found.client),
+             *_arguments(CLUSTER, found.cluster)]  # fmt: skip
     return list(dict.fromkeys(names))
 
 
 def unknown_arguments() -> dict[str, list[str]]:
-    """The arguments of :func:`every_argument` that a release added and this project does
-    not know yet: those with no check written in :data:`flask_redis.checks._CHECKS` (their
-    signature's annotations check them), and those with no right value here (the tests of
-    every argument leave them out)."""
+    """The arguments that a release added and this project does not know yet, by what they
+    lack: a check written in :data:`flask_redis.checks._CHECKS` (their annotations check
+    them), for redis-py's clients and valkey-py's (where installed), and a right value
+    here, for redis-py's (the tests of every argument leave them out)."""
     names = every_argument()
-    return {
-        "no hand-written check": [name for name in names if name not in _CHECKS],
-        "no right value in tests/arguments.py": [name for name in names if not known(name)],
+    unknown = {
+        f"redis-py {redis.__version__}, no hand-written check": [
+            name for name in names if name not in _CHECKS
+        ],
+        f"redis-py {redis.__version__}, no right value in tests/arguments.py": [
+            name for name in names if not known(name)
+        ],
     }
+    if importlib.util.find_spec("valkey") is not None:
+        version = importlib.metadata.version("valkey")
+        unknown[f"valkey-py {version}, no hand-written check"] = [
+            name for name in every_argument_of("valkey") if name not in _CHECKS
+        ]
+    return unknown

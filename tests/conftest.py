@@ -167,9 +167,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """Tell which arguments of redis-py's clients this project does not know yet: a
-    release added them. Their keys work, converted and checked as their annotations say;
-    they want a check written out and a right value for the tests."""
+    """Tell which arguments of redis-py's and valkey-py's clients this project does not
+    know yet: a release added them. Their keys work, converted and checked as their
+    annotations say; they want a check written out and a right value for the tests."""
     from .arguments import unknown_arguments
 
     unknown = {what: names for what, names in unknown_arguments().items() if names}
@@ -177,7 +177,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         return
     terminalreporter.section("arguments new to this project", yellow=True)
     for what, names in unknown.items():
-        terminalreporter.write_line(f"redis-py {redis.__version__}, {what}: {', '.join(names)}")
+        terminalreporter.write_line(f"{what}: {', '.join(names)}")
 
 
 def server_marks(fixture_names: Iterable[str]) -> set[str]:
