@@ -54,10 +54,25 @@ _NO_LIMIT = 2**31
 Report = dict[str, Any]
 
 
+def _check_installed() -> None:
+    """Stop with the repair if the package lost its ``__init__.py``: flask-redis installs
+    the module ``flask_redis`` too, and uninstalling it deletes the file, after which
+    ``import flask_redis`` finds a namespace package with nothing in it. The commands are
+    still found, through the entry point, and can say so."""
+    package = sys.modules.get(__name__.rpartition(".")[0])
+    if package is not None and getattr(package, "__file__", None) is None:
+        raise click.ClickException(
+            "flask_redis/__init__.py is missing: uninstalling flask-redis, which installs"
+            " the module flask_redis too, deleted it. Repair Flask-And-Redis with: pip"
+            " install --force-reinstall --no-deps Flask-And-Redis"
+        )
+
+
 redis_group = AppGroup(
     "redis",
     help="Check the Redis servers of the app's config prefixes (Flask-And-Redis).",
     short_help="Check the app's Redis servers.",
+    callback=_check_installed,
 )
 
 

@@ -206,6 +206,11 @@ class Installed:
     work: Path
     env: dict[str, str]
 
+    @property
+    def pip(self) -> list[str | Path]:
+        """The command that installs into the virtualenv, quietly."""
+        return [self.python, "-m", "pip", "install", "--quiet"]
+
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
@@ -226,11 +231,17 @@ def installed(
 ) -> Installed:
     """The wheel with its ``metrics`` and ``toolbar`` extras in a new virtualenv, without
     system site-packages, and the app :data:`SMOKE_APP` in a folder of its own."""
-    top = tmp_path_factory.mktemp("installed")
+    found = virtualenv(tmp_path_factory.mktemp("installed"), redis_server)
+    run([*found.pip, f"{built.wheel}[metrics,toolbar]"], timeout=300)
+    return found
+
+
+def virtualenv(top: Path, redis_server: RedisServer) -> Installed:
+    """A new virtualenv in ``top``, without system site-packages, and the app
+    :data:`SMOKE_APP` in a folder of its own; nothing installed yet."""
     run([sys.executable, "-m", "venv", top / "venv"], timeout=120)
     scripts = top / "venv" / ("Scripts" if os.name == "nt" else "bin")
     python = scripts / "python"
-    run([python, "-m", "pip", "install", "--quiet", f"{built.wheel}[metrics,toolbar]"], timeout=300)
     work = top / "work"
     work.mkdir()
     (work / "smoke_app.py").write_text(SMOKE_APP)
@@ -370,3 +381,37 @@ def test_installed_flask_command_pings_the_server(installed: Installed) -> None:
 
     assert report["ok"] is True, report
     assert [prefix["prefix"] for prefix in report["prefixes"]] == ["REDIS"], report
+
+
+# -- flask-redis installed too ----------------------------------------------------------------
+
+
+def test_uninstalling_flask_redis_is_explained_and_repaired(
+    built: Built, redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # flask-redis installs the module flask_redis too: uninstalling it after this project
+    # deletes flask_redis/__init__.py, which pip reinstalls.
+    both = virtualenv(tmp_path_factory.mktemp("both"), redis_server)
+    run([*both.pip, "flask-redis==0.4.0"], timeout=300)
+    run([*both.pip, f"{built.wheel}[metrics,toolbar]"], timeout=300)
+    repair = "pip install --force-reinstall --no-deps Flask-And-Redis"
+
+    def attempt(*command: str | Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(part) for part in command], capture_output=True, text=True, timeout=60,
+            cwd=both.work, env=both.env, check=False,
+        )  # fmt: skip
+
+    imported = attempt(both.python, "-c", "import flask_redis")
+    assert imported.returncode == 0, imported.stderr
+    assert "flask-redis is installed too" in imported.stderr and repair in imported.stderr
+
+    run([both.python, "-m", "pip", "uninstall", "--yes", "flask-redis"], timeout=120)
+    pinged = attempt(both.flask, "--app", "smoke_app", "redis", "ping")
+    assert pinged.returncode == 1
+    assert "flask_redis/__init__.py is missing" in pinged.stderr and repair in pinged.stderr
+
+    run([*both.pip, "--force-reinstall", "--no-deps", built.wheel], timeout=300)
+    pinged = attempt(both.flask, "--app", "smoke_app", "redis", "ping", "--json")
+    assert pinged.returncode == 0, pinged.stderr
+    assert json.loads(pinged.stdout)["ok"] is True
