@@ -373,7 +373,7 @@ def _with_code_arguments(
         arguments[name] = value
     stated = {} if url is None else _stated(read, url, prefix)
     kwargs = dict(read.kwargs)
-    sources = {name: url_key if name in stated else f"{prefix}_{name.upper()}" for name in kwargs}
+    sources = dict(read.sources)
     for name, given in arguments.items():
         key, label = f"{prefix}_{name.upper()}", _argument(name)
         with _named({key: label}):
@@ -402,7 +402,7 @@ def _with_code_arguments(
         kwargs[name], sources[name] = value, label
     _drop_tls_arguments(kwargs, sources, prefix)
     _check_together(kwargs, lambda name: sources.get(name, f"{prefix}_{name.upper()}"), library)
-    return dataclasses.replace(read, kwargs=kwargs)
+    return dataclasses.replace(read, kwargs=kwargs, sources=sources)
 
 
 # -- Both distributions installed ----------------------------------------------------------

@@ -11,6 +11,7 @@ import importlib.util
 import inspect
 import math
 import os
+import re
 import ssl
 import types
 import typing
@@ -479,6 +480,31 @@ def _is_union(annotation: Any) -> bool:
     union_type = getattr(types, "UnionType", None)  # Python 3.10 and later
     origin = typing.get_origin(annotation)
     return origin is typing.Union or (union_type is not None and origin is union_type)
+
+
+def _names(text: str, name: str) -> bool:
+    """Whether a message names argument ``name``: quoted (``'db'``), or as a word if it
+    has an underscore (``socket_timeout``), which no other word of a message has."""
+    quoted = rf"['\"`]{re.escape(name)}['\"`]"
+    word = rf"(?<!\w){re.escape(name)}(?!\w)" if "_" in name else quoted
+    return re.search(quoted, text) is not None or re.search(word, text) is not None
+
+
+def refusal(error: Exception, sources: Mapping[str, str], taker: str) -> ValueError | None:
+    """A :exc:`ValueError` naming the key of the one argument that ``error``, raised by
+    ``taker`` (the client class) as it was made, names: a check of the library's that
+    none here makes yet (a release's new argument, or a new rule); ``None`` where the
+    message names no argument given, or more than one. ``sources`` maps each argument
+    given to its key. The library's message is quoted, but for a key that holds a secret."""
+    if any(each.__name__ in ("ConnectionError", "TimeoutError") for each in type(error).mro()):
+        return None  # a server that cannot be reached (a cluster asks its nodes at once)
+    text = str(error)
+    named = [name for name in sources if _names(text, name)]
+    if len(named) != 1:
+        return None
+    key = sources[named[0]]
+    said = "" if _is_secret(key) else f": {type(error).__name__}: {text}"
+    return ValueError(f"{key} is refused by {taker}{said}")
 
 
 # -- Arguments that redis-py refuses together ----------------------------------------------

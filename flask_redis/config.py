@@ -271,6 +271,9 @@ class ClientConfig:
     server_timing: bool = False
     #: Log round trips slower than this many seconds (``PREFIX_SLOW_LOG_THRESHOLD``).
     slow_log_threshold: float | None = None
+    #: Per argument of :attr:`kwargs`, the key (or the URL key) that gives it: what an
+    #: error of the client class names (:func:`~.checks.refusal`).
+    sources: dict[str, str] = field(default_factory=dict)
 
 
 def client_arguments(client_class: type[Any]) -> list[str]:
@@ -394,7 +397,9 @@ def read_config(
     read = {f"{prefix}_{name.upper()}" for name in names}
     read.update(f"{prefix}_{name}" for name in _SETTINGS)
     _warn_unread(config, prefix, read, other_prefixes, taker, library)
-    return ClientConfig(prefix, client_class, kwargs, library, mode=mode, **topology, **settings)
+    return ClientConfig(
+        prefix, client_class, kwargs, library, mode=mode, sources=sources, **topology, **settings
+    )
 
 
 def _url_library(url_key: str, url: Any) -> ClientLibrary:

@@ -9,6 +9,7 @@ from typing import Any, Callable
 from flask import Flask, current_app, has_app_context
 
 from . import failover, nodes, recording
+from .checks import refusal
 from .config import DEFAULT_PREFIX, ClientConfig, read_config
 from .instrument import Observer, combine, instrumented, observe
 from .topology import CLUSTER, SENTINEL, SERVER
@@ -173,7 +174,22 @@ class Redis:
 def _connect(config: ClientConfig, client_class: type[Any]) -> tuple[Any, Any]:
     """The client of ``config``, made of ``client_class`` with the Sentinel and Cluster
     classes of its library (redis-py's or valkey-py's); for Sentinel, the client of the
-    service's replicas too (else ``None``)."""
+    service's replicas too (else ``None``).
+
+    :raises ValueError: the class refused the value of an argument, which the message
+        names by its key (see :func:`~.checks.refusal`); other errors pass unchanged.
+    """
+    try:
+        return _make(config, client_class)
+    except Exception as error:
+        taker = f"{config.client_class.__module__}.{config.client_class.__qualname__}"
+        refused = refusal(error, config.sources, taker)
+        if refused is None:
+            raise
+        raise refused from error
+
+
+def _make(config: ClientConfig, client_class: type[Any]) -> tuple[Any, Any]:
     library = config.library
     if config.mode == SENTINEL:
         sentinel = library.sentinel(

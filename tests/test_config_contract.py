@@ -135,6 +135,35 @@ def test_an_argument_without_a_written_check_is_checked_by_its_annotation(
         read_config(config)
 
 
+def test_a_value_the_client_class_refuses_is_an_error_naming_its_key(
+    unwritten: Callable[[str], None], new_app: Flask
+) -> None:
+    # A rule of the library's that no check here makes yet: redis-py 8.2 refuses a negative
+    # interval in RedisCluster(), with a message that names the argument, not the key.
+    if "topology_refresh_min_interval" not in every_argument():
+        pytest.skip(f"redis-py {redis.__version__} has no argument topology_refresh_min_interval")
+    unwritten("topology_refresh_min_interval")
+    new_app.config.update(
+        REDIS_CLUSTER="127.0.0.1:1", REDIS_TOPOLOGY_REFRESH_MIN_INTERVAL="-1", REDIS_METRICS=False
+    )
+    with pytest.raises(ValueError) as raised:
+        Redis(new_app)
+    assert str(raised.value).startswith(
+        "REDIS_TOPOLOGY_REFRESH_MIN_INTERVAL is refused by redis.cluster.RedisCluster: "
+        f"{type(raised.value.__cause__).__name__}: {raised.value.__cause__}"
+    )
+
+
+def test_a_refusal_that_names_no_argument_given_passes_unchanged(new_app: Flask) -> None:
+    # A cluster client asks its nodes as it is made: none answers at port 1.
+    new_app.config.update(
+        REDIS_CLUSTER="127.0.0.1:1", REDIS_SOCKET_CONNECT_TIMEOUT=1, REDIS_METRICS=False
+    )
+    with pytest.raises(RedisClusterException) as raised:
+        Redis(new_app)
+    assert "REDIS_" not in str(raised.value)
+
+
 def test_a_text_annotation_that_does_not_resolve_passes_the_value_on() -> None:
     class Future:
         def __init__(self, *, lag: NoSuchType | None = None) -> None:  # noqa: F821
