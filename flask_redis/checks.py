@@ -485,9 +485,10 @@ def _is_union(annotation: Any) -> bool:
 def _names(text: str, name: str) -> bool:
     """Whether a message names argument ``name``: quoted (``'db'``), or as a word if it
     has an underscore (``socket_timeout``), which no other word of a message has."""
-    quoted = rf"['\"`]{re.escape(name)}['\"`]"
-    word = rf"(?<!\w){re.escape(name)}(?!\w)" if "_" in name else quoted
-    return re.search(quoted, text) is not None or re.search(word, text) is not None
+    pattern = rf"['\"`]{re.escape(name)}['\"`]"
+    if "_" in name:
+        pattern += rf"|(?<!\w){re.escape(name)}(?!\w)"
+    return re.search(pattern, text) is not None
 
 
 def refusal(error: Exception, sources: Mapping[str, str], taker: str) -> ValueError | None:

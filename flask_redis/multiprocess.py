@@ -165,8 +165,8 @@ def _at_exit() -> None:
     left to the ``child_exit`` hook."""
     write()
     setting = folder_setting()
-    if setting is None or "prometheus_client" not in sys.modules:
-        return
+    if setting is None or not setting[1] or "prometheus_client" not in sys.modules:
+        return  # an empty variable names no folder: prometheus-client would look in "."
     from prometheus_client import multiprocess
 
     try:
