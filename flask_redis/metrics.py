@@ -90,6 +90,10 @@ _BOUNDS = (*DURATION_BUCKETS, float("inf"))
 _50US, _100US, _250US, _500US, _1MS = DURATION_BUCKETS[:5]
 _LABEL_CACHE_SIZE = 4096
 _labels: dict[Any, str] = {}
+#: Characters (or bytes) of the longest name kept as a key, of the label cache or of a
+#: record: a command named in one string with its arguments (``"SET k <100 kB>"``) is
+#: labelled and tallied by its label instead, and nothing keeps its arguments.
+_NAME_LIMIT = 64
 
 
 def command_label(name: Any) -> str:
@@ -101,9 +105,16 @@ def command_label(name: Any) -> str:
     words, _args = split_name((name,))  # as redis-py sends it: "GET k" sends GET
     word = upper_word(words[0]) if words else ""
     label = word if word in COMMANDS or word in ROUND_TRIPS else "OTHER"
-    if len(_labels) < _LABEL_CACHE_SIZE:  # bounded: command names come from code, mostly
+    # Bounded, in entries and in bytes: command names come from code, mostly.
+    if len(_labels) < _LABEL_CACHE_SIZE and _short(name):
         _labels[name] = label
     return label
+
+
+def _short(name: Any) -> bool:
+    """Whether ``name`` is text or bytes of at most :data:`_NAME_LIMIT`: short enough to be
+    kept as a key."""
+    return isinstance(name, (str, bytes)) and len(name) <= _NAME_LIMIT
 
 
 class Metrics(Collector):
@@ -256,8 +267,8 @@ def _tally(
     name = command[0] if commands is None else command
     record = records.get(name)
     if record is None:
-        if commands is None and len(records) >= _RECORD_NAMES:
-            name = command_label(name)
+        if commands is None:
+            name = _kept_name(name, records)
             record = records.get(name)
         if record is None:
             record = records[name] = [0, 0.0] + [0] * len(_BOUNDS)
@@ -270,9 +281,17 @@ def _tally(
             inner = records[None] = {}
         for args in commands:
             name = args[0]
-            if name not in inner and len(inner) >= _RECORD_NAMES:
-                name = command_label(name)
+            if name not in inner:
+                name = _kept_name(name, inner)
             inner[name] = inner.get(name, 0) + 1
+
+
+def _kept_name(name: Any, kept: dict[Any, Any]) -> Any:
+    """The key of command name ``name``, new to ``kept``, a record's names: the name itself,
+    or its label once ``kept`` holds :data:`_RECORD_NAMES` names, or for a long name."""
+    if len(kept) >= _RECORD_NAMES or not _short(name):
+        return command_label(name)
+    return name
 
 
 def _items(mapping: dict[Any, Any]) -> list[tuple[Any, Any]]:
@@ -557,13 +576,19 @@ class PrefixMetrics:
         _add_histogram(seconds, record[2], record[split:])
 
     def sample_pools(self) -> None:
-        """Set the pool gauges: the connections of this prefix's pools, summed, and how full
-        the fullest of them is."""
+        """Set the pool gauges: the connections of this prefix's pools, summed (each pool
+        once), and how full the fullest of them is."""
         in_use = idle = 0
         usages: list[float] = []
         readable = False
+        # A pool that clients of several apps share (PREFIX_CONNECTION_POOL) is counted once.
+        # Kept for the pass only, so that no id is another pool's meanwhile.
+        seen: dict[int, Any] = {}
         for pools in list(self.pools.values()):
             for pool in pools():
+                if id(pool) in seen:
+                    continue
+                seen[id(pool)] = pool
                 counts = connection_counts(pool)
                 if counts is None:
                     continue

@@ -7,6 +7,7 @@ import itertools
 import logging
 import os
 import threading
+import tracemalloc
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
@@ -575,6 +576,31 @@ def test_a_command_named_in_one_string_is_labelled_as_redis_py_sends_it(
     assert samples.commands("OTHER") is None
 
 
+@where
+def test_commands_named_in_one_long_string_leave_no_memory_behind(
+    metrics_app: Flask, ext: Redis, samples: Samples, in_request: bool
+) -> None:
+    commands, size = 300, 20_000
+
+    def work() -> None:  # each a distinct string, split by redis-py: SET k <20 kB>
+        for number in range(commands):
+            ext.execute_command(f"SET k {number:06d}{'v' * size}")
+
+    samples.commands("SET")  # the caches and records hold the short names already
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        run(metrics_app, in_request, work)
+        assert samples.commands("SET") == commands
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    # Before: the label cache and the records held each string, 6 MB; the name is enough.
+    assert kept < 100_000, kept
+
+
 @pytest.mark.parametrize("shared", [True, False], ids=["shared-registry", "default-registry"])
 def test_many_apps_and_prefixes_share_a_registry(redis_server: RedisServer, shared: bool) -> None:
     registry = CollectorRegistry() if shared else REGISTRY
@@ -716,6 +742,28 @@ def test_pool_usage_follows_redis_pys_default_limit(ext: Redis, samples: Samples
         assert samples(POOL_USAGE, prefix="redis") == 1 / pool.max_connections
     finally:
         pool.release(connection)
+
+
+def test_a_pool_shared_by_two_apps_of_one_prefix_is_counted_once(
+    metrics_app: Flask, redis_server: RedisServer, samples: Samples, client_module: ModuleType
+) -> None:
+    pool = client_module.ConnectionPool(host="127.0.0.1", port=redis_server.port)
+    other = Flask(__name__, root_path=metrics_app.root_path)
+    for app in (metrics_app, other):
+        app.config.update(
+            REDIS_CONNECTION_POOL=pool,
+            REDIS_METRICS_REGISTRY=metrics_app.config["REDIS_METRICS_REGISTRY"],
+        )
+        assert Redis(app).connection.connection_pool is pool
+    held = [checked_out(pool) for _ in range(3)]
+    try:
+        assert samples(POOL, prefix="redis", state="in_use") == 3
+        assert samples(POOL, prefix="redis", state="idle") == 0
+    finally:
+        for connection in held:
+            pool.release(connection)
+    assert samples(POOL, prefix="redis", state="idle") == 3
+    pool.disconnect()
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
