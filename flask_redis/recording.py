@@ -385,9 +385,10 @@ class PrefixRecorder:
         self.max_calls = max_calls
         self.redact_keys = tuple(redact_keys)
         self.stack = stack
-        #: The client sends text in another encoding than UTF-8, in which the panel's
-        #: command lines are written: only ASCII text is the same in both.
-        self.ascii_only = not _is_utf8(encoding)
+        #: The encoding the client sends text in, when it is not UTF-8, in which the panel's
+        #: command lines are written: only text of the same bytes in both is exact (ASCII
+        #: is not, in UTF-16).
+        self.other_encoding = None if _is_utf8(encoding) else encoding
         #: The topology in a few words (``"Cluster"``), shown by the panel; ``None`` for
         #: one server.
         self.mode: str | None = None
@@ -465,8 +466,9 @@ class PrefixRecorder:
             failure = None
             if name in _ALL_READS:
                 hits, misses = _hits_and_misses(name, len(shown) + left_out, reply)
-        if exact and self.ascii_only:
-            exact = all(type(arg) is not str or arg.isascii() for arg in shown)
+        if exact and self.other_encoding is not None:
+            encoding = self.other_encoding
+            exact = all(type(arg) is not str or _as_utf8(arg, encoding) for arg in shown)
         location, stack = self._caller()
         # RecordedCall's fields, in order.
         calls._pending.append((
@@ -529,9 +531,21 @@ def _is_utf8(encoding: Any) -> bool:
         return False
 
 
+def _as_utf8(text: str, encoding: str) -> bool:
+    """Whether ``text`` in ``encoding`` is its UTF-8 bytes (not so for text that either
+    refuses: a lone surrogate, a character Latin-1 lacks)."""
+    try:
+        return text.encode(encoding) == text.encode("utf-8")
+    except (UnicodeError, LookupError):  # an encoding the config would have refused
+        return False
+
+
 def _refused(error: BaseException) -> bool:
-    """Whether ``error`` is the ``DataError`` of redis-py or valkey-py, which their
-    encoders and command methods raise for an argument they refuse, before sending."""
+    """Whether ``error`` is what redis-py or valkey-py raise for an argument they refuse,
+    before sending: their ``DataError``, or their encoder's ``UnicodeEncodeError`` (a lone
+    surrogate in UTF-8, a character the encoding lacks)."""
+    if isinstance(error, UnicodeEncodeError):
+        return True
     return any(cls.__name__ == "DataError" for cls in type(error).__mro__)
 
 

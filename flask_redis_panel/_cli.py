@@ -42,7 +42,8 @@ class _TextEscapes(dict):  # type: ignore[type-arg]
             else:
                 try:
                     # Lone surrogates from a "surrogateescape" decoding stand for the
-                    # original bytes.
+                    # original bytes. (The bytes the client sends for one depend on its
+                    # encoding_errors: the panel offers no copy line that holds one.)
                     escape = _hex(char.encode("utf-8", "surrogateescape"))
                 except UnicodeEncodeError:
                     escape = _hex(char.encode("utf-8", "surrogatepass"))

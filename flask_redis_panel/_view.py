@@ -34,6 +34,9 @@ PREVIEW_BYTES = 160
 _CUT = re.compile(r"\.\.\. \(\d+ (?:bytes|characters)\)\Z")
 # Shorter arguments were not cut: the recorder keeps 200 characters, or 100 bytes as hex.
 _CUT_AFTER = 200
+# A lone surrogate: the client sends it as the bytes its encoding_errors make of it (or
+# refuses it), which the recorded call does not say.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 #: What follows text cut to fit the panel.
 _MORE = " …"
 
@@ -138,6 +141,11 @@ def _not_copyable(call: Call) -> str | None:
         return f"Not copyable: {call.args_left_out} more arguments were not recorded"
     # A call not made by the recorder may not say that a value was cut: the mark says it.
     if call.exact and not any(len(arg) > _CUT_AFTER and _CUT.search(arg) for arg in call.args):
+        if any(not arg.isprintable() and _SURROGATE.search(arg) for arg in call.args):
+            return (
+                "Not copyable: a value holds a lone surrogate, whose bytes depend on the"
+                " client's encoding_errors"
+            )
         return None
     if any(_CUT.search(arg) for arg in call.args):
         return "Not copyable: a value was cut short when recorded"
