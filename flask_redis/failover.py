@@ -7,28 +7,145 @@ sentinels turn it into a replica, about ten seconds later, and those writes are 
 A :class:`MasterWatch` listens for the sentinels' ``+switch-master`` announcement in a
 thread of its own and points the pool at the new master at once: idle connections to
 the old one are closed, and the ones in use are closed when they are given back.
+
+It listens to every sentinel at once, so that one that freezes, dies or lies delays
+nothing: the others announce the failover too. What a sentinel reports is followed only
+if it is the newest configuration (Sentinel's ``config-epoch``) that a sentinel reports,
+and, between sentinels that report the same epoch, the address that most of them report.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
+import select
 import threading
+import time
 import weakref
+from collections.abc import Iterable
 from typing import Any
 
 from .recording import printable
 
 logger = logging.getLogger("flask_redis")
 
-#: Seconds to wait for an announcement before checking that the watch is still wanted.
+#: The channel of the sentinels' announcements of a new master.
+CHANNEL = "+switch-master"
+#: Seconds the watch waits for a sentinel on its own connections: one that takes longer
+#: counts as down for now (a frozen sentinel still accepts connections).
+SENTINEL_TIMEOUT = 0.5
+#: Seconds of silence on a subscription after which its sentinel is pinged, and the
+#: seconds it then has to answer before its connection is closed and made again.
+PING_SECONDS = 2.0
+#: Seconds between two checks that the watch is still wanted.
 POLL_SECONDS = 1.0
-#: Seconds between two attempts to reach a sentinel, when none answers.
+#: Seconds before a sentinel that could not be listened to is tried again; doubled
+#: after each failure, up to :data:`MAX_RETRY_SECONDS`.
 RETRY_SECONDS = 1.0
-#: Seconds without an announcement after which the sentinel is pinged.
-PING_SECONDS = 10.0
+MAX_RETRY_SECONDS = 16.0
+
+#: What a sentinel reports of the master: its ``config-epoch`` and its address.
+Report = tuple[int, tuple[str, int]]
 
 _watches: weakref.WeakSet[MasterWatch] = weakref.WeakSet()
+
+
+class _Subscription:
+    """The watch's subscription to one sentinel's announcements, on a client of its own
+    whose timeouts are at most :data:`SENTINEL_TIMEOUT`.
+
+    :param sentinel: The sentinel's client in :attr:`redis.sentinel.Sentinel.sentinels`.
+    """
+
+    def __init__(self, sentinel: Any) -> None:
+        self.sentinel = sentinel
+        pool = sentinel.connection_pool
+        kwargs = dict(pool.connection_kwargs)
+        for name in ("socket_timeout", "socket_connect_timeout"):
+            kwargs[name] = min(kwargs.get(name) or SENTINEL_TIMEOUT, SENTINEL_TIMEOUT)
+        self.client = type(sentinel)(
+            connection_pool=type(pool)(connection_class=pool.connection_class, **kwargs)
+        )
+        self.pubsub: Any = None
+        self.retry_at = 0.0
+        self.delay = RETRY_SECONDS
+        self.heard = 0.0  # when it last said anything
+        self.pinged: float | None = None  # when the PING it has not answered was sent
+        #: Failed, and has not answered a PING since: a failure is logged once.
+        self.failing = False
+
+    @property
+    def name(self) -> str:
+        kwargs = self.client.connection_pool.connection_kwargs
+        return printable(f"{kwargs.get('host')}:{kwargs.get('port')}")
+
+    def open(self, now: float) -> None:
+        """Subscribe, and wait for the sentinel to confirm it."""
+        pubsub = self.client.pubsub()
+        try:
+            pubsub.subscribe(CHANNEL)
+            if pubsub.get_message(timeout=SENTINEL_TIMEOUT) is None:
+                raise TimeoutError("no confirmation of the subscription")
+        except BaseException:
+            pubsub.close()
+            raise
+        self.pubsub, self.heard, self.pinged = pubsub, now, None
+        self.delay = RETRY_SECONDS
+
+    def close(self, now: float) -> None:
+        """Close the subscription; it is made again after a delay that doubles each time."""
+        if self.pubsub is not None:
+            self.pubsub.close()
+            self.pubsub = None
+        self.retry_at = now + self.delay
+        self.delay = min(self.delay * 2, MAX_RETRY_SECONDS)
+
+    def socket(self) -> Any:
+        connection = getattr(self.pubsub, "connection", None)
+        return getattr(connection, "_sock", None)
+
+    def messages(self, now: float) -> Iterable[dict[str, Any]]:
+        """The messages already received; any of them (a PONG too) shows it is alive."""
+        while True:
+            message = self.pubsub.get_message(timeout=0)
+            if message is None:
+                return
+            self.heard, self.pinged = now, None
+            if message.get("type") == "pong":  # a round trip: it works again
+                self.failing = False
+            yield message
+
+    def check(self, now: float) -> bool:
+        """PING a sentinel that has been silent; whether it answered in time, if pinged."""
+        if self.pinged is not None:
+            return now - self.pinged < PING_SECONDS
+        if now - self.heard >= PING_SECONDS:
+            self.pubsub.ping()
+            self.pinged = now
+        return True
+
+    def report(self, service: str, valid: Any) -> Report | None:
+        """What the sentinel reports of ``service``'s master now, if it answers in time
+        and reports it as up."""
+        try:
+            state = self.client.sentinel_masters().get(service)
+        except Exception:  # down, frozen, or not a sentinel: no report
+            return None
+        if not state or not valid(state, service):
+            return None
+        return int(state.get("config-epoch", 0)), (str(state["ip"]), int(state["port"]))
+
+
+def newest(reports: Iterable[tuple[Any, Report]]) -> tuple[Any, Report] | None:
+    """Of ``(sentinel, report)`` pairs, the first pair whose report to follow: the highest
+    ``config-epoch``, and of those, the address that most sentinels report."""
+    found = list(reports)
+    votes = collections.Counter(report for _, report in found)
+    if not votes:
+        return None
+    best = max(votes, key=lambda report: (report[0], votes[report]))
+    return next(pair for pair in found if pair[1] == best)
 
 
 class MasterWatch:
@@ -47,7 +164,9 @@ class MasterWatch:
         self._pool = weakref.ref(pool)
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
-        self._failing = False
+        self._subscriptions: list[_Subscription] = []
+        self._followed: Report | None = None
+        self._lock = threading.Lock()  # the first connection may order the sentinels too
 
     def start(self) -> MasterWatch:
         """Start listening, in a daemon thread."""
@@ -72,67 +191,117 @@ class MasterWatch:
         try:
             self._watch()
         finally:
-            # The connections it made to the sentinels go with it; their clients make new
-            # ones if the replicas' client still needs them.
+            # The connections it made go with it; the clients of the sentinels make new
+            # ones if the master's or the replicas' client still needs them.
+            for subscription in self._subscriptions:
+                subscription.close(0.0)
+                subscription.client.connection_pool.disconnect()
             for sentinel in self.sentinel.sentinels:
                 sentinel.connection_pool.disconnect()
 
+    def subscriptions(self) -> list[_Subscription]:
+        """One subscription for each sentinel, made the first time they are needed."""
+        with self._lock:
+            if not self._subscriptions:
+                self._subscriptions = [_Subscription(s) for s in self.sentinel.sentinels]
+            return self._subscriptions
+
     def _watch(self) -> None:
-        attempt = 0
+        subscriptions = self.subscriptions()
         while self._wanted:
-            sentinels = self.sentinel.sentinels
-            sentinel = sentinels[attempt % len(sentinels)]
-            try:
-                self._listen(sentinel)
-            except Exception as error:  # a sentinel down, or anything else: try the next
-                if not self._failing:
-                    self._failing = True
-                    logger.warning(
-                        "flask_redis: cannot listen to the sentinels of %r for failovers"
-                        " (%s); trying again", self.service, type(error).__name__,
-                    )  # fmt: skip
-                attempt += 1
-                self._stopped.wait(RETRY_SECONDS)
+            now = time.monotonic()
+            due = [s for s in subscriptions if s.pubsub is None and now >= s.retry_at]
+            if [s for s in due if self._subscribe(s, now)]:
+                self.choose()  # a failover while nobody listened to them
+            listening = [s for s in subscriptions if s.pubsub is not None]
+            self._wait(listening, now)
+            now = time.monotonic()
+            for subscription in listening:
+                try:
+                    self._read(subscription, now)
+                except Exception as error:  # its connection broke: made again later
+                    self._failed(subscription, error, now)
 
-    def _listen(self, sentinel: Any) -> None:
-        """Listen to one sentinel until it fails or the watch is no longer wanted."""
-        pubsub = sentinel.pubsub(ignore_subscribe_messages=True)
+    def _subscribe(self, subscription: _Subscription, now: float) -> bool:
+        """Whether ``subscription`` could be opened."""
         try:
-            pubsub.subscribe("+switch-master")
-            self._failing = False
-            self._follow(sentinel)  # a failover while nobody listened
-            quiet = 0.0
-            while self._wanted:
-                message = pubsub.get_message(timeout=POLL_SECONDS)
-                if message is None:
-                    quiet += POLL_SECONDS
-                    if quiet >= PING_SECONDS:  # a sentinel gone silently fails here
-                        pubsub.ping()
-                        quiet = 0.0
-                    continue
-                quiet = 0.0
-                if message.get("type") == "message" and _service_of(message) == self.service:
-                    self._follow(sentinel)
-        finally:
-            pubsub.close()
+            subscription.open(now)
+        except Exception as error:
+            self._failed(subscription, error, now)
+            return False
+        return True
 
-    def _follow(self, sentinel: Any) -> None:
+    def _failed(self, subscription: _Subscription, error: Exception, now: float) -> None:
+        subscription.close(now)
+        if not subscription.failing:
+            subscription.failing = True
+            logger.warning(
+                "flask_redis: cannot listen to sentinel %s of %r for failovers (%s);"
+                " trying again", subscription.name, self.service, type(error).__name__,
+            )  # fmt: skip
+
+    def _wait(self, listening: list[_Subscription], now: float) -> None:
+        """Wait until a subscription has something to read, or for at most a poll."""
+        retry = [s.retry_at - now for s in self._subscriptions if s.pubsub is None]
+        timeout = max(0.0, min([POLL_SECONDS, *retry]))
+        sockets = [s.socket() for s in listening]
+        if not listening or None in sockets:  # nothing to wait on, or no socket to see
+            self._stopped.wait(timeout if not listening else min(timeout, 0.05))
+            return
+        try:
+            select.select(sockets, [], [], timeout)
+        except (OSError, ValueError):  # a socket closed meanwhile: read it to find out
+            pass
+
+    def _read(self, subscription: _Subscription, now: float) -> None:
+        for message in subscription.messages(now):
+            if message.get("type") == "message" and _service_of(message) == self.service:
+                self._heard_from(subscription)
+        if not subscription.check(now):
+            raise TimeoutError("no answer to PING")  # frozen, or a half-open connection
+
+    def _heard_from(self, subscription: _Subscription) -> None:
+        """Follow what ``subscription``'s sentinel reports, if it is newer than what is
+        followed; if it differs at the same epoch or older, ask every sentinel."""
+        report = subscription.report(self.service, self.sentinel.check_master_state)
+        if report is None or report == self._followed:
+            return
+        if self._followed is not None and report[0] > self._followed[0]:
+            self._follow(subscription.sentinel, report)
+        else:
+            self.choose()
+
+    def choose(self) -> None:
+        """Ask every sentinel but those that cannot be listened to, and follow the newest
+        configuration that they report."""
+        valid = self.sentinel.check_master_state
+        asked = [s for s in self.subscriptions() if s.pubsub is not None or not s.failing]
+        chosen = newest(
+            (s.sentinel, report)
+            for s in asked
+            if (report := s.report(self.service, valid)) is not None
+        )
+        if chosen is not None:
+            self._follow(*chosen)
+
+    def _follow(self, sentinel: Any, report: Report) -> None:
         """Point the pool at the master that ``sentinel`` reports."""
-        # The pool asks the sentinels in order and takes the first answer; the others may
-        # learn of the failover a few seconds later, so the one that announced it goes first.
+        self._followed = report
+        # The pool asks the sentinels in order and takes the first answer: the one to
+        # follow goes first.
         sentinels = self.sentinel.sentinels
         if sentinel in sentinels and sentinels[0] is not sentinel:
             index = sentinels.index(sentinel)
             sentinels[0], sentinels[index] = sentinels[index], sentinels[0]
-        # Asked without holding the pool: a pool dropped meanwhile is collected at once,
-        # not after the sentinels' reply.
-        address = self.sentinel.discover_master(self.service)
         pool = self._pool()
-        if pool is None or address == pool.master_address:
-            return
+        if pool is None or pool.master_address is None:
+            return  # no connection yet: the first one asks the sentinels in this order
         before = pool.master_address
-        address = pool.get_master_address()  # closes idle connections to another master
-        if before is not None and address != before:
+        try:
+            address = pool.get_master_address()  # closes idle connections to another one
+        except Exception:  # the sentinel went away meanwhile: the next report decides
+            return
+        if address != before:
             host, port = address
             logger.info(
                 "flask_redis: the sentinels of %r announced a new master, %s:%s",
@@ -151,7 +320,9 @@ def _service_of(message: dict[str, Any]) -> str | None:
 def watch(sentinel: Any, service: str, pool: Any) -> MasterWatch:
     """Follow ``service`` to each new master as it is announced (see :class:`MasterWatch`),
     from the first time ``pool`` asks for its master, as it opens its first connection: an
-    app that never talks to Redis (one loaded for a ``flask`` command) starts no thread."""
+    app that never talks to Redis (one loaded for a ``flask`` command) starts no thread.
+    That first connection asks every sentinel, so that it goes to the master of the
+    newest configuration and not to one that the first sentinel listed alone reports."""
     found = MasterWatch(sentinel, service, pool)
     # A connection asks the pool's proxy (redis-py 5.1 and later, valkey-py), else the pool.
     asker = getattr(pool, "proxy", pool)
@@ -159,8 +330,11 @@ def watch(sentinel: Any, service: str, pool: Any) -> MasterWatch:
     lock = threading.Lock()
 
     def get_master_address() -> Any:
-        address = asked()  # no master found: the next connection asks again
         with lock:  # two threads may open the first connections at once
+            if vars(asker).get("get_master_address") is not None:
+                found.choose()
+        address = asked()  # no master found: the next connection asks again
+        with lock:
             if vars(asker).pop("get_master_address", None) is not None:  # the class's again
                 found.start()
         return address
@@ -174,6 +348,8 @@ def _restart_after_fork() -> None:
     for each in list(_watches):
         if each._wanted:
             each._stopped = threading.Event()  # its lock may have been held at the fork
+            each._lock = threading.Lock()
+            each._subscriptions = []  # the parent's connections are not the child's
             each.start()
 
 

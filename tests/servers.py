@@ -17,6 +17,7 @@ import functools
 import itertools
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -345,8 +346,47 @@ class SentinelServer(RedisServer):
         self.down_after = down_after
         self.failover_timeout = failover_timeout
 
+    #: Whether the process is stopped with ``SIGSTOP`` (see :meth:`freeze`).
+    frozen = False
+
+    def freeze(self) -> None:
+        """Stop the process with ``SIGSTOP``: it keeps its port, and the kernel still
+        accepts connections to it, but it answers nothing until :meth:`thaw`."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+        self.frozen = True
+
+    def thaw(self) -> None:
+        """Let a frozen process go on (``SIGCONT``)."""
+        if self.frozen and self.process is not None:
+            self.process.send_signal(signal.SIGCONT)
+        self.frozen = False
+
+    def stop(self) -> None:
+        self.thaw()
+        super().stop()
+
+    def kill(self) -> None:
+        self.thaw()
+        super().kill()
+
+    def restart(self, *options: str) -> RedisServer:
+        """Start the stopped sentinel again on its port with the configuration it wrote
+        itself: its id, its epoch and the sentinels and replicas it knew."""
+        self._keep_config = True
+        try:
+            return super().restart(*options)
+        finally:
+            self._keep_config = False
+
+    _keep_config = False
+
     def command(self, *options: str) -> list[str]:
-        """Writes a fresh configuration file and runs ``KIND-server FILE --sentinel``."""
+        """Writes a fresh configuration file (unless restarting) and runs
+        ``KIND-server FILE --sentinel``."""
+        binary, *rest = super().command(*options)
+        if self._keep_config:
+            return [binary, str(self.config_file), "--sentinel", *rest]
         self.config_file.write_text(
             f"port {self.port}\n"
             "bind 127.0.0.1\n"
@@ -356,7 +396,6 @@ class SentinelServer(RedisServer):
             f"sentinel failover-timeout {self.service} {self.failover_timeout}\n"
             f"sentinel parallel-syncs {self.service} 1\n"
         )
-        binary, *rest = super().command(*options)
         return [binary, str(self.config_file), "--sentinel", *rest]
 
     def ask(self, *args: str) -> Any:
@@ -496,19 +535,28 @@ class SentinelSet:
 
     def master_address(self) -> Address:
         """The master's address as the first sentinel that answers reports it."""
-        for sentinel in self.sentinel_servers:
+        for sentinel in self.answering:
             try:
                 return sentinel.master_address()
             except redis.ConnectionError:
                 continue
         raise redis.ConnectionError("no sentinel of the set answers")
 
-    def master_addresses(self) -> list[Address]:
-        """The master's address as each sentinel reports it, in :attr:`sentinels` order."""
-        return [sentinel.master_address() for sentinel in self.sentinel_servers]
+    @property
+    def answering(self) -> list[SentinelServer]:
+        """The sentinels that run and are not frozen."""
+        return [s for s in self.sentinel_servers if s.running and not s.frozen]
 
-    def failover(self, timeout: float = SETTLE_TIMEOUT, settle: bool = True) -> Address:
-        """Make a sentinel fail the master over with ``SENTINEL FAILOVER``.
+    def master_addresses(self) -> list[Address]:
+        """The master's address as each answering sentinel reports it, in
+        :attr:`sentinels` order."""
+        return [sentinel.master_address() for sentinel in self.answering]
+
+    def failover(
+        self, timeout: float = SETTLE_TIMEOUT, settle: bool = True, through: int = 0
+    ) -> Address:
+        """Make a sentinel (the one at index ``through``) fail the master over with
+        ``SENTINEL FAILOVER``.
 
         Waits until every sentinel reports the new master and the new master says it is
         one. With ``settle``, the old master is then made a replica of the new one at
@@ -520,7 +568,7 @@ class SentinelSet:
         """
         old = self._agreed_master()
         wait_for(
-            lambda: self.sentinel_servers[0].ask("FAILOVER", self.service),
+            lambda: self.sentinel_servers[through].ask("FAILOVER", self.service),
             "a sentinel to accept SENTINEL FAILOVER",
             timeout,
         )
@@ -542,13 +590,19 @@ class SentinelSet:
         return self._wait_for_new_master(old, timeout)
 
     def restore(self, timeout: float = SETTLE_TIMEOUT) -> Address:
-        """Restart stopped or killed servers as replicas of the current master.
+        """Restart stopped or killed servers as replicas of the current master, and
+        thaw frozen sentinels and restart stopped ones.
 
         A master that is down is first failed over by the sentinels. Waits until the set
         is healthy again (see :meth:`start`); quick on a set that already is.
 
         :returns: The master's address.
         """
+        for sentinel in self.sentinel_servers:
+            sentinel.thaw()
+            if not sentinel.running:
+                sentinel.stop()
+                sentinel.restart()
         address = self._agreed_master(timeout)
         if not self.server_at(address).running:
             address = self._wait_for_new_master(address, timeout)

@@ -114,8 +114,9 @@ def test_an_unreachable_sentinel_is_logged_once_and_tried_again(
         finally:
             watch.stop()
     messages = [record.getMessage() for record in caplog.records]
+    host, port = sentinel.sentinels[0].connection_pool.connection_kwargs["host"], port_of(sentinel)
     assert messages == [
-        "flask_redis: cannot listen to the sentinels of 'nowhere' for failovers"
+        f"flask_redis: cannot listen to sentinel {host}:{port} of 'nowhere' for failovers"
         " (ConnectionError); trying again"
     ]
     client.close()
@@ -142,3 +143,66 @@ def test_a_forked_worker_has_a_watch_of_its_own(
     _, status = os.waitpid(pid, 0)
     close_clients(app)
     assert status == 0  # the child exited with 0
+
+
+def port_of(sentinel: object) -> int:
+    return int(sentinel.sentinels[0].connection_pool.connection_kwargs["port"])  # type: ignore[attr-defined]
+
+
+ADDRESS_A, ADDRESS_B = ("10.0.0.1", 6379), ("10.0.0.2", 6379)
+
+
+@pytest.mark.parametrize(
+    ("reports", "chosen"),
+    [
+        ([], None),
+        # The newest configuration wins, whatever the number of sentinels behind it.
+        ([("s1", (3, ADDRESS_A)), ("s2", (3, ADDRESS_A)), ("s3", (4, ADDRESS_B))], "s3"),
+        # At the same epoch, the address that most sentinels report.
+        ([("s1", (0, ADDRESS_B)), ("s2", (0, ADDRESS_A)), ("s3", (0, ADDRESS_A))], "s2"),
+        ([("s1", (2, ADDRESS_A))], "s1"),
+    ],
+)
+def test_the_newest_configuration_is_followed_then_the_most_sentinels(
+    reports: list[tuple[str, failover.Report]], chosen: str | None
+) -> None:
+    found = failover.newest(reports)
+    assert (found[0] if found else None) == chosen
+
+
+def test_a_frozen_sentinel_is_left_and_listened_to_again_once_it_thaws(
+    sentinel_set: SentinelSet,
+    sentinel_master: redis.Redis,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(failover, "PING_SECONDS", 0.5)
+    monkeypatch.setattr(failover, "MAX_RETRY_SECONDS", 1.0)
+    assert wait_until(no_watch_threads)  # those of earlier tests would log too
+    app = sentinel_app(sentinel_set)
+    redis_ext = Redis(app)
+    redis_ext.set("k", "v")
+    pool = redis_ext.connection.connection_pool
+    watch = next(w for w in failover._watches if w._pool() is pool)
+    first = sentinel_set.sentinel_servers[0]
+    subscription = next(s for s in watch._subscriptions if port_of_client(s.sentinel) == first.port)
+    assert wait_until(lambda: subscription.pubsub is not None)
+    with caplog.at_level(logging.WARNING, "flask_redis"):
+        first.freeze()
+        try:
+            # Its PING goes unanswered: the watch closes the subscription and says so.
+            assert wait_until(lambda: subscription.pubsub is None, 5)
+            assert wait_until(lambda: caplog.records, 5)
+            assert watch._thread is not None and watch._thread.is_alive()
+        finally:
+            first.thaw()
+        assert wait_until(lambda: subscription.pubsub is not None, 10)
+    assert [record.getMessage() for record in caplog.records] == [
+        f"flask_redis: cannot listen to sentinel 127.0.0.1:{first.port} of 'mymaster' for"
+        " failovers (TimeoutError); trying again"
+    ]
+    close_clients(app)
+
+
+def port_of_client(client: redis.Redis) -> int:
+    return int(client.connection_pool.connection_kwargs["port"])

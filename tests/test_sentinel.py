@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
 
@@ -19,7 +20,7 @@ from flask_redis import Redis, get_recorded_calls
 
 from .conftest import close_clients, observed_app
 from .samples import ERRORS, POOL, Samples
-from .servers import Address, SentinelSet
+from .servers import Address, RedisServer, SentinelServer, SentinelSet
 
 
 @pytest.fixture()
@@ -195,6 +196,72 @@ def test_app_keeps_writing_through_a_real_failover(
         writes = write_through(sentinel_app, lambda: sentinel_set.failover(settle=False))
     else:
         writes = write_through(sentinel_app, sentinel_set.kill_master)
+    check_writes(how, redis_ext, sentinel_set, writes, old, samples)
+
+
+@pytest.mark.parametrize("fault", ["frozen", "killed"])
+def test_the_app_follows_a_failover_whichever_sentinel_fails(
+    fault: str,
+    sentinel_app: Flask,
+    sentinel_set: SentinelSet,
+    samples: Samples,
+    client_module: ModuleType,
+) -> None:
+    # The first sentinel listed answered first: the one a watch would listen to alone.
+    redis_ext = failover_app(sentinel_app, client_module)
+    old = sentinel_set.master_address()
+    first = sentinel_set.sentinel_servers[0]
+
+    def fail() -> Address:
+        if fault == "frozen":
+            first.freeze()
+        else:
+            first.kill()
+        return sentinel_set.failover(settle=False, through=1)
+
+    writes = write_through(sentinel_app, fail)
+    check_writes(f"first sentinel {fault}", redis_ext, sentinel_set, writes, old, samples)
+
+
+def test_a_sentinel_that_reports_another_master_is_outvoted(
+    sentinel_set: SentinelSet,
+    sentinel_master: redis.Redis,
+    registry: CollectorRegistry,
+    samples: Samples,
+    client_module: ModuleType,
+    server_kind: str,
+    tmp_path: Path,
+) -> None:
+    # A sentinel listed first that monitors another server under the same name: alone,
+    # the client would write to that server, and never hear of the failover.
+    stray = RedisServer(tmp_path / "stray", kind=server_kind).start()
+    liar = SentinelServer(tmp_path / "liar", "mymaster", stray.port, quorum=1, kind=server_kind)
+    liar.start()
+    hosts = ",".join(shown(address) for address in [liar.address, *sentinel_set.sentinels])
+    app = observed_app(f"redis+sentinel://{hosts}/mymaster", registry, REDIS_SOCKET_TIMEOUT=2)
+    try:
+        redis_ext = failover_app(app, client_module)
+        old = sentinel_set.master_address()
+        writes = write_through(app, lambda: sentinel_set.failover(settle=False))
+        check_writes("a lying sentinel", redis_ext, sentinel_set, writes, old, samples)
+        with stray.client() as client:
+            assert client.dbsize() == 0
+    finally:
+        close_clients(app)
+        liar.stop()
+        stray.stop()
+
+
+def check_writes(
+    how: str,
+    redis_ext: Redis,
+    sentinel_set: SentinelSet,
+    writes: Writes,
+    old: Address,
+    samples: Samples,
+) -> None:
+    """Check what ``writes`` saw of a failover away from ``old``, restore the set, and
+    print the figures."""
     new = sentinel_set.master_address()
     assert new != old
     # Each failed request got a Redis error, and its SET is counted as one.
