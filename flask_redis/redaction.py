@@ -1,9 +1,11 @@
 """Which words of a command, as redis-py sends it, hold a secret.
 
 redis-py splits a command named in one string into words before it sends it; the server
-reads commands and options in any letter case. :func:`secret_positions` reads a command
-the same way, and fails closed: where a word may be followed by a secret and the words
-after it do not read the way the server reads them, all of them are taken for secrets.
+splits no argument, and reads commands and options in any letter case. :func:`secret_words`
+reads a command the same way, and also as if each argument were split into the words it
+holds, the way its sender may have meant it; and it fails closed: where a word may be
+followed by a secret and the words after it do not read the way the server reads them, all
+of them are taken for secrets.
 """
 
 from __future__ import annotations
@@ -39,10 +41,15 @@ def upper_word(value: Any) -> str:
 # ASCII whitespace, which bytes.split() splits on: redis-py splits a command name on it.
 _SPACES = re.compile("[ \t\n\r\x0b\x0c]+")
 
-# Where the words of a command name are parted too, to search them for a secret: at any
-# whitespace or control character. The server reads "AUTH\u00a0pw" (redis-py does not
-# split it) as one word, a command it does not know, and quotes it in its error.
-BREAKS = re.compile(r"[\s\x00-\x1f\x7f-\xa0]+")
+# Where words are parted too, to search them for a secret: at any character but printable
+# ASCII (whitespace, controls, all else), which no name of a command or option holds. The
+# server reads "AUTH\u00a0pw" (redis-py does not split it) as one word, a command it does
+# not know, and quotes it in its error; bytes are read as Latin-1, so "\u3000" in UTF-8 is
+# three such characters.
+BREAKS = re.compile(r"[^!-~]+")
+
+# A word that reads as a name of a subcommand, parameter, option or command, upper-case.
+_NAME = re.compile(r"[A-Z0-9._-]*\Z")
 
 #: Commands whose second word is a subcommand, shown with it (``"CLIENT SETNAME"``) when
 #: the command is named in one string, as redis-py names them.
@@ -121,11 +128,35 @@ _NESTING_LIMIT = 4
 
 
 def secret_words(words: list[str], depth: int) -> set[int]:
-    """Positions of the secrets in a whole command, given word by word in upper case.
+    """Positions of the secrets in a whole command, given word by word in upper case, nested
+    ``depth`` commands deep (``ACL DRYRUN``, ``COMMAND GETKEYS``).
+
+    A word that holds several, parted by :data:`BREAKS`, is read twice: as one word, the way
+    the server reads it (``("CONFIG", "SET masterauth pw")`` is a subcommand it does not
+    know, which it quotes in its error), and as the words it holds, the way its sender may
+    have meant it; it holds a secret if it does either way. Nested commands are read with
+    the command that holds them.
 
     It fails closed: where a word may be followed by a secret and the words after it do not
-    read the way the server reads them, every word from there on is taken for a secret.
+    read the way the server reads them, every word from there on is taken for a secret; so is
+    a word in the place of a name (a subcommand, parameter or command) that is not one.
     """
+    found = _command_secrets(words, depth)
+    if depth or not any(BREAKS.search(word) for word in words):
+        return found
+    owners: list[int] = []  # the word each part is of
+    parts: list[str] = []
+    for index, word in enumerate(words):
+        for part in BREAKS.split(word):
+            if part:
+                owners.append(index)
+                parts.append(part)
+    # The parts hold no break: they are read without parting them again.
+    return found | {owners[index] for index in _command_secrets(parts, 0)} if parts else found
+
+
+def _command_secrets(words: list[str], depth: int) -> set[int]:
+    """Positions of the secrets in a whole command, each word read as one."""
     command, size = words[0], len(words)
     sub = words[1] if size > 1 else ""
     if command == "AUTH":  # AUTH [username] password
@@ -143,16 +174,25 @@ def secret_words(words: list[str], depth: int) -> set[int]:
     if command == "CONFIG" and sub == "SET":  # CONFIG SET parameter value ...
         return _option_secrets(words, 2)
     if command == "SENTINEL" and sub == "SET":  # SENTINEL SET master option value ...
-        return _option_secrets(words, 3)
+        hidden = _option_secrets(words, 3)
+        if size > 2 and _secret_option(words[2]):  # the master left out: the server reads
+            hidden |= _option_secrets(words, 2)  # the first option's name as its name
+        return hidden
     if command == "SENTINEL" and sub == "CONFIG":  # SENTINEL CONFIG SET|GET parameter ...
         action = words[2] if size > 2 else "GET"
         if action == "SET":
             return _option_secrets(words, 3)
-        return set() if action == "GET" else _from(3, size)
+        return set() if action == "GET" else _unknown_subcommand(words, 2)
     harmless = _HARMLESS_SUBCOMMANDS.get(command)
     if harmless is None or size < 2 or sub in harmless:
         return set()
-    return _from(2, size)
+    return _unknown_subcommand(words, 1)
+
+
+def _unknown_subcommand(words: list[str], index: int) -> set[int]:
+    """The words after a subcommand the server does not know, at ``index``, and the
+    subcommand too when it is not one word (the server quotes it in its error)."""
+    return _from(index + 1 if _NAME.match(words[index]) else index, len(words))
 
 
 def _hello_secrets(words: list[str]) -> set[int]:
@@ -180,13 +220,14 @@ _INTEGER = re.compile(r"-?[0-9]+\Z")
 
 def _migrate_secrets(words: list[str]) -> set[int]:
     """MIGRATE host port key|"" db timeout [COPY] [REPLACE] [AUTH password | AUTH2 username
-    password] [KEYS key...]: the password."""
+    password] [KEYS key...]: the password.
+
+    Where there is no database and timeout (``MIGRATE host port key AUTH pw``), the server
+    reads no option: all the words after an ``AUTH`` or ``AUTH2`` are taken for secrets; so
+    are those among the keys, which a sender may have meant as options."""
     size = len(words)
-    if size < 6:  # too short to read: anything after an AUTH may be the password
-        for index in range(1, size):
-            if words[index] in ("AUTH", "AUTH2"):
-                return _from(index + 1, size)
-        return set()
+    if size < 6 or not (_INTEGER.match(words[4]) and _INTEGER.match(words[5])):
+        return _after_auth(words, 1)
     hidden: set[int] = set()
     index = 6
     while index < size:
@@ -200,10 +241,18 @@ def _migrate_secrets(words: list[str]) -> set[int]:
             hidden.add(index + 2)
             index += 3
         elif word == "KEYS":
-            break
+            return hidden | _after_auth(words, index + 1)
         else:  # not what the server reads: anything from here on may be the password
             return hidden | _from(index + 1 if word in ("AUTH", "AUTH2") else index, size)
     return hidden
+
+
+def _after_auth(words: list[str], start: int) -> set[int]:
+    """The words after the first ``AUTH`` or ``AUTH2`` from ``start`` on."""
+    for index in range(start, len(words)):
+        if words[index] in ("AUTH", "AUTH2"):
+            return _from(index + 1, len(words))
+    return set()
 
 
 #: ACL SETUSER rules that set no password, besides key (``~``, ``%``), channel (``&``) and
@@ -215,18 +264,25 @@ _ACL_KEYWORDS = frozenset({
 })  # fmt: skip
 
 
+# A key (``~``, ``%``), channel (``&``) or command (``+``, ``-``) rule of one word with no
+# sign of a password (``> < # !``) nor quote (in a selector, the server reads "\x3e" in
+# quotes as ">"). "~* +@all >pw" is one word to the server, which quotes it in its error.
+_SIGN_RULE = re.compile(r"[~%&+-](?:(?![<>#!\"'])[!-~])*\Z")
+
+
 def _harmless_acl_rule(rule: str) -> bool:
     """An ACL SETUSER rule that sets no password (``>pass``, ``<pass``, ``#hash``,
     ``!hash``): a keyword, a key, channel or command rule, or a selector (``(...)``, which
-    may span several arguments) of these only. Anything else may be a password."""
+    may span several arguments, parted at ASCII whitespace as the server parts it) of these
+    only. Anything else may be a password."""
     if rule[:1] == "(" or rule[-1:] == ")":
-        tokens = rule.strip("()").split()
-        return all(_harmless_acl_token(token) for token in tokens)
+        tokens = _SPACES.split(rule.strip("()"))
+        return all(_harmless_acl_token(token) for token in tokens if token)
     return _harmless_acl_token(rule)
 
 
 def _harmless_acl_token(token: str) -> bool:
-    return token in _ACL_KEYWORDS or token[:1] in ("~", "%", "&", "+", "-")
+    return token in _ACL_KEYWORDS or _SIGN_RULE.match(token) is not None
 
 
 def _nested_secrets(words: list[str], start: int, depth: int) -> set[int]:
@@ -236,8 +292,8 @@ def _nested_secrets(words: list[str], start: int, depth: int) -> set[int]:
     if depth >= _NESTING_LIMIT:
         return _from(start, len(words))
     nested = words[start:]
-    if nested[0] not in SECRET_COMMANDS:
-        return set()
+    if nested[0] not in SECRET_COMMANDS:  # unless it is no name (the server quotes it)
+        return set() if _NAME.match(nested[0]) else _from(start, len(words))
     return {start + index for index in secret_words(nested, depth + 1)}
 
 
@@ -247,16 +303,37 @@ def _secret_option(name: str) -> bool:
     return "PASS" in name or "AUTH" in name or name.endswith("USER")
 
 
+#: Options that take two values: ``SENTINEL SET master rename-command CONFIG NEW-NAME``.
+_TWO_VALUES = frozenset({"RENAME-COMMAND"})
+
+
 def _option_secrets(words: list[str], start: int) -> set[int]:
-    """The values of the name-value pairs from ``start`` whose name is a secret's. Words that
-    do not pair up are not read by the server: all the words after a secret's name are
-    taken for secrets."""
-    size = len(words)
-    if (size - start) % 2 == 0:
-        return {index + 1 for index in range(start, size, 2) if _secret_option(words[index])}
-    for index in range(start, size):
-        if _secret_option(words[index]):
-            return _from(index + 1, size)
+    """The values of the options from ``start`` on (``name value ...``) whose name is a
+    secret's. Where they do not read the way the server reads them (a name without its
+    value, a name that is not one word), see :func:`_unpaired_secrets`."""
+    size, index = len(words), start
+    hidden: set[int] = set()
+    while index < size:
+        name = words[index]
+        end = index + (3 if name in _TWO_VALUES else 2)
+        if end > size or not _NAME.match(name):
+            return _unpaired_secrets(words, start)
+        if _secret_option(name):
+            hidden.update(range(index + 1, end))
+        index = end
+    return hidden
+
+
+def _unpaired_secrets(words: list[str], start: int) -> set[int]:
+    """Options that do not read the way the server reads them: which word is a name is
+    unknown. All the words after the first secret's name are taken for secrets, and those
+    from the first that is not one word (``"masterauth pw"``)."""
+    for index in range(start, len(words)):
+        word = words[index]
+        if not _NAME.match(word):
+            return _from(index, len(words))
+        if _secret_option(word):
+            return _from(index + 1, len(words))
     return set()
 
 
