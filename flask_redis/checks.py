@@ -42,13 +42,63 @@ def _is_secret(key: str) -> bool:
     return key.split(" (", 1)[0].endswith(("PASSWORD", "_URL", "_SENTINEL_KWARGS"))
 
 
+def _may_hold_credentials(text: str) -> bool:
+    """Whether ``text`` has an ``@`` or a ``:/``, as a URL (``redis://``) and a user name
+    and password (``user:password@host``) have."""
+    return "@" in text or ":/" in text
+
+
+#: What messages say instead of a value that may hold a password.
+_NOT_SHOWN = "a value with an '@' or a ':/', not shown (it may hold a password)"
+
+
 def _shown(key: str, value: object) -> str:
     """What a message may say of ``value``: the repr of a plain value of a key that holds
-    no secret, else only its type (an object's repr may hold anything, or fail)."""
+    no secret, else only its type (an object's repr may hold anything, or fail); never
+    text that may hold a password, whatever the key."""
+    if isinstance(value, str) and _may_hold_credentials(value):
+        return _NOT_SHOWN
     if _is_secret(key) or not isinstance(value, (str, int, float, type(None))):
         return f"a value of type {type(value).__name__}"
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+#: The arguments that a URL, or a ``user:password@host``, is put into by mistake: for
+#: each, the error of a text value that holds one, and what the value must be instead.
+_NOT_URLS: dict[str, tuple[type[Exception], str]] = {
+    "host": (ValueError, "a host name, an IP address or a socket path"),
+    "unix_socket_path": (ValueError, "a socket path"),
+    "connection_pool": (TypeError, "a connection pool"),
+}
+
+
+def _holds_url(name: str, text: str) -> bool:
+    """Whether ``text``, given as argument ``name`` of :data:`_NOT_URLS`, may be a URL or
+    hold a user name and password. An absolute socket path may have an ``@`` (a folder
+    named after a user): only one that starts with a single ``/`` counts as one, and a
+    host takes one as a ``file://`` URL too."""
+    if name == "host" and text.startswith("file://"):
+        text = text[len("file://") :]
+    is_path = text.startswith("/") and not text.startswith("//")
+    return not (is_path and name != "connection_pool") and _may_hold_credentials(text)
+
+
+def _refuse_url(key: str, name: str, value: Any) -> None:
+    """Raise where ``value``, read from ``key`` for argument ``name``, may be a URL or hold
+    a password (see :func:`_holds_url`), naming the key of the prefix's URL."""
+    if name not in _NOT_URLS:
+        return
+    text = os.fspath(value) if isinstance(value, os.PathLike) else value
+    if not isinstance(text, str) or not _holds_url(name, text):
+        return
+    error, expected = _NOT_URLS[name]
+    suffix = f"_{name.upper()}"
+    prefix = key[: -len(suffix)] if key.endswith(suffix) else "PREFIX"
+    raise error(
+        f"{key} must be {expected}, not a URL or a user:password@host (the value is not"
+        f" shown): give a URL as {prefix}_URL, a password as {prefix}_PASSWORD"
+    )
 
 
 # -- Values given as text ------------------------------------------------------------------
@@ -63,10 +113,25 @@ def _to_bool(text: str) -> bool:
     raise ValueError(text)
 
 
+def _to_int(text: str) -> int:
+    """An integer written in ASCII digits, with a ``-`` at most (:class:`int` also reads
+    ``6_379``, ``+6379`` and digits of other scripts)."""
+    if not re.fullmatch("-?[0-9]+", text.strip()):
+        raise ValueError(text)
+    return int(text)
+
+
+def _to_float(text: str) -> float:
+    """A number as :class:`float` reads it, but in ASCII and without ``_``."""
+    if "_" in text or not text.isascii():
+        raise ValueError(text)
+    return float(text)
+
+
 # Converters of text values: the function, and what a bad value should have been.
 _Converter = tuple[Callable[[str], Any], str]
-_INTEGER: _Converter = (int, "an integer")
-_NUMBER: _Converter = (float, "a number")
+_INTEGER: _Converter = (_to_int, "an integer")
+_NUMBER: _Converter = (_to_float, "a number")
 _BOOLEAN: _Converter = (_to_bool, "a boolean (true/false, yes/no, 1/0)")
 
 # Arguments whose value may come as text (environment variables, URL query strings) and is
@@ -176,6 +241,10 @@ def _is_path(value: Any) -> bool:
     )
 
 
+#: The highest database number: Redis counts its databases in a C ``int``.
+_MAX_DB = 2**31 - 1
+
+
 def _integer(low: int, high: int | None = None, none: bool = False) -> _Check:
     expected = f"an integer from {low} to {high}" if high else f"an integer of {low} or more"
     return _Check(expected, _is_int, lambda v: low <= v and (high is None or v <= high), none)
@@ -270,7 +339,7 @@ _NO_NONE = functools.partial(_Check, none=False)
 _CHECKS: dict[str, _Check] = {
     "host": _NO_NONE("a host name or IP address (a string)", _is_text, lambda v: v.strip() != ""),
     "port": _integer(1, 65535),
-    "db": _integer(0),
+    "db": _integer(0, _MAX_DB),
     "password": _TEXT_OR_BYTES,
     "username": _TEXT_OR_BYTES,
     "socket_timeout": _seconds(zero=False, none=True),
@@ -384,6 +453,7 @@ def _value(key: str, name: str, value: Any, library: str = "redis") -> Any:
     check = _CHECKS.get(name) or _signature_checks(library).get(name, (None, None))[1]
     if value is None:
         return value if check is None or check.none else _UNSET
+    _refuse_url(key, name, value)
     value = _convert(key, name, value, library)
     return value if check is None else check(key, value, library)
 

@@ -324,11 +324,71 @@ def _client_class(config: Mapping[str, Any], key: str) -> type[Any] | None:
     name = f"{value.__module__}.{value.__qualname__}"
     if value.__module__ == "builtins" or inspect.isabstract(value):
         raise TypeError(f"{key} must be {expected}, got {name}")
+    _check_client(key, value)
     try:  # the instrumented client is a subclass of it
         type("Probe", (value,), {})
     except TypeError:
         raise TypeError(f"{key} must be {expected} that can be subclassed, got {name}") from None
     return value
+
+
+#: The asyncio client classes, with the sync client class to use instead.
+_ASYNC_CLIENTS = {
+    "redis.asyncio.cluster.RedisCluster": "redis.cluster.RedisCluster",
+    "redis.asyncio.client.Redis": "redis.Redis",
+    "valkey.asyncio.cluster.ValkeyCluster": "valkey.cluster.ValkeyCluster",
+    "valkey.asyncio.client.Valkey": "valkey.Valkey",
+}
+#: Classes of redis-py and valkey-py (``{lib}``) that are no client, some of them
+#: subclasses of one, with what to do instead (``{prefix}``: the config prefix).
+_NOT_CLIENTS = (
+    ("{lib}.client.Pipeline", "call pipeline() on the client"),
+    ("{lib}.cluster.ClusterPipeline", "call pipeline() on the client"),
+    ("{lib}.client.PubSub", "call pubsub() on the client"),
+    ("{lib}.sentinel.Sentinel", "for Sentinel, set {prefix}_SENTINELS and"
+                                " {prefix}_SENTINEL_MASTER, and leave {prefix}_CLASS unset"),
+)  # fmt: skip
+
+
+def _imported(path: str) -> type[Any] | None:
+    """The class at the dotted ``path`` if its module is imported: a class can only be a
+    subclass of it then, and nothing is imported for the question."""
+    module, _, name = path.rpartition(".")
+    found = getattr(sys.modules.get(module), name, None)
+    return found if isinstance(found, type) else None
+
+
+def _check_client(key: str, klass: type[Any]) -> None:
+    """Raise unless ``klass``, read from ``key``, is a sync client class of redis-py or
+    valkey-py, or a subclass of one: an asyncio client (see :data:`_ASYNC_CLIENTS`), a
+    pipeline, or any other class is refused naming what to use instead."""
+    name = _name(klass)
+    for path, sync in _ASYNC_CLIENTS.items():
+        if _is_subclass(klass, _imported(path)):
+            raise TypeError(
+                f"{key} is an asyncio client class, {name}, but Flask-And-Redis makes sync"
+                f" clients only (asyncio is planned): use {sync}, the sync client, instead"
+            )
+    libraries = [client_library(REDIS_PY)]
+    if VALKEY_PY in sys.modules:  # a class of valkey-py is only there once it is
+        libraries.append(client_library(VALKEY_PY))
+    clients = tuple(each for library in libraries for each in (library.client, library.cluster))
+    hints = [
+        hint.format(prefix=key[: -len("_CLASS")])
+        for library in libraries
+        for path, hint in _NOT_CLIENTS
+        if _is_subclass(klass, _imported(path.format(lib=library.name)))
+    ]
+    if hints or not issubclass(klass, clients):
+        raise TypeError(
+            f"{key} must be a client class of redis-py or valkey-py (redis.Redis,"
+            " redis.cluster.RedisCluster, valkey.Valkey, valkey.cluster.ValkeyCluster) or a"
+            f" subclass of one, got {name}" + (f": {hints[0]}" if hints else "")
+        )
+
+
+def _is_subclass(klass: type[Any], base: type[Any] | None) -> bool:
+    return base is not None and issubclass(klass, base)
 
 
 # -- Reading a prefix -----------------------------------------------------------------------
@@ -673,16 +733,17 @@ def _topology(
     return {
         "addresses": addresses,
         "service": service,
-        "sentinel_kwargs": _sentinel_kwargs(config, f"{prefix}_SENTINEL_KWARGS", library),
+        "sentinel_kwargs": _sentinel_kwargs(config, f"{prefix}_SENTINEL_KWARGS", cause, library),
         "sentinel_watch": _flag(config, f"{prefix}_SENTINEL_WATCH", True),
     }
 
 
 def _sentinel_kwargs(
-    config: Mapping[str, Any], key: str, library: ClientLibrary
+    config: Mapping[str, Any], key: str, cause: str, library: ClientLibrary
 ) -> dict[str, Any] | None:
     """The arguments of the sentinels' own connections (``PREFIX_SENTINEL_KWARGS``), each
-    an argument of the library's client."""
+    an argument of the library's client but those that the sentinels' addresses (from
+    ``cause``) decide, as for the master's."""
     value = config.get(key)
     if value is None:
         return None  # the library then uses the socket_* arguments of the master's
@@ -695,6 +756,9 @@ def _sentinel_kwargs(
     for name, item in value.items():
         if name not in accepted:
             raise ValueError(f"{key} has {_shown('', name)}, which is not an argument of {client}")
+        if name in _NOT_IN_MODE[SENTINEL]:
+            reason = _REFUSED_BECAUSE[name].format(cause=cause)
+            raise ValueError(f"{key} has {name!r}, which cannot be used with {cause}: {reason}")
         _keep(kwargs, sources, name, f"{key} ({name!r})", item, library.name)
     _check_together(kwargs, lambda name: f"{key} ({name!r})", library.name)
     return kwargs
@@ -807,6 +871,20 @@ def _nearest(name: str, names: list[str]) -> str | None:
     return near[0] if near else None
 
 
+#: Key names that nothing reads but that a user plausibly means, with where their value
+#: goes (``{prefix}``: the config prefix); no key of a prefix that ends in their first part.
+_MEANT = {
+    "SENTINEL_PASSWORD": "give the sentinels' password as 'password' in"
+                         " {prefix}_SENTINEL_KWARGS; the master's is {prefix}_PASSWORD",
+    "SENTINEL_USERNAME": "give the sentinels' user name as 'username' in"
+                         " {prefix}_SENTINEL_KWARGS; the master's is {prefix}_USERNAME",
+    "MASTER_PASSWORD": "the master's password is {prefix}_PASSWORD",
+    "CLUSTER_PASSWORD": "the password of the cluster's nodes is {prefix}_PASSWORD",
+    "USE_SSL": "TLS is {prefix}_SSL = True, or a rediss:// {prefix}_URL",
+    "SERVER_URL": "did you mean {prefix}_URL?",
+}  # fmt: skip
+
+
 def _warn_unread(
     config: Mapping[str, Any],
     prefix: str,
@@ -833,7 +911,9 @@ def _warn_unread(
         if any(key.startswith(other) for other in longer):
             continue
         name = key[len(start) :]
-        if name in pool_only:  # PREFIX_CONNECTION_CLASS: not of a prefix PREFIX_CONNECTION
+        if name in _MEANT:
+            hint = _MEANT[name].format(prefix=prefix)
+        elif name in pool_only:  # PREFIX_CONNECTION_CLASS: not of a prefix PREFIX_CONNECTION
             hint = "it is an argument of a connection pool, not of the client"
             if f"{start}CONNECTION_POOL" in read:
                 hint += f": set {start}CONNECTION_POOL to a pool made with it"

@@ -12,7 +12,15 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, unquote_plus
 
-from .checks import _INTEGER, _convert_with, _is_secret, _shown, _value
+from .checks import (
+    _INTEGER,
+    _MAX_DB,
+    _convert_with,
+    _is_secret,
+    _may_hold_credentials,
+    _shown,
+    _value,
+)
 from .topology import (
     _DEFAULT_PORTS,
     _SERVER_SCHEMES,
@@ -142,8 +150,10 @@ def _query_arguments(
 def _database(key: str, segment: str) -> int:
     """The database number that a path segment of a URL gives."""
     text = _unquote(key, segment)
-    if not re.fullmatch("[0-9]+", text):
-        raise ValueError(f"{key} must give the database as a number of 0 or more in its path")
+    if not re.fullmatch("[0-9]+", text) or int(text) > _MAX_DB:
+        raise ValueError(
+            f"{key} must give the database as a number from 0 to {_MAX_DB} in its path"
+        )
     return int(text)
 
 
@@ -264,10 +274,13 @@ def _addresses(key: str, value: Any, default_port: int) -> list[Address]:
             f'{key} must be a list of (host, port) pairs or a string "host:port,host:port",'
             f" got {_shown(key, value)}"
         )
+    if isinstance(value, str):  # as a whole: a password may have a ","
+        _refuse_credentials(key, value)
     secret = _is_secret(key)
     addresses: list[Address] = []
     for item in items:
         if isinstance(item, str):
+            _refuse_credentials(key, item)
             if not item.strip():
                 continue  # "h1:p1,h2:p2," from an environment variable
             host, port = _split_address(key, item.strip(), default_port)
@@ -282,6 +295,7 @@ def _addresses(key: str, value: Any, default_port: int) -> list[Address]:
             )
         if not isinstance(host, str) or not host:
             raise ValueError(f"{key} has an address whose host is {_shown(key, host)}")
+        _refuse_credentials(key, host)
         label = key if secret else f"{key} (port of {host})"
         if isinstance(port, str) and not re.fullmatch("[0-9]+", port.strip()):
             raise ValueError(f"{label} must be an integer, got {_shown(label, port)}")
@@ -295,6 +309,17 @@ def _addresses(key: str, value: Any, default_port: int) -> list[Address]:
     if not addresses:
         raise ValueError(f"{key} must name at least one host:port address")
     return addresses
+
+
+def _refuse_credentials(key: str, text: str) -> None:
+    """Raise where the addresses of ``key`` (or one's host) have an ``@`` or a ``:/``: a
+    URL, or a user name and password, which are never shown."""
+    if _may_hold_credentials(text):
+        prefix = key.rsplit("_", 1)[0]  # PREFIX_SENTINELS, PREFIX_CLUSTER
+        raise ValueError(
+            f"{key} must be host:port addresses, not URLs or user:password@host (the value"
+            f" is not shown): give a URL as {prefix}_URL, a password as {prefix}_PASSWORD"
+        )
 
 
 def _split_address(key: str, text: str, default_port: int) -> tuple[str, Any]:

@@ -276,6 +276,85 @@ def test_empty_url_counts_as_not_set_as_in_1_0() -> None:
     }  # fmt: skip
 
 
+# -- A URL, or a user name and password, in a key that takes none --------------------------
+
+#: How a URL or a password is put into a key of an address by mistake; ``{user}`` and
+#: ``{password}`` are filled in, ``H0stMark`` is the host.
+CREDENTIAL_FORMS = (
+    "redis://{user}:{password}@H0stMark:1/0", "rediss://{user}:{password}@H0stMark",
+    "{user}:{password}@H0stMark:1", ":{password}@H0stMark", "//{user}:{password}@H0stMark",
+    "unix://{user}:{password}@/run/H0stMark.sock", " redis://:{password}@H0stMark ",
+    "{user}@H0stMark:1,{user}:{password}@H0stMark:2",
+)  # fmt: skip
+
+
+def in_key(name: str, text: str) -> Any:
+    """``text`` as the value of key ``name`` would hold it: a ``(host, port)`` entry of the
+    addresses, a :class:`~pathlib.Path` of a socket path, else the text itself."""
+    if name in ("SENTINELS", "CLUSTER") and "," not in text:
+        return [(text, 1)] if text.startswith(":") else [text]
+    if name == "UNIX_SOCKET_PATH" and text.startswith("//"):
+        return Path(text)
+    return text
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    name=st.sampled_from(["HOST", "UNIX_SOCKET_PATH", "CONNECTION_POOL", "SENTINELS", "CLUSTER"]),
+    form=st.sampled_from(CREDENTIAL_FORMS),
+    user=st.sampled_from(["Us3rMark", ""]),
+    password=st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=12),
+)
+def test_a_url_or_password_in_a_key_of_an_address_is_refused_unshown(
+    name: str, form: str, user: str, password: str
+) -> None:
+    # Once accepted (REDIS_HOST, REDIS_UNIX_SOCKET_PATH), and then shown by the panel and
+    # the CLI, or echoed: "REDIS_CLUSTER (port of u) must be an integer, got 'pw@host'".
+    text = form.format(user=user, password=f"Hunter4{password}")
+    config = {f"REDIS_{name}": in_key(name, text)}
+    if name == "SENTINELS":
+        config["REDIS_SENTINEL_MASTER"] = "mymaster"
+    error = error_of(config)
+    assert str(error).startswith(f"REDIS_{name} ")
+    assert "REDIS_URL" in str(error)  # where a URL goes
+    assert_hides_secrets(str(error))
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("REDIS_HOST", "/run/redis@6379/redis.sock"),  # a directory of a user, say
+        ("REDIS_HOST", "file:///run/redis@6379/redis.sock"),
+        ("REDIS_UNIX_SOCKET_PATH", "/home/me@corp/redis.sock"),
+        ("REDIS_UNIX_SOCKET_PATH", Path("/home/me@corp/redis.sock")),
+        ("REDIS_UNIX_SOCKET_PATH", "redis.sock"),
+        ("REDIS_HOST", "redis-0.redis.svc.cluster.local"),
+        ("REDIS_HOST", "fe80::1%eth0"),
+    ],
+)
+def test_a_socket_path_may_have_an_at_after_its_first_slash(key: str, value: Any) -> None:
+    kwargs = read_config({key: value}).kwargs
+    assert str(value).removeprefix("file://") in kwargs.values()
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("REDIS_CONNECTION_POOL", f"redis://:{SECRET}@H0stMark/0"),
+        ("REDIS_PORT", f"{SECRET}@H0stMark"),
+        ("REDIS_SOCKET_TIMEOUT", f"//:{SECRET}@H0stMark"),
+        ("REDIS_CLASS", f"redis://Us3rMark:{SECRET}@H0stMark"),
+        ("REDIS_CLUSTER", [("h", f"{SECRET}@H0stMark")]),
+        ("REDIS_METRICS_PATH", f"redis://:{SECRET}@H0stMark"),
+    ],
+)
+def test_no_message_echoes_a_value_that_may_hold_a_password(key: str, value: Any) -> None:
+    # Whatever the key: a value with an '@' or a ':/' is not shown.
+    error = error_of({key: value})
+    assert str(error).startswith(key)
+    assert_hides_secrets(str(error))
+
+
 # -- Values of the arguments ---------------------------------------------------------------
 
 
@@ -284,6 +363,8 @@ def test_empty_url_counts_as_not_set_as_in_1_0() -> None:
     [
         # objects once passed on unchecked, failing in redis-py with an AttributeError
         ("REDIS_CONNECTION_POOL", "redis://h/0", TypeError,
+         "REDIS_CONNECTION_POOL must be a connection pool, not a URL"),
+        ("REDIS_CONNECTION_POOL", "pool", TypeError,
          "REDIS_CONNECTION_POOL must be an instance of redis.connection.ConnectionPool"),
         ("REDIS_CACHE_CONFIG", "redis://h/0", TypeError,
          "REDIS_CACHE_CONFIG must be an instance of redis.cache.CacheConfig"),
@@ -304,7 +385,7 @@ def test_empty_url_counts_as_not_set_as_in_1_0() -> None:
         ("REDIS_SOCKET_TIMEOUT", 0, ValueError, "REDIS_SOCKET_TIMEOUT must be a number"),
         ("REDIS_SOCKET_CONNECT_TIMEOUT", 1e300, ValueError, "REDIS_SOCKET_CONNECT_TIMEOUT"),
         ("REDIS_HEALTH_CHECK_INTERVAL", math.nan, ValueError, "REDIS_HEALTH_CHECK_INTERVAL"),
-        ("REDIS_DB", -1, ValueError, "REDIS_DB must be an integer of 0 or more, got -1"),
+        ("REDIS_DB", -1, ValueError, "REDIS_DB must be an integer from 0 to 2147483647, got -1"),
         ("REDIS_PROTOCOL", "4", ValueError, "REDIS_PROTOCOL must be 2 or 3, got 4"),
         ("REDIS_DECODE_RESPONSES", 2, TypeError, "REDIS_DECODE_RESPONSES must be a boolean"),
         ("REDIS_HOST", "", ValueError, "REDIS_HOST must be a host name"),
@@ -422,6 +503,31 @@ def test_misspelled_key_warns_naming_the_nearest_key(key: str, meant: str) -> No
     assert config.kwargs == {}
 
 
+@pytest.mark.parametrize(
+    ("key", "advice"),
+    [
+        ("REDIS_SENTINEL_PASSWORD", "give the sentinels' password as 'password' in"
+                                    " REDIS_SENTINEL_KWARGS; the master's is REDIS_PASSWORD"),
+        ("REDIS_SENTINEL_USERNAME", "give the sentinels' user name as 'username' in"
+                                    " REDIS_SENTINEL_KWARGS; the master's is REDIS_USERNAME"),
+        ("REDIS_MASTER_PASSWORD", "the master's password is REDIS_PASSWORD"),
+        ("REDIS_CLUSTER_PASSWORD", "the password of the cluster's nodes is REDIS_PASSWORD"),
+        ("REDIS_USE_SSL", "TLS is REDIS_SSL = True, or a rediss:// REDIS_URL"),
+        ("REDIS_SERVER_URL", "did you mean REDIS_URL?"),
+    ],
+)  # fmt: skip
+def test_a_key_meant_for_another_warns_naming_it(key: str, advice: str) -> None:
+    # Once no warning at all: taken for the key PASSWORD of a prefix REDIS_SENTINEL.
+    with pytest.warns(UnreadKeyWarning) as warned:
+        config = read_config({key: SECRET, "REDIS_SENTINELS": "h:1", "REDIS_SENTINEL_MASTER": "m"})
+    assert config.sentinel_kwargs is None and config.kwargs == {}
+    assert str(warned[0].message).startswith(f"{key} is set, but Flask-And-Redis does not read"
+                                             f" it ({advice})")  # fmt: skip
+    assert_hides_secrets(str(warned[0].message))
+    # The key of a prefix set up on the app is that prefix's.
+    read_config({key: SECRET}, other_prefixes=[key.rsplit("_", 1)[0]])
+
+
 def test_key_of_another_topology_warns_that_it_is_not_taken() -> None:
     message = r"REDIS_READ_FROM_REPLICAS is set, but .*\(redis.client.Redis does not take it"
     with pytest.warns(UnreadKeyWarning, match=message):
@@ -506,6 +612,7 @@ wrong_values = st.one_of(
         "", " ", "x", "-1", "nan", "inf", "0", "1", "yes", "maybe", "1e400", "/", "h:1",
         b"bytes", [], ["x"], [1], {}, {"a": 1}, (), object(), object, int, Exception,
         lambda: None, Path("/tmp"), "redis://h/0", "redis.Redis",
+        f"Us3rMark:{SECRET}@H0stMark:1", f"redis://:{SECRET}@H0stMark/0",
     ]),
     st.text(max_size=12),
     st.integers(),
@@ -557,14 +664,19 @@ good_urls = st.sampled_from([
 ])  # fmt: skip
 class_values = st.sampled_from([
     "redis.Redis", "redis.StrictRedis", "redis:Redis", "redis.cluster.RedisCluster",
-    "tests.test_config.NamespacedRedis", "tests.test_config.NotAClient", "", " ", "builtins.bool",
-    "no.such.Module", "redis.from_url", "os.path", "redis.NoSuchClass", "collections.OrderedDict",
-    redis.Redis, RedisCluster, bool, 3, object(), "tests.test_config_topology.AppCluster",
+    "tests.test_config.NamespacedRedis", "", " ", "builtins.bool", "no.such.Module",
+    "redis.from_url", "os.path", "redis.NoSuchClass", "collections.OrderedDict", redis.Redis,
+    RedisCluster, bool, 3, object(), "tests.test_config_topology.AppCluster",
+    # no client: once accepted, then failing as the client was made, or later
+    "redis.asyncio.Redis", "redis.asyncio.RedisCluster", "enum.Enum", "pathlib.Path",
+    "string.Template", "redis.sentinel.Sentinel", "redis.client.Pipeline", "redis.client.PubSub",
+    "redis.cluster.ClusterPipeline",
 ])  # fmt: skip
 address_values = st.sampled_from([
     "127.0.0.1:1", "127.0.0.1:1,localhost:1", "[::1]:1", "::1:1", "node:x", "h:0", "",
     ",", [("127.0.0.1", 1)], [("127.0.0.1", "1")], [("h", 1, 2)], [(1, 2)], 7000, {"h": 1},
-    ["127.0.0.1:1"], [None], "h:+1", "h:1_0",
+    ["127.0.0.1:1"], [None], "h:+1", "h:1_0", f"Us3rMark:{SECRET}@H0stMark:1",
+    f"127.0.0.1:1,:{SECRET},x@H0stMark:2", [(f":{SECRET}@H0stMark", 1)],
 ])  # fmt: skip
 sentinel_kwargs_values = st.one_of(
     st.dictionaries(st.sampled_from(["password", "socket_timeout", "pasword", "protocol", "db"]),
@@ -680,6 +792,10 @@ def set_up_and_use(prefix: str, config: dict[str, Any]) -> str:
         assert_names_a_set_key(error, config, prefix)
         assert_hides_secrets(str(error))
         return f"refused: {type(error).__name__}"
+    # What the panel and the CLI show of where the client connects: no user name or
+    # password (a URL's host and path are that).
+    shown = repr([read.kwargs.get("host"), read.kwargs.get("unix_socket_path"), *read.addresses])
+    assert SECRET not in shown and "Hunter4" not in shown and "Us3rMark" not in shown, shown
     # With no server, nothing may connect: a Sentinel master's watch and a single
     # connection client connect at once (tests/test_sentinel.py has them).
     if read.mode == SENTINEL:
@@ -693,6 +809,7 @@ def set_up_and_use(prefix: str, config: dict[str, Any]) -> str:
         assert read.mode == CLUSTER and unreachable, error
         return "cluster client: no node answers"
     client = app.extensions["redis"][prefix]
+    assert isinstance(client, (read.library.client, read.library.cluster)), type(client)
     try:
         if isinstance(client, redis.Redis):  # not a cluster, nor a class of the app's own
             use(client)

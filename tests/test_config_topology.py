@@ -89,6 +89,22 @@ def test_sentinel_kwargs_errors_name_the_key_and_hide_the_values() -> None:
         read_config(sentinel_config(SENTINEL_KWARGS={"socket_timeout": SECRET}))
 
 
+@pytest.mark.parametrize("name", ["host", "port", "unix_socket_path", "connection_pool"])
+@pytest.mark.parametrize("sentinels", ["REDIS_SENTINELS", "REDIS_URL"])
+def test_sentinel_kwargs_that_the_sentinels_addresses_give_are_refused(
+    name: str, sentinels: str
+) -> None:
+    # Once "got multiple values for argument 'host'" as the client was made, naming no key.
+    config = {"REDIS_SENTINEL_KWARGS": {name: SECRET}, "REDIS_SENTINEL_MASTER": "mymaster"}
+    config[sentinels] = "10.0.0.1" if sentinels == "REDIS_SENTINELS" else "redis+sentinel://h"
+    with pytest.raises(ValueError) as raised:
+        read_config(config)
+    assert str(raised.value).startswith(
+        f"REDIS_SENTINEL_KWARGS has {name!r}, which cannot be used with {sentinels}: "
+    )
+    assert SECRET not in str(raised.value)
+
+
 def test_sentinel_url_sets_sentinels_service_database_and_arguments() -> None:
     url = (f"redis+sentinel://user:{SECRET}@10.0.0.1:26379,10.0.0.2:26380/mymaster/3"
            "?socket_timeout=2&decode_responses=yes")  # fmt: skip
