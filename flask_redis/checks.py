@@ -566,7 +566,8 @@ def refusal(error: Exception, sources: Mapping[str, str], taker: str) -> ValueEr
     ``taker`` (the client class) as it was made, names: a check of the library's that
     none here makes yet (a release's new argument, or a new rule); ``None`` where the
     message names no argument given, or more than one. ``sources`` maps each argument
-    given to its key. The library's message is quoted, but for a key that holds a secret."""
+    given to its key. The library's message is quoted, but for a key that holds a secret,
+    and where it has an ``@`` or a ``:/`` (it may quote a URL given)."""
     if any(each.__name__ in ("ConnectionError", "TimeoutError") for each in type(error).mro()):
         return None  # a server that cannot be reached (a cluster asks its nodes at once)
     text = str(error)
@@ -574,7 +575,11 @@ def refusal(error: Exception, sources: Mapping[str, str], taker: str) -> ValueEr
     if len(named) != 1:
         return None
     key = sources[named[0]]
-    said = "" if _is_secret(key) else f": {type(error).__name__}: {text}"
+    said = (
+        ""
+        if _is_secret(key) or _may_hold_credentials(text)
+        else f": {type(error).__name__}: {text}"
+    )
     return ValueError(f"{key} is refused by {taker}{said}")
 
 

@@ -186,6 +186,26 @@ def test_a_value_the_client_class_refuses_is_an_error_naming_its_key(
     )
 
 
+class ShardedRedis(redis.Redis):
+    """A client class of the app's own that refuses a shard it does not know, quoting it."""
+
+    def __init__(self, *, shard: str = "a", **kwargs: Any) -> None:
+        if shard not in ("a", "b"):
+            raise ValueError(f"no shard {shard!r}: 'shard' is 'a' or 'b'")
+        super().__init__(**kwargs)
+
+
+def test_a_refusal_quoting_what_may_hold_a_password_is_not_quoted(new_app: Flask) -> None:
+    new_app.config.update(REDIS_CLASS=ShardedRedis, REDIS_SHARD=f"redis://:{SECRET}@H0stMark",
+                          REDIS_METRICS=False)  # fmt: skip
+    with pytest.raises(ValueError) as raised:
+        Redis(new_app)
+    assert str(raised.value) == "REDIS_SHARD is refused by tests.test_config_contract.ShardedRedis"
+    new_app.config["REDIS_SHARD"] = "c"  # quoted where it holds none
+    with pytest.raises(ValueError, match=r"^REDIS_SHARD is refused by .*: ValueError: no shard"):
+        Redis(new_app)
+
+
 def test_a_refusal_that_names_no_argument_given_passes_unchanged(new_app: Flask) -> None:
     # A cluster client asks its nodes as it is made: none answers at port 1.
     new_app.config.update(
