@@ -1,12 +1,13 @@
 """Prometheus metrics per config prefix, fed by the instrumented client.
 
 No round trip calls prometheus-client, nor takes a lock: each is tallied in a record of
-its thread and, in a request, added to the request's figures (its commands and its time
-in Redis). Nothing is done when a request starts or ends. When the metrics are
-collected, the figures of the requests whose context has been popped are added to the
-records of their endpoint, and what is new in the records to the metrics. Under a
-multiprocess server, where another process reads the metrics, a thread of each process
-does that every second instead (see :mod:`.multiprocess`).
+its thread and, in a request, added to the thread's figures in the request (commands and
+time in Redis), which no other thread writes to. Nothing is done when a request starts
+or ends. When the metrics are collected, the figures of the requests whose contexts have
+been popped are added up, each request once whatever threads it handed commands to, and
+what is new in the records is added to the metrics. Under a multiprocess server, where
+another process reads the metrics, a thread of each process does that every second
+instead (see :mod:`.multiprocess`).
 
 Nothing kept here keeps an app alive: the figures of a request that has ended let go of
 its context, and so of its app, before each full collection of the garbage collector
@@ -308,46 +309,28 @@ _NO_REQUEST: list[Any] = [None, 0, 0.0, (), None]
 
 
 class _ThreadRecords:
-    """The records (see :func:`_tally`) of one thread's round trips, and of the requests
-    it served, and the figures of its requests not yet added to those.
+    """The records (see :func:`_tally`) of one thread's round trips, and its figures in the
+    requests it made round trips in.
 
-    Only that thread adds to the records of round trips and to the figures of its open
-    requests, and needs no lock for it. Another thread, under the prefix's lock, adds the
-    figures of the requests that have ended to the records, and what is new in the records
-    to the metrics.
+    Only that thread adds to the records of round trips and to its figures, and needs no
+    lock for it. Another thread, under the prefix's lock, adds what is new in the records
+    to the metrics, and the figures of the requests that have ended (see :class:`_Request`).
     """
 
-    __slots__ = ("thread", "records", "added", "request", "active", "opened")
+    __slots__ = ("thread", "records", "added", "request", "active")
 
     def __init__(self) -> None:
         self.thread = threading.current_thread()
         self.records: dict[Any, Any] = {}
         #: Copies of the records as they were when last added to the metrics.
         self.added: dict[Any, Any] = {}
-        #: The figures of the requests whose context may still be pushed, innermost last:
-        #: ``[request context, commands, seconds, its context variable tokens, endpoint]``.
-        #: Only this thread reads it.
+        #: The thread's figures in the requests whose context may still be pushed,
+        #: innermost last: ``[request context, commands, seconds, its context variable
+        #: tokens, this thread]``, each one of the parts of a :class:`_Request`. Only this
+        #: thread reads it.
         self.active: list[list[Any]] = []
-        #: The same figures, from their first round trip until added to the records.
-        self.opened: deque[list[Any]] = deque()
         #: Of those, the figures of the request of the thread's last round trip in one.
         self.request: list[Any] = _NO_REQUEST
-
-    def enter(self, context: Any) -> list[Any]:
-        """The figures of the request of ``context``, opened now if it has none yet."""
-        active = self.active
-        while active and not active[-1][3]:  # popped: its tokens are gone
-            active.pop()[0] = None  # the context goes; the figures wait in opened
-        if active and active[-1][0] is context:  # back in the request after another
-            figures = active[-1]
-        else:
-            rule = context.request.url_rule
-            endpoint = None if rule is None else rule.endpoint
-            figures = [context, 0, 0.0, context._cv_tokens, endpoint]
-            active.append(figures)
-            self.opened.append(figures)
-        self.request = figures
-        return figures
 
     def let_go(self) -> None:
         """Let go of the context of each request that has ended: the figures the thread
@@ -359,29 +342,6 @@ class _ThreadRecords:
         for figures in self.active[:]:  # a copy, made in one C call
             if not figures[3] and figures[0] is not None:
                 figures[0] = None
-
-    def close_ended(self, everything: bool = False) -> None:
-        """Add the figures of the requests that have ended (of all of them with
-        ``everything``) to the records, in the order they were opened."""
-        opened = self.opened
-        while opened and (everything or not opened[0][3]):
-            self.close(opened.popleft())
-
-    def close(self, figures: list[Any]) -> None:
-        """Add the figures of one request to the records of its endpoint."""
-        _context, commands, seconds, _tokens, endpoint = figures
-        endpoint = endpoint or "none"
-        if endpoint == METRICS_ENDPOINT:  # a scrape is no figure of the app's
-            return
-        key = (_REQUESTS, endpoint)
-        record = self.records.get(key)
-        if record is None:
-            record = self.records[key] = [0, 0, 0.0] + [0] * (len(_REQUEST_BOUNDS) + len(_BOUNDS))
-        record[0] += 1
-        record[1] += commands
-        record[2] += seconds
-        record[3 + bisect_left(_REQUEST_BOUNDS, commands)] += 1
-        record[3 + len(_REQUEST_BOUNDS) + _bucket(seconds)] += 1
 
     def take_new(self) -> dict[Any, Any]:
         """What was tallied since the last call, as records of its own."""
@@ -405,10 +365,58 @@ class _ThreadRecords:
         return new
 
 
+class _Request:
+    """The figures of one request under a prefix: a part per thread that made round trips
+    in it, which only that thread adds to, all added up once when the request has ended.
+
+    The threads of a request share it: those that run in a copy of its context variables
+    (:func:`contextvars.copy_context`), under its request context, and those that run
+    under a copy of its request context (:func:`flask.copy_current_request_context`),
+    which is another context of the same request object. The request has ended once no
+    context of a part is pushed any longer (or no thread of a part is alive): a round
+    trip under a context that has been popped, in a thread that outlives the request, is
+    no longer the request's.
+    """
+
+    __slots__ = ("endpoint", "parts", "closed")
+
+    def __init__(self, endpoint: str | None, part: list[Any]) -> None:
+        self.endpoint = endpoint
+        #: The parts (see :attr:`_ThreadRecords.active`); threads append theirs.
+        self.parts = [part]
+        #: Added up: a context of the request that makes its first round trip now adds
+        #: nothing to it.
+        self.closed = False
+
+    def ended(self) -> bool:
+        """Whether the request has ended: its figures are final."""
+        parts = self.parts[:]  # a copy, made in one C call: threads may append
+        return all(not part[3] for part in parts) or not any(part[4].is_alive() for part in parts)
+
+    def close(self, records: dict[Any, Any]) -> None:
+        """Add the figures of the request to ``records``, under the key of its endpoint."""
+        self.closed = True
+        parts, self.parts = self.parts, []  # the parts let go of their contexts
+        endpoint = self.endpoint or "none"
+        if endpoint == METRICS_ENDPOINT:  # a scrape is no figure of the app's
+            return
+        commands = sum(part[1] for part in parts)
+        seconds = sum(part[2] for part in parts)
+        key = (_REQUESTS, endpoint)
+        record = records.get(key)
+        if record is None:
+            record = records[key] = [0, 0, 0.0] + [0] * (len(_REQUEST_BOUNDS) + len(_BOUNDS))
+        record[0] += 1
+        record[1] += commands
+        record[2] += seconds
+        record[3 + bisect_left(_REQUEST_BOUNDS, commands)] += 1
+        record[3 + len(_REQUEST_BOUNDS) + _bucket(seconds)] += 1
+
+
 #: Threads whose records are kept before those of the threads that ended are dropped,
 #: where nothing collects the metrics.
 _THREADS = 64
-#: Requests of a thread whose figures are kept before they are added up, where nothing
+#: Requests of a prefix whose figures are kept before they are added up, where nothing
 #: collects the metrics.
 _OPENED = 1024
 
@@ -429,6 +437,10 @@ class PrefixMetrics:
         self._local = threading.local()
         self._threads: list[_ThreadRecords] = []
         self._lock = threading.Lock()
+        #: The requests whose figures are not added up yet, and each request's, by its
+        #: request object: the threads of a request find it there.
+        self._open: deque[_Request] = deque()
+        self._of_request: weakref.WeakKeyDictionary[Any, _Request] = weakref.WeakKeyDictionary()
         #: Per app, what lists the connection pools of its client of this prefix. A value
         #: must hold neither the app nor its clients or pools, but by weak references:
         #: a value that holds its key keeps it alive, and the clients and pools of a
@@ -454,10 +466,10 @@ class PrefixMetrics:
         context = _request_context(None)
         if context is not None:  # in a request: its figures too
             figures = thread.request
-            if figures[0] is not context:  # the first round trip of a request
-                figures = thread.enter(context)
-                if len(thread.opened) > _OPENED:  # nothing collects the metrics
-                    self.add_pending()
+            # The first round trip of a request in this thread, or one in a request that
+            # has ended (in a thread that runs in a copy of its context variables).
+            if figures[0] is not context or not figures[3]:
+                figures = self._enter(thread, context)
             figures[1] += 1 if commands is None else len(commands)
             figures[2] += seconds
         records = thread.records
@@ -477,6 +489,42 @@ class PrefixMetrics:
             bucket = 4 if seconds > _100US else 3 if seconds > _50US else 2
         record[bucket] += 1
 
+    def _enter(self, thread: _ThreadRecords, context: Any) -> list[Any]:
+        """The figures of ``thread`` in the request of ``context``, opened now if it has
+        none yet; figures that no request adds up where the request has ended."""
+        active = thread.active
+        while active and not active[-1][3]:  # popped: its tokens are gone
+            active.pop()[0] = None  # the context goes; the figures wait in their request
+        if active and active[-1][0] is context:  # back in the request after another
+            figures = active[-1]
+        else:
+            figures = [context, 0, 0.0, context._cv_tokens, thread.thread]
+            if not figures[3] or not self._join(context, figures):
+                return [None, 0, 0.0, (), None]  # counted as outside a request
+            active.append(figures)
+        thread.request = figures
+        return figures
+
+    def _join(self, context: Any, figures: list[Any]) -> bool:
+        """Add ``figures`` to the request of ``context`` as a part, opening it if it is
+        new; ``False`` once the request has been added up."""
+        key = context.request
+        rule = key.url_rule
+        request = _Request(None if rule is None else rule.endpoint, figures)
+        try:  # atomic: the threads of a request that start at once find the same one
+            found = self._of_request.setdefault(key, request)
+        except TypeError:  # a request class without weak references: no threads share it
+            found = request
+        if found is request:
+            self._open.append(request)
+            if len(self._open) > _OPENED:  # nothing collects the metrics
+                self.add_pending()
+            return True
+        if found.closed:
+            return False
+        found.parts.append(figures)
+        return True
+
     def _thread_records(self) -> _ThreadRecords:
         """New records for the current thread, kept where :meth:`add_pending` finds them."""
         thread_records = _ThreadRecords()
@@ -493,17 +541,26 @@ class PrefixMetrics:
         with self._lock:
             for thread_records in list(self._threads):
                 alive = thread_records.thread.is_alive()  # first: it writes no more after
-                self._add_new(thread_records, everything=not alive)
+                new = thread_records.take_new()
+                if new:
+                    self._add(new)
                 if not alive:
                     self._threads.remove(thread_records)
+            ended = self._close_ended()
+            if ended:
+                self._add(ended)
 
-    def _add_new(self, thread_records: _ThreadRecords, everything: bool = False) -> None:
-        """Add what ``thread_records`` hold that is new to the metrics. Called under the
-        prefix's lock."""
-        thread_records.close_ended(everything)
-        new = thread_records.take_new()
-        if new:
-            self._add(new)
+    def _close_ended(self) -> dict[Any, Any]:
+        """The figures of the requests that have ended, added up as records (see
+        :meth:`_Request.close`). Called under the prefix's lock."""
+        records: dict[Any, Any] = {}
+        for _ in range(len(self._open)):  # threads may append meanwhile
+            request = self._open.popleft()
+            if request.ended():
+                request.close(records)
+            else:
+                self._open.append(request)
+        return records
 
     def forget_pending(self) -> None:
         """In a forked child: what the parent tallied is the parent's to add up."""
@@ -511,8 +568,8 @@ class PrefixMetrics:
         current = threading.current_thread()
         self._threads = [each for each in self._threads if each.thread is current]
         for thread_records in self._threads:
-            thread_records.close_ended()
             thread_records.take_new()
+        self._close_ended()
 
     def _duration(self, label: str) -> Any:
         child = self._durations.get(label)
@@ -569,7 +626,7 @@ class PrefixMetrics:
                 self._command(label).inc(record[0])
 
     def _add_requests(self, endpoint: str, record: list[Any]) -> None:
-        """Add the figures of an endpoint's requests (see :meth:`_ThreadRecords.close`)."""
+        """Add the figures of an endpoint's requests (see :meth:`_Request.close`)."""
         commands, seconds = self._request(endpoint)
         split = 3 + len(_REQUEST_BOUNDS)
         _add_histogram(commands, record[1], record[3:split])

@@ -10,6 +10,12 @@ A value is the current one only while its request context is pushed: where a tea
 function of the app raised before this one ran, the value of the ended request is not
 used again, nor kept beyond the next request. A value holds neither its request context
 nor the app: an app its code drops is collected, whatever its last request left behind.
+
+The threads a request hands work to share its value while it lasts: those that run in a
+copy of its context variables (:func:`contextvars.copy_context`) find it in them, and
+those that run under a copy of its request context
+(:func:`flask.copy_current_request_context`) find it by the request object, which the
+copy shares. Values shared so are written to by several threads at once.
 """
 
 from __future__ import annotations
@@ -59,6 +65,9 @@ class PerRequest(Generic[M, V]):
         self._make = make
         self._end = end
         self._members: weakref.WeakKeyDictionary[Flask, list[M]] = weakref.WeakKeyDictionary()
+        #: Each request's value, by its request object: what a copy of its request context
+        #: finds it by.
+        self._of_request: weakref.WeakKeyDictionary[Any, V] = weakref.WeakKeyDictionary()
 
     def add(self, app: Flask, member: M) -> None:
         """Keep a value per request of ``app`` for ``member`` too."""
@@ -75,16 +84,39 @@ class PerRequest(Generic[M, V]):
 
     def value(self) -> V | None:
         """The value of the current request, ``None`` outside a request."""
+        value = self._stacked()
+        if value is None:  # maybe under a copy of a request's context, in another thread
+            context = _cv_request.get(None)
+            if context is not None:
+                value = self._copied(context.request)
+        return value
+
+    def _stacked(self) -> V | None:
+        """The value of the current request in the context variable, if any."""
         value = self.current.get()
         while value is not None and not value._tokens:  # ended, its teardown not run
             value = value._outer
         return value
 
+    def _copied(self, request: Any) -> V | None:
+        """The value of ``request``, while the request context that started it is pushed."""
+        try:
+            value = self._of_request.get(request)
+        except TypeError:  # a request class without weak references
+            return None
+        return value if value is not None and value._tokens else None
+
     def _start(self, app: Flask, **extra: Any) -> None:
         value = self._make(self.members(app))
-        value._outer = self.value()
-        value._tokens = _cv_request.get()._cv_tokens
+        # Not a copied request's value: the context variable is set back to it at the end.
+        value._outer = self._stacked()
+        context = _cv_request.get()
+        value._tokens = context._cv_tokens
         self.current.set(value)
+        try:
+            self._of_request[context.request] = value
+        except TypeError:  # a request class without weak references: copies find no value
+            pass
 
     def _finish(self, error: BaseException | None) -> None:
         value = self.value()

@@ -13,6 +13,7 @@ import importlib.util
 import logging
 import os
 import sys
+import threading
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -126,7 +127,11 @@ class RecordedCall:
 
 
 class RecordedCalls(Stacked, list[RecordedCall]):
-    """The calls of one request, in order (see :func:`get_recorded_calls`)."""
+    """The calls of one request, in order (see :func:`get_recorded_calls`).
+
+    The threads that a request hands work to record their calls here too (see
+    :mod:`.per_request`), and count them under a lock: each call is counted once.
+    """
 
     def __init__(self, started: float) -> None:
         super().__init__()
@@ -147,10 +152,34 @@ class RecordedCalls(Stacked, list[RecordedCall]):
         # Calls recorded as tuples of RecordedCall's fields, cheaper to make than the
         # dataclass; made into RecordedCall objects when they are asked for.
         self._pending: list[tuple[Any, ...]] = []
+        self._lock = threading.Lock()
+
+    def _count(
+        self, prefix: str, cap: int, seconds: float, commands: int | None
+    ) -> tuple[int, int | None]:
+        """Count a round trip of ``prefix`` that took ``seconds``: one command, or a pipeline
+        of ``commands``. Returns how many of its commands are stored, the first ones, while
+        the prefix has fewer than ``cap`` stored, and the id of the pipeline."""
+        size = 1 if commands is None else commands
+        with self._lock:  # the request's threads may count at once: no count is lost
+            self.seconds[prefix] = self.seconds.get(prefix, 0.0) + seconds
+            count = self.counts.get(prefix, 0)
+            stored = min(size, max(cap - count, 0))
+            if stored:
+                self.counts[prefix] = count + stored
+            if stored < size:
+                self.dropped[prefix] = self.dropped.get(prefix, 0) + size - stored
+            if commands is None:
+                return stored, None
+            self.pipelines += 1
+            return stored, self.pipelines
 
     def _materialize(self) -> RecordedCalls:
         if self._pending:
-            for fields in self._pending:
+            with self._lock:  # each call taken once, whatever threads ask; more may come
+                pending = self._pending[:]
+                del self._pending[: len(pending)]
+            for fields in pending:
                 call = RecordedCall(*fields)
                 # Numbers were kept as they were sent (see displayed()).
                 args = call.args
@@ -159,7 +188,6 @@ class RecordedCalls(Stacked, list[RecordedCall]):
                     call.args = tuple([text for text, _exact in shown])
                     call.exact = call.exact and all(exact for _text, exact in shown)
                 self.append(call)
-            self._pending.clear()
         return self
 
 
@@ -408,18 +436,22 @@ class PrefixRecorder:
         commands: Sequence[Command] | None,
     ) -> None:
         calls = _request_calls.get()
-        if calls is not None and not calls._tokens:  # its request ended, teardown not run
+        # Its request ended (a teardown function raised before ours), or none in this
+        # thread's context variables: maybe under a copy of a request's context.
+        if calls is None or not calls._tokens:
             calls = _requests.value()
         # The servers noted are taken outside a request too, or the next call would show them.
         node = None if self.nodes is None else self.nodes()
         if calls is None:  # outside a request: nothing to do
             return
         start = perf_counter() - seconds - calls.started
-        calls.seconds[self.prefix] = calls.seconds.get(self.prefix, 0.0) + seconds
+        size = None if commands is None else len(commands)
+        stored, pipeline = calls._count(self.prefix, self.max_calls, seconds, size)
+        if not stored:
+            return
         if commands is None:
             self._add(calls, command, start, seconds, reply, error, None, False, node)
             return
-        calls.pipelines += 1
         transaction = command[0] == "MULTI"
         replies = reply if isinstance(reply, list) else [None] * len(commands)
         # redis-py's message of a failed pipeline quotes the failing command: it is not
@@ -427,12 +459,11 @@ class PrefixRecorder:
         secret = error is not None and any(
             displayed(args, self.redact_keys, ARGUMENTS_LIMIT)[3] for args in commands
         )
-        for args, item in zip(commands, replies):
+        for args, item in zip(commands[:stored], replies):
             failed = item if isinstance(item, Exception) else error
             self._add(
-                calls, args, start, seconds, item, failed, calls.pipelines, transaction, node,
-                secret,
-            )  # fmt: skip
+                calls, args, start, seconds, item, failed, pipeline, transaction, node, secret
+            )
 
     def _add(
         self,
@@ -447,12 +478,9 @@ class PrefixRecorder:
         node: str | None,
         secret: bool = False,
     ) -> None:
+        """Store one command of a round trip, counted already (see
+        :meth:`RecordedCalls._count`)."""
         prefix = self.prefix
-        count = calls.counts.get(prefix, 0)
-        if count >= self.max_calls:
-            calls.dropped[prefix] = calls.dropped.get(prefix, 0) + 1
-            return
-        calls.counts[prefix] = count + 1
         name, shown, left_out, redacted, exact = displayed(
             command, self.redact_keys, ARGUMENTS_LIMIT
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import gc
 import itertools
 import logging
@@ -17,7 +18,7 @@ from typing import Any, Callable
 
 import pytest
 import redis
-from flask import Flask
+from flask import Flask, copy_current_request_context
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import REGISTRY, CollectorRegistry, Histogram
@@ -404,6 +405,33 @@ def test_outside_a_request_each_round_trip_is_recorded_at_once(
     assert samples.matching(f"{REQUEST_COMMANDS}_count") == {}
 
 
+def serve_while_scraped(
+    app: Flask, samples: Samples, path: str, clients: int, requests: int
+) -> None:
+    """GET ``path`` from ``app`` ``requests`` times in each of ``clients`` threads at once,
+    while another thread collects the metrics over and over."""
+
+    def serve() -> None:
+        client = app.test_client()
+        for _ in range(requests):
+            assert client.get(path).status_code == 200
+
+    done = threading.Event()
+
+    def scrape() -> None:  # the figures are read while the requests run
+        while not done.is_set():
+            samples.request_commands("none")
+
+    scraper = threading.Thread(target=scrape)
+    scraper.start()
+    try:
+        with ThreadPoolExecutor(clients) as pool:
+            list(pool.map(lambda _: serve(), range(clients)))
+    finally:
+        done.set()
+        scraper.join()
+
+
 def test_requests_in_many_threads_with_scrapes_between_are_counted_exactly(
     metrics_app: Flask, ext: Redis, samples: Samples
 ) -> None:
@@ -415,31 +443,120 @@ def test_requests_in_many_threads_with_scrapes_between_are_counted_exactly(
         ext.get("b")
         return ""
 
-    def serve() -> None:
-        client = metrics_app.test_client()
-        for _ in range(each):
-            assert client.get("/two").status_code == 200
-
-    done = threading.Event()
-
-    def scrape() -> None:  # the figures are read while the requests run
-        while not done.is_set():
-            samples.request_commands("two")
-
-    scraper = threading.Thread(target=scrape)
-    scraper.start()
-    try:
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(lambda _: serve(), range(threads)))
-    finally:
-        done.set()
-        scraper.join()
+    serve_while_scraped(metrics_app, samples, "/two", threads, each)
     requests = threads * each
     assert samples.request_commands("two") == (2 * requests, requests)
     assert samples.commands("GET") == 2 * requests
     assert samples(f"{REQUEST_COMMANDS}_bucket", prefix="redis", endpoint="two", le="2.0") == (
         requests
     )
+
+
+def in_copied_context(how: str, work: Callable[[], Any]) -> Callable[[], Any]:
+    """``work``, to be run in another thread in what the current request gave it: a copy
+    of its request context (``"request-context"``), or of all its context variables."""
+    if how == "request-context":
+        return copy_current_request_context(work)
+    context = contextvars.copy_context()
+    return lambda: context.run(work)
+
+
+copied = pytest.mark.parametrize("how", ["request-context", "context-vars"])
+
+
+@copied
+def test_a_request_that_hands_commands_to_threads_is_one_request(
+    metrics_app: Flask, ext: Redis, samples: Samples, how: str
+) -> None:
+    threads, each, requests = 4, 10, 3
+
+    def gets() -> None:
+        for _ in range(each):
+            ext.get("a")
+
+    @metrics_app.route("/fan")
+    def fan() -> str:
+        started = [threading.Thread(target=in_copied_context(how, gets)) for _ in range(threads)]
+        for thread in started:
+            thread.start()
+        for thread in started:
+            thread.join()
+        ext.get("a")  # after theirs: the request's first round trip was in a thread
+        return ""
+
+    for _ in range(requests):
+        assert get(metrics_app, "/fan") == 200
+    commands = threads * each + 1
+    assert samples.request_commands("fan") == (requests * commands, requests)
+    assert samples.requests("fan") == requests
+    labels = {"prefix": "redis", "endpoint": "fan"}
+    assert samples(f"{REQUEST_COMMANDS}_bucket", le="20.0", **labels) == 0
+    assert samples(f"{REQUEST_COMMANDS}_bucket", le="50.0", **labels) == requests
+    assert samples.commands("GET") == requests * commands
+
+
+@copied
+def test_requests_that_hand_commands_to_threads_are_counted_exactly_while_scraped(
+    metrics_app: Flask, ext: Redis, samples: Samples, how: str
+) -> None:
+    clients, requests, threads, each = 3, 10, 3, 5
+
+    def gets() -> None:
+        for _ in range(each):
+            ext.get("a")
+
+    @metrics_app.route("/fan")
+    def fan() -> str:
+        ext.get("a")  # first: its request is open until it ends, whatever its threads do
+        started = [threading.Thread(target=in_copied_context(how, gets)) for _ in range(threads)]
+        for thread in started:
+            thread.start()
+        for thread in started:
+            thread.join()
+        return ""
+
+    serve_while_scraped(metrics_app, samples, "/fan", clients, requests)
+    served, commands = clients * requests, threads * each + 1
+    assert samples.request_commands("fan") == (served * commands, served)
+    labels = {"prefix": "redis", "endpoint": "fan"}
+    assert samples(f"{REQUEST_COMMANDS}_bucket", le="10.0", **labels) == 0
+    assert samples(f"{REQUEST_COMMANDS}_bucket", le="20.0", **labels) == served
+    assert samples.commands("GET") == served * commands
+
+
+@copied
+def test_a_thread_that_outlives_its_request_adds_no_request(
+    metrics_app: Flask, ext: Redis, samples: Samples, how: str
+) -> None:
+    in_request, released = threading.Event(), threading.Event()
+    threads: list[threading.Thread] = []
+
+    def outlive() -> None:
+        ext.get("a")
+        in_request.set()
+        assert released.wait(10)
+        ext.get("b")  # the response has been sent
+        ext.get("b")
+
+    @metrics_app.route("/spawn")
+    def spawn() -> str:
+        ext.get("a")
+        threads.append(threading.Thread(target=in_copied_context(how, outlive)))
+        threads[0].start()
+        assert in_request.wait(10)
+        return ""
+
+    assert get(metrics_app, "/spawn") == 200
+    try:
+        if how == "request-context":  # the request lasts while the thread's copy is pushed
+            assert samples.requests("spawn") is None
+        else:  # the context the thread runs in was popped with the response
+            assert samples.request_commands("spawn") == (2, 1)
+    finally:
+        released.set()
+        threads[0].join()
+    assert samples.commands("GET") == 4
+    assert samples.request_commands("spawn") == (4 if how == "request-context" else 2, 1)
 
 
 def test_figures_of_requests_wait_in_bounded_records_when_nothing_collects(
@@ -456,7 +573,7 @@ def test_figures_of_requests_wait_in_bounded_records_when_nothing_collects(
     for _ in range(35):
         assert client.get("/work").status_code == 200
     prefix_metrics = flask_redis.metrics.metrics_for(registry).for_prefix("REDIS")
-    assert len(prefix_metrics._local.thread.opened) <= 11
+    assert len(prefix_metrics._open) <= 11
     assert len(prefix_metrics._local.thread.active) == 1  # the last request's context only
     assert Samples(registry).request_commands("work") == (35, 35)
 

@@ -6,8 +6,11 @@ from __future__ import annotations
 import gc
 import hashlib
 import inspect
+import itertools
 import logging
 import re
+import threading
+import time
 import tracemalloc
 import weakref
 from collections.abc import Iterator, Sequence
@@ -20,6 +23,8 @@ import redis
 from flask import Flask, request
 from prometheus_client import CollectorRegistry
 
+import flask_redis.instrument
+import flask_redis.recording
 from flask_redis import RecordedCall, RecordedCalls, Redis, get_recorded_calls
 from flask_redis.config import ClientLibrary
 from flask_redis.recording import ARGUMENT_LIMIT, ARGUMENTS_LIMIT, REDACTED
@@ -28,6 +33,7 @@ from flask_redis.redaction import secret_positions, sent_words
 from .conftest import SECRET
 from .recorded import recorded, refuses, run
 from .servers import RedisServer
+from .test_metrics import copied, in_copied_context
 
 #: This file as a recorded location shows it: relative to the app's root (``tests/``).
 HERE = Path(__file__).name
@@ -1035,6 +1041,63 @@ def test_server_timing_counts_calls_that_are_not_stored(
     assert match is not None
     assert (match["prefix"], match["n"]) == ("redis", "3")
     assert float(match["dur"]) > 0
+
+
+@pytest.fixture()
+def thread_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every observed round trip take exactly 1 ms, in whichever thread."""
+    ticks = threading.local()
+
+    def tick() -> float:
+        ticks.now = getattr(ticks, "now", 0) + 1
+        return float(ticks.now) / 1000
+
+    monkeypatch.setattr(flask_redis.instrument, "perf_counter", tick)
+
+
+class Yielding(str):
+    """A prefix that lets the other threads run each time it is hashed, as a key: where a
+    figure kept by prefix is read, then written, the interpreter may switch threads between
+    the two (a free-threaded one runs them at once); with this prefix it does."""
+
+    def __hash__(self) -> int:
+        time.sleep(0)
+        return str.__hash__(self)
+
+
+@copied
+@pytest.mark.usefixtures("thread_clock")
+def test_threads_of_a_request_have_each_call_counted_once(recording_app: Flask, how: str) -> None:
+    threads, pipelines, each, cap = 4, 5, 100, 500
+    recording_app.config.update(REDIS_RECORD_CALLS_MAX=cap, REDIS_SERVER_TIMING=True)
+    ext = Redis(recording_app)
+    (recorder,) = flask_redis.recording._requests.members(recording_app)
+    recorder.prefix = Yielding(recorder.prefix)
+
+    def work() -> None:  # a pipeline's commands are counted one after the other: a race shows
+        for _ in range(pipelines):
+            with ext.pipeline(transaction=False) as pipe:
+                for _ in range(each):
+                    pipe.get("a")
+                pipe.execute()
+            ext.get("a")
+
+    def fan() -> None:
+        started = [threading.Thread(target=in_copied_context(how, work)) for _ in range(threads)]
+        for thread in started:
+            thread.start()
+        for thread in started:
+            thread.join()
+
+    calls, response = run(recording_app, fan)
+    made = threads * pipelines * (each + 1)
+    assert (len(calls), calls.counts, calls.dropped) == (cap, {"REDIS": cap}, {"REDIS": made - cap})
+    match = SERVER_TIMING.fullmatch(response.headers["Server-Timing"])
+    assert match is not None
+    assert (match["n"], match["dur"]) == (str(made), f"{threads * pipelines * 2}.000")
+    assert calls.pipelines == threads * pipelines
+    ids = itertools.groupby(sorted(call.pipeline for call in calls if call.pipeline))
+    assert all(len(list(same)) <= each for _id, same in ids)
 
 
 def test_no_server_timing_by_default(recording_app: Flask, ext: Redis) -> None:
