@@ -252,7 +252,7 @@ def test_a_stopped_server_fails_with_the_redis_error_and_the_others_are_still_ch
 
 
 def test_a_frozen_server_times_out_after_the_timeout_asked_for(
-    quiet_app: Flask, own_server: RedisServer, library: ClientLibrary, client_module: ModuleType
+    quiet_app: Flask, own_server: RedisServer
 ) -> None:
     quiet_app.config.update(REDIS_PORT=own_server.port, REDIS_SOCKET_TIMEOUT=60)
     Redis(quiet_app)
@@ -271,14 +271,84 @@ def test_a_frozen_server_times_out_after_the_timeout_asked_for(
 
     assert not thread.is_alive(), "the command waited for the frozen server"
     assert time.monotonic() - start < 5  # two commands of 0.5 s, not the client's 60 s
-    # What the library itself says of a read that times out there.
-    timed_out = library.client(host="127.0.0.1", port=own_server.port, socket_timeout=0.5)
-    with pytest.raises(client_module.TimeoutError) as raised:
-        timed_out.ping()
-    timed_out.close()
     for result in results:
         assert result.exit_code == 1
-        assert f"DOWN: TimeoutError: {raised.value}" in result.output
+        assert "DOWN: TimeoutError: " in result.output
+
+
+@pytest.fixture()
+def trickling_servers() -> Iterator[list[ScriptedServer]]:
+    """Two servers that write each reply a byte every 0.4 s: 24 s for HELLO's."""
+    servers = [ScriptedServer({b"PING": b"+PONG\r\n"}, TricklingHandler) for _ in range(2)]
+    yield servers
+    for server in servers:
+        server.close()
+
+
+@pytest.mark.parametrize("command", ["ping", "info"])
+def test_the_timeout_is_a_deadline_for_the_whole_command_also_when_servers_trickle(
+    two_prefixes: Flask, trickling_servers: list[ScriptedServer], command: str
+) -> None:
+    # Each read gets a byte before a timeout of 1 s: the command ran for minutes.
+    for prefix, server in zip(("SLOW", "SLOWER"), trickling_servers):
+        two_prefixes.config.update({
+            f"{prefix}_HOST": "127.0.0.1", f"{prefix}_PORT": server.port,
+            f"{prefix}_METRICS": False,
+        })  # fmt: skip
+        Redis(two_prefixes, prefix)
+    results: list[tuple[float, Result]] = []
+
+    def run() -> None:
+        for args in ([command, "--timeout", "1"], [command, "--json", "--timeout", "1"]):
+            start = time.monotonic()
+            result = invoke(two_prefixes, *args)
+            results.append((time.monotonic() - start, result))
+
+    thread = threading.Thread(target=run, daemon=True)
+    try:
+        thread.start()
+        thread.join(20)
+        assert not thread.is_alive(), "the command waited for the trickling servers"
+    finally:
+        close_clients(two_prefixes)
+
+    (took, text), (json_took, as_json) = results
+    # One deadline for the command, not one per prefix (two slow prefixes: 2 s).
+    assert took < 1.8 and json_took < 1.8, (took, json_took)
+    assert text.exit_code == as_json.exit_code == 1
+    lines = text.output.splitlines()
+    assert "REDIS (standalone, db 0): ok" in lines  # the others are checked meanwhile
+    assert "CACHE (standalone, db 1): ok" in lines
+    for prefix, server in zip(("SLOW", "SLOWER"), trickling_servers):
+        assert f"{prefix} (standalone, db 0): DOWN" in lines
+        address = f"  server   127.0.0.1:{server.port}"
+        down = [line for line in lines if line.startswith(address)]
+        if command == "info":
+            down = [lines[lines.index(down[0]) + 1].strip()]
+        assert len(down) == 1 and "DOWN: TimeoutError: " in down[0], lines
+    assert lines[-1] == "Error: not ok: SLOW, SLOWER"
+    report = reported(as_json)
+    assert report["ok"] is False
+    states = [(prefix["prefix"], prefix["ok"]) for prefix in report["prefixes"]]
+    assert states == [("REDIS", True), ("CACHE", True), ("SLOW", False), ("SLOWER", False)]
+    for prefix in report["prefixes"][2:]:
+        [server] = prefix["servers"]
+        assert server["ok"] is False
+        assert server["error"].startswith("TimeoutError: ")
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "1e300", "3601"])
+@pytest.mark.parametrize("command", ["ping", "info"])
+def test_a_timeout_that_is_no_finite_number_of_seconds_within_an_hour_is_a_usage_error(
+    two_prefixes: Flask, command: str, value: str
+) -> None:
+    for args in ([command, "--timeout", value], [command, "--json", f"--timeout={value}"]):
+        result = invoke(two_prefixes, *args)
+
+        assert result.exit_code == 2, (args, result.output, result.exception)
+        assert "Invalid value for '--timeout'" in result.output
+        assert "Traceback" not in result.output
+        assert "): ok" not in result.output and "prefixes" not in result.output
 
 
 # -- info ---------------------------------------------------------------------------------------
@@ -417,8 +487,10 @@ class ScriptedServer(socketserver.ThreadingTCPServer):
 
     daemon_threads = False  # server_close() waits for the connections to end
 
-    def __init__(self, replies: dict[bytes, bytes]) -> None:
-        super().__init__(("127.0.0.1", 0), ScriptedHandler)
+    def __init__(
+        self, replies: dict[bytes, bytes], handler: type[ScriptedHandler] | None = None
+    ) -> None:
+        super().__init__(("127.0.0.1", 0), handler or ScriptedHandler)
         self.replies = {b"HELLO": HELLO_REPLY, **replies}
         self.port: int = self.server_address[1]
         self.connections: list[socket.socket] = []
@@ -453,29 +525,49 @@ class ScriptedHandler(socketserver.StreamRequestHandler):
             for _ in range(int(line[1:])):
                 size = int(self.rfile.readline()[1:])
                 words.append(self.rfile.read(size + 2)[:-2])
-            self.wfile.write(self.server.replies.get(words[0].upper(), b"+OK\r\n"))
+            self.reply(self.server.replies.get(words[0].upper(), b"+OK\r\n"))
+
+    def reply(self, data: bytes) -> None:
+        self.wfile.write(data)
+
+
+class TricklingHandler(ScriptedHandler):
+    """Writes each reply a byte at a time, one every 0.4 s: a read of the client never
+    waits long for the next byte, and a reply of a few bytes takes seconds."""
+
+    def reply(self, data: bytes) -> None:
+        for index in range(len(data)):
+            try:
+                self.wfile.write(data[index : index + 1])
+            except OSError:  # the client closed the connection
+                return
+            time.sleep(0.4)
+
+
+def hostile_info(fields: str) -> bytes:
+    """The reply to INFO of a server whose INFO holds ``fields`` as its version and role."""
+    info = (
+        f"# Server\r\n{fields}\r\nused_memory:1\r\nused_memory_human:1B\r\nmaxmemory:0\r\n"
+        "connected_clients:1\r\nblocked_clients:0\r\nkeyspace_hits:0\r\nkeyspace_misses:0\r\n"
+    ).encode()
+    return b"$%d\r\n%s\r\n" % (len(info), info)
 
 
 @pytest.fixture()
 def hostile_server() -> Iterator[ScriptedServer]:
-    """A server whose errors and INFO hold terminal escapes, a bidirectional override, line
-    breaks and the password :data:`SECRET`. (A bare ``\\n`` in an error line would make
-    redis-py wait for the line's end: what the timeout is for.)"""
-    info = (
-        "# Server\r\nredis_version:7.0.0\x1b]0;title\x07\r\nrole:master\u202e\r\n"
-        "used_memory:1\r\nused_memory_human:1B\r\nmaxmemory:0\r\nconnected_clients:1\r\n"
-        "blocked_clients:0\r\nkeyspace_hits:0\r\nkeyspace_misses:0\r\n"
-    ).encode()
+    """A server whose errors and INFO hold terminal escapes, a bidirectional override and
+    line breaks. (A bare ``\\n`` in an error line would make redis-py wait for the line's
+    end: what the timeout is for.)"""
     replies = {
-        b"PING": f"-ERR \x1b[31mred\u202e evil\rforged\u2028line {SECRET}\r\n".encode(),
-        b"INFO": b"$%d\r\n%s\r\n" % (len(info), info),
+        b"PING": "-ERR \x1b[31mred\u202e evil\rforged\u2028line\r\n".encode(),
+        b"INFO": hostile_info("redis_version:7.0.0\x1b]0;title\x07\r\nrole:master\u202e"),
     }
     server = ScriptedServer(replies)
     yield server
     server.close()
 
 
-def test_what_a_server_replies_is_written_escaped_and_without_the_password(
+def test_what_a_server_replies_is_written_escaped(
     url_app: Flask, hostile_server: ScriptedServer
 ) -> None:
     url_app.config["REDIS_URL"] = f"redis://:{SECRET}@127.0.0.1:{hostile_server.port}/0"
@@ -486,7 +578,7 @@ def test_what_a_server_replies_is_written_escaped_and_without_the_password(
     assert result.exit_code == 1
     assert result.output.splitlines()[1] == (
         f"  server   127.0.0.1:{hostile_server.port}  DOWN: ResponseError:"
-        " \\x1b[31mred\\u202e evil\\rforged\\u2028line ***"
+        " \\x1b[31mred\\u202e evil\\rforged\\u2028line"
     )
 
     result = invoke(url_app, "ping", "--json")
@@ -494,7 +586,7 @@ def test_what_a_server_replies_is_written_escaped_and_without_the_password(
     assert result.exit_code == 1
     assert result.output.isascii()  # JSON escapes the escape and the override
     [server] = reported(result)["prefixes"][0]["servers"]
-    assert server["error"] == "ResponseError: \x1b[31mred\u202e evil\rforged\u2028line ***"
+    assert server["error"] == "ResponseError: \x1b[31mred\u202e evil\rforged\u2028line"
 
     result = invoke(url_app, "info")
 
@@ -502,7 +594,114 @@ def test_what_a_server_replies_is_written_escaped_and_without_the_password(
     assert "    version    7.0.0\\x1b]0;title\\x07, role master\\u202e" in result.output
     for output in (result.output, invoke(url_app, "ping").output):
         assert not any(char in output for char in "\x1b\x07\r\u202e\u2028")
-        assert SECRET not in output
+
+
+#: What the reports show instead of a text that holds a password.
+WITHHELD = "(not shown: it holds the text of a password)"
+
+
+@pytest.mark.parametrize("password", [SECRET, "password", "1"])
+def test_a_reply_that_quotes_the_password_is_not_shown_in_any_part(
+    url_app: Flask, password: str
+) -> None:
+    # Replacing the password with *** showed where it was, and so what it was: "invalid
+    # username-*** pair" for "password", "***27.0.0.***" for "1".
+    server = ScriptedServer({
+        b"PING": f"-ERR invalid username-password pair {password}\r\n".encode(),
+        b"INFO": hostile_info(f"redis_version:7.0.{password}\r\nrole:master"),
+    })  # fmt: skip
+    try:
+        url_app.config["REDIS_URL"] = f"redis://:{password}@127.0.0.1:{server.port}/0"
+        Redis(url_app)
+        pinged = [invoke(url_app, "ping"), invoke(url_app, "ping", "--json")]
+        described = [invoke(url_app, "info"), invoke(url_app, "info", "--json")]
+    finally:
+        close_clients(url_app)
+        server.close()
+
+    for result in pinged + described:
+        assert "***" not in result.output
+    address = f"127.0.0.1:{server.port}"
+    for result in pinged:
+        assert password not in result.output.replace(WITHHELD, "").replace(address, "")
+    assert pinged[0].output.splitlines()[1] == (
+        f"  server   127.0.0.1:{server.port}  DOWN: ResponseError {WITHHELD}"
+    )
+    [reached] = reported(pinged[1])["prefixes"][0]["servers"]
+    assert (reached["address"], reached["error"]) == (address, f"ResponseError {WITHHELD}")
+    assert f"    version    {WITHHELD}, role master" in described[0].output.splitlines()
+    [reached] = reported(described[1])["prefixes"][0]["servers"]
+    assert (reached["version"], reached["server_role"]) == (WITHHELD, "master")
+
+
+def test_a_short_password_is_not_given_away_where_it_is_part_of_the_address(
+    quiet_app: Flask, stopped_server: RedisServer, refused: str
+) -> None:
+    # "1" is in "127.0.0.1": the address and the library's error were shown with *** for
+    # each "1", ***27.0.0.***:6539.
+    quiet_app.config.update(
+        REDIS_PORT=stopped_server.port, REDIS_PASSWORD="1",
+        OTHER_HOST="127.0.0.1", OTHER_PORT=stopped_server.port, OTHER_PASSWORD="elsewhere",
+        OTHER_METRICS=False,
+    )  # fmt: skip
+    Redis(quiet_app)
+    Redis(quiet_app, "OTHER")
+
+    result = invoke(quiet_app, "ping")
+
+    assert result.exit_code == 1
+    address = f"127.0.0.1:{stopped_server.port}"
+    assert result.output.splitlines()[:4] == [
+        "REDIS (standalone, db 0): DOWN",
+        f"  server   {address}  DOWN: ConnectionError {WITHHELD}",
+        "OTHER (standalone, db 0): DOWN",
+        f"  server   {address}  DOWN: {refused}",  # a password it does not quote
+    ]
+
+    for command in ("ping", "info"):
+        result = invoke(quiet_app, command, "--json")
+
+        assert result.exit_code == 1
+        assert "***" not in result.output
+        short, other = reported(result)["prefixes"]
+        assert short["servers"][0]["address"] == other["servers"][0]["address"] == address
+        assert short["servers"][0]["error"] == f"ConnectionError {WITHHELD}"
+        assert other["servers"][0]["error"] == refused
+
+
+def test_a_user_name_and_password_in_a_host_or_a_socket_path_are_shown_nowhere(
+    url_app: Flask, stopped_server: RedisServer, client_module: ModuleType, tmp_path: Path
+) -> None:
+    # Ready pools: the config may refuse a host of user:password@host, a pool takes it.
+    userinfo = "admin:p@ss/w0rd"
+    socket_path = tmp_path / "gone.sock"
+    url_app.config.update(
+        REDIS_CONNECTION_POOL=client_module.ConnectionPool(
+            host=f"{userinfo}@127.0.0.1", port=stopped_server.port, password="1"
+        ),
+        SOCKET_CONNECTION_POOL=client_module.ConnectionPool(
+            connection_class=client_module.UnixDomainSocketConnection,
+            path=f"unix://{userinfo}@{socket_path}",
+        ),
+        SOCKET_METRICS=False,
+    )
+    Redis(url_app)
+    Redis(url_app, "SOCKET")
+    addresses = [f"***@127.0.0.1:{stopped_server.port}", f"unix:unix://***@{socket_path}"]
+
+    for command in ("ping", "info"):
+        text, as_json = invoke(url_app, command), invoke(url_app, command, "--json")
+
+        for result in (text, as_json):
+            assert result.exit_code == 1
+            for secret in ("admin", "p@ss", "w0rd", quote(userinfo, safe="")):
+                assert secret not in result.output
+        lines = text.output.splitlines()
+        for address in addresses:
+            assert [line for line in lines if line.startswith(f"  server   {address}")]
+        servers = [prefix["servers"][0] for prefix in reported(as_json)["prefixes"]]
+        assert [server["address"] for server in servers] == addresses
+        assert all(server["error"].startswith("ConnectionError") for server in servers)
 
 
 def test_a_server_that_breaks_the_handshake_is_down_and_the_command_does_not_crash(
