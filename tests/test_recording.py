@@ -1074,7 +1074,7 @@ def test_threads_of_a_request_have_each_call_counted_once(recording_app: Flask, 
     (recorder,) = flask_redis.recording._requests.members(recording_app)
     recorder.prefix = Yielding(recorder.prefix)
 
-    def work() -> None:  # a pipeline's commands are counted one after the other: a race shows
+    def work() -> None:  # pipelines of many commands, then single ones
         for _ in range(pipelines):
             with ext.pipeline(transaction=False) as pipe:
                 for _ in range(each):
