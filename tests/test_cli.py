@@ -669,6 +669,8 @@ def test_a_short_password_is_not_given_away_where_it_is_part_of_the_address(
         assert other["servers"][0]["error"] == refused
 
 
+# redis-py 5.0 leaves the socket of a unix connection that fails to connect open.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_a_user_name_and_password_in_a_host_or_a_socket_path_are_shown_nowhere(
     url_app: Flask, stopped_server: RedisServer, client_module: ModuleType, tmp_path: Path
 ) -> None:
