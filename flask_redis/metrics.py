@@ -19,6 +19,7 @@ and what they tallied stays: it is the prefix's.
 from __future__ import annotations
 
 import gc
+import itertools
 import threading
 import weakref
 from bisect import bisect_left
@@ -378,7 +379,7 @@ class _Request:
     no longer the request's.
     """
 
-    __slots__ = ("endpoint", "parts", "closed")
+    __slots__ = ("endpoint", "parts", "closed", "__weakref__")
 
     def __init__(self, endpoint: str | None, part: list[Any]) -> None:
         self.endpoint = endpoint
@@ -391,7 +392,10 @@ class _Request:
     def ended(self) -> bool:
         """Whether the request has ended: its figures are final."""
         parts = self.parts[:]  # a copy, made in one C call: threads may append
-        return all(not part[3] for part in parts) or not any(part[4].is_alive() for part in parts)
+        for part in parts:
+            if part[3]:  # its context is pushed: ended only if no thread of it is alive
+                return not any(each[4].is_alive() for each in parts)
+        return True
 
     def close(self, records: dict[Any, Any]) -> None:
         """Add the figures of the request to ``records``, under the key of its endpoint."""
@@ -400,8 +404,10 @@ class _Request:
         endpoint = self.endpoint or "none"
         if endpoint == METRICS_ENDPOINT:  # a scrape is no figure of the app's
             return
-        commands = sum(part[1] for part in parts)
-        seconds = sum(part[2] for part in parts)
+        commands, seconds = 0, 0.0
+        for part in parts:
+            commands += part[1]
+            seconds += part[2]
         key = (_REQUESTS, endpoint)
         record = records.get(key)
         if record is None:
@@ -413,6 +419,9 @@ class _Request:
         record[3 + len(_REQUEST_BOUNDS) + _bucket(seconds)] += 1
 
 
+#: The numbers of the keys of the WSGI environ that hold a request's figures, one per
+#: prefix and registry.
+_environ_keys = itertools.count()
 #: Threads whose records are kept before those of the threads that ended are dropped,
 #: where nothing collects the metrics.
 _THREADS = 64
@@ -437,10 +446,10 @@ class PrefixMetrics:
         self._local = threading.local()
         self._threads: list[_ThreadRecords] = []
         self._lock = threading.Lock()
-        #: The requests whose figures are not added up yet, and each request's, by its
-        #: request object: the threads of a request find it there.
+        #: The requests whose figures are not added up yet, and the key of the WSGI environ
+        #: of a request that holds its figures.
         self._open: deque[_Request] = deque()
-        self._of_request: weakref.WeakKeyDictionary[Any, _Request] = weakref.WeakKeyDictionary()
+        self._environ_key = f"flask_redis.metrics.{next(_environ_keys)}"
         #: Per app, what lists the connection pools of its client of this prefix. A value
         #: must hold neither the app nor its clients or pools, but by weak references:
         #: a value that holds its key keeps it alive, and the clients and pools of a
@@ -491,7 +500,13 @@ class PrefixMetrics:
 
     def _enter(self, thread: _ThreadRecords, context: Any) -> list[Any]:
         """The figures of ``thread`` in the request of ``context``, opened now if it has
-        none yet; figures that no request adds up where the request has ended."""
+        none yet; figures that no request adds up where the request has ended.
+
+        A request's :class:`_Request` is found by a weak reference in its WSGI environ,
+        which the copies of its request context share, and which lives as long as the
+        request: its threads find it there, and once it has been added up and dropped, a
+        dead reference. Nothing the environ holds keeps the request's context or app.
+        """
         active = thread.active
         while active and not active[-1][3]:  # popped: its tokens are gone
             active.pop()[0] = None  # the context goes; the figures wait in their request
@@ -499,31 +514,26 @@ class PrefixMetrics:
             figures = active[-1]
         else:
             figures = [context, 0, 0.0, context._cv_tokens, thread.thread]
-            if not figures[3] or not self._join(context, figures):
+            if not figures[3]:  # the request has ended
                 return [None, 0, 0.0, (), None]  # counted as outside a request
+            request = context.request
+            rule = request.url_rule
+            opened = _Request(None if rule is None else rule.endpoint, figures)
+            reference = weakref.ref(opened)
+            # Atomic: the threads of a request that start at once find the same one.
+            found = request.environ.setdefault(self._environ_key, reference)
+            if found is reference:
+                self._open.append(opened)
+                if len(self._open) > _OPENED:  # nothing collects the metrics
+                    self.add_pending()
+            else:
+                opened = found()
+                if opened is None or opened.closed:  # added up: the request has ended
+                    return [None, 0, 0.0, (), None]
+                opened.parts.append(figures)
             active.append(figures)
         thread.request = figures
         return figures
-
-    def _join(self, context: Any, figures: list[Any]) -> bool:
-        """Add ``figures`` to the request of ``context`` as a part, opening it if it is
-        new; ``False`` once the request has been added up."""
-        key = context.request
-        rule = key.url_rule
-        request = _Request(None if rule is None else rule.endpoint, figures)
-        try:  # atomic: the threads of a request that start at once find the same one
-            found = self._of_request.setdefault(key, request)
-        except TypeError:  # a request class without weak references: no threads share it
-            found = request
-        if found is request:
-            self._open.append(request)
-            if len(self._open) > _OPENED:  # nothing collects the metrics
-                self.add_pending()
-            return True
-        if found.closed:
-            return False
-        found.parts.append(figures)
-        return True
 
     def _thread_records(self) -> _ThreadRecords:
         """New records for the current thread, kept where :meth:`add_pending` finds them."""

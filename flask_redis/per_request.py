@@ -14,8 +14,8 @@ nor the app: an app its code drops is collected, whatever its last request left 
 The threads a request hands work to share its value while it lasts: those that run in a
 copy of its context variables (:func:`contextvars.copy_context`) find it in them, and
 those that run under a copy of its request context
-(:func:`flask.copy_current_request_context`) find it by the request object, which the
-copy shares. Values shared so are written to by several threads at once.
+(:func:`flask.copy_current_request_context`) find it in the WSGI environ of the request,
+which the copy shares. Values shared so are written to by several threads at once.
 """
 
 from __future__ import annotations
@@ -65,9 +65,9 @@ class PerRequest(Generic[M, V]):
         self._make = make
         self._end = end
         self._members: weakref.WeakKeyDictionary[Flask, list[M]] = weakref.WeakKeyDictionary()
-        #: Each request's value, by its request object: what a copy of its request context
-        #: finds it by.
-        self._of_request: weakref.WeakKeyDictionary[Any, V] = weakref.WeakKeyDictionary()
+        #: The key of the WSGI environ of a request that holds its value while it lasts:
+        #: where a copy of its request context finds it.
+        self._environ_key = f"flask_redis.{name}"
 
     def add(self, app: Flask, member: M) -> None:
         """Keep a value per request of ``app`` for ``member`` too."""
@@ -88,7 +88,7 @@ class PerRequest(Generic[M, V]):
         if value is None:  # maybe under a copy of a request's context, in another thread
             context = _cv_request.get(None)
             if context is not None:
-                value = self._copied(context.request)
+                value = self._copied(context.request.environ)
         return value
 
     def _stacked(self) -> V | None:
@@ -98,12 +98,10 @@ class PerRequest(Generic[M, V]):
             value = value._outer
         return value
 
-    def _copied(self, request: Any) -> V | None:
-        """The value of ``request``, while the request context that started it is pushed."""
-        try:
-            value = self._of_request.get(request)
-        except TypeError:  # a request class without weak references
-            return None
+    def _copied(self, environ: dict[str, Any]) -> V | None:
+        """The value of the request of ``environ``, while the request context that started
+        it is pushed."""
+        value: V | None = environ.get(self._environ_key)
         return value if value is not None and value._tokens else None
 
     def _start(self, app: Flask, **extra: Any) -> None:
@@ -113,10 +111,7 @@ class PerRequest(Generic[M, V]):
         context = _cv_request.get()
         value._tokens = context._cv_tokens
         self.current.set(value)
-        try:
-            self._of_request[context.request] = value
-        except TypeError:  # a request class without weak references: copies find no value
-            pass
+        context.request.environ[self._environ_key] = value
 
     def _finish(self, error: BaseException | None) -> None:
         value = self.value()
@@ -124,6 +119,7 @@ class PerRequest(Generic[M, V]):
         if value is None or context is None or value._tokens is not context._cv_tokens:
             return  # not a request that started one
         self.current.set(value._outer)
+        context.request.environ.pop(self._environ_key, None)  # its copies no longer find it
         if self._end is not None:
             app = current_app._get_current_object()  # type: ignore[attr-defined]
             self._end(self.members(app), value)

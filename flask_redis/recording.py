@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import codecs
 import importlib.util
+import itertools
 import logging
 import os
 import sys
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from time import perf_counter
 from types import FrameType
@@ -126,25 +127,39 @@ class RecordedCall:
     exact: bool = True
 
 
+class _Tally:
+    """What one thread counted of one prefix's calls in one request: only that thread
+    writes it, so that no count is lost when the threads of a request record at once."""
+
+    __slots__ = (
+        "key", "prefix", "tickets", "pipeline_ids", "stored", "dropped", "seconds", "pipelines",
+    )  # fmt: skip
+
+    def __init__(self, calls: RecordedCalls, prefix: str, tickets: Iterator[int]) -> None:
+        #: What tells the request apart (:attr:`RecordedCalls._key`): not its calls, which
+        #: a thread that holds its last tally would keep.
+        self.key = calls._key
+        self.prefix = prefix
+        #: The numbers of the prefix's calls in the request, shared by its threads: the
+        #: calls numbered below the cap are stored. And the pipelines' ids.
+        self.tickets = tickets
+        self.pipeline_ids = calls._pipeline_ids
+        self.stored = self.dropped = self.pipelines = 0
+        self.seconds = 0.0
+
+
 class RecordedCalls(Stacked, list[RecordedCall]):
     """The calls of one request, in order (see :func:`get_recorded_calls`).
 
     The threads that a request hands work to record their calls here too (see
-    :mod:`.per_request`), and count them under a lock: each call is counted once.
+    :mod:`.per_request`). Each thread counts in tallies of its own, which the figures add up:
+    no count is lost when they record at once.
     """
 
     def __init__(self, started: float) -> None:
         super().__init__()
         #: :func:`time.perf_counter` at the start of the request.
         self.started = started
-        #: Per config prefix, the calls beyond its cap: counted, not stored.
-        self.dropped: dict[str, int] = {}
-        #: Per config prefix, the calls stored.
-        self.counts: dict[str, int] = {}
-        #: Per config prefix, the seconds of all its round trips, dropped ones included.
-        self.seconds: dict[str, float] = {}
-        #: Pipelines recorded so far; the last one's id.
-        self.pipelines = 0
         #: Per config prefix that uses Sentinel or Cluster, its topology in a few words
         #: (``"Sentinel, service mymaster"``, ``"Cluster"``); set by
         #: :func:`get_recorded_calls`.
@@ -153,26 +168,50 @@ class RecordedCalls(Stacked, list[RecordedCall]):
         # dataclass; made into RecordedCall objects when they are asked for.
         self._pending: list[tuple[Any, ...]] = []
         self._lock = threading.Lock()
+        # The tallies of the threads (see _Tally), and what they share.
+        self._key = object()
+        self._tallies: list[_Tally] = []
+        self._tickets: dict[str, Iterator[int]] = {}
+        self._pipeline_ids = itertools.count(1)
 
-    def _count(
-        self, prefix: str, cap: int, seconds: float, commands: int | None
-    ) -> tuple[int, int | None]:
-        """Count a round trip of ``prefix`` that took ``seconds``: one command, or a pipeline
-        of ``commands``. Returns how many of its commands are stored, the first ones, while
-        the prefix has fewer than ``cap`` stored, and the id of the pipeline."""
-        size = 1 if commands is None else commands
-        with self._lock:  # the request's threads may count at once: no count is lost
-            self.seconds[prefix] = self.seconds.get(prefix, 0.0) + seconds
-            count = self.counts.get(prefix, 0)
-            stored = min(size, max(cap - count, 0))
-            if stored:
-                self.counts[prefix] = count + stored
-            if stored < size:
-                self.dropped[prefix] = self.dropped.get(prefix, 0) + size - stored
-            if commands is None:
-                return stored, None
-            self.pipelines += 1
-            return stored, self.pipelines
+    @property
+    def dropped(self) -> dict[str, int]:
+        """Per config prefix, the calls beyond its cap: counted, not stored."""
+        return self._sum("dropped")
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Per config prefix, the calls stored."""
+        return self._sum("stored")
+
+    @property
+    def seconds(self) -> dict[str, float]:
+        """Per config prefix, the seconds of all its round trips, dropped ones included."""
+        return self._sum("seconds", every=True)
+
+    @property
+    def pipelines(self) -> int:
+        """Pipelines recorded so far; the last one's id."""
+        return sum(tally.pipelines for tally in self._tallies[:])
+
+    def _sum(self, field: str, every: bool = False) -> dict[str, Any]:
+        """Per config prefix, the sum of ``field`` of the threads' tallies; of those that
+        counted any, or with ``every``, of all."""
+        sums: dict[str, Any] = {}
+        for tally in self._tallies[:]:  # a copy, made in one C call: threads may append
+            value = getattr(tally, field)
+            if value or every:
+                sums[tally.prefix] = sums.get(tally.prefix, 0) + value
+        return sums
+
+    def _tally(self, prefix: str) -> _Tally:
+        """A new tally of the calls of ``prefix`` in the current thread."""
+        tickets = self._tickets.get(prefix)
+        if tickets is None:  # atomic: the threads that start at once share the same
+            tickets = self._tickets.setdefault(prefix, itertools.count())
+        tally = _Tally(self, prefix, tickets)
+        self._tallies.append(tally)
+        return tally
 
     def _materialize(self) -> RecordedCalls:
         if self._pending:
@@ -396,6 +435,11 @@ def _hits_and_misses(command: str, keys: int, reply: Any) -> tuple[int, int]:
     return (0, 1) if missing else (1, 0)
 
 
+class _Local(threading.local):
+    #: The tally of the thread's last call, which its next call of the request adds to.
+    tally: _Tally | None = None
+
+
 class PrefixRecorder:
     """Records the calls of one config prefix; its :meth:`observe` is an observer."""
 
@@ -426,6 +470,7 @@ class PrefixRecorder:
         #: Add this prefix's figures to the ``Server-Timing`` header.
         self.server_timing = False
         self._locations: dict[tuple[int, int], tuple[Any, str]] = {}
+        self._local = _Local()
 
     def observe(
         self,
@@ -445,12 +490,27 @@ class PrefixRecorder:
         if calls is None:  # outside a request: nothing to do
             return
         start = perf_counter() - seconds - calls.started
-        size = None if commands is None else len(commands)
-        stored, pipeline = calls._count(self.prefix, self.max_calls, seconds, size)
-        if not stored:
-            return
+        tally = self._local.tally
+        if tally is None or tally.key is not calls._key:  # this thread's first in the request
+            tally = self._local.tally = calls._tally(self.prefix)
+        tally.seconds += seconds
+        cap = self.max_calls
         if commands is None:
+            if next(tally.tickets) >= cap:
+                tally.dropped += 1
+                return
+            tally.stored += 1
             self._add(calls, command, start, seconds, reply, error, None, False, node)
+            return
+        tally.pipelines += 1
+        pipeline = next(tally.pipeline_ids)
+        stored = 0
+        for _args in commands:  # a thread's numbers grow: the first ones are stored
+            if next(tally.tickets) < cap:
+                stored += 1
+        tally.stored += stored
+        tally.dropped += len(commands) - stored
+        if not stored:
             return
         transaction = command[0] == "MULTI"
         replies = reply if isinstance(reply, list) else [None] * len(commands)
@@ -478,8 +538,7 @@ class PrefixRecorder:
         node: str | None,
         secret: bool = False,
     ) -> None:
-        """Store one command of a round trip, counted already (see
-        :meth:`RecordedCalls._count`)."""
+        """Store one command of a round trip, counted already (see :class:`_Tally`)."""
         prefix = self.prefix
         name, shown, left_out, redacted, exact = displayed(
             command, self.redact_keys, ARGUMENTS_LIMIT
