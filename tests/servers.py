@@ -403,6 +403,11 @@ class SentinelServer(RedisServer):
         with self.client(decode_responses=True, socket_timeout=2) as client:
             return client.execute_command("SENTINEL", *args)
 
+    def tilted(self) -> bool:
+        """Whether the sentinel is in TILT mode (see :meth:`SentinelSet.failover`)."""
+        with self.client(decode_responses=True, socket_timeout=2) as client:
+            return bool(int(client.info("sentinel").get("sentinel_tilt", 0)))
+
     def master_state(self) -> dict[str, str]:
         """``SENTINEL MASTER`` of the service, as a dict of strings."""
         return _pairs(self.ask("MASTER", self.service))
@@ -553,10 +558,13 @@ class SentinelSet:
         return [sentinel.master_address() for sentinel in self.answering]
 
     def failover(
-        self, timeout: float = SETTLE_TIMEOUT, settle: bool = True, through: int = 0
+        self, timeout: float = SETTLE_TIMEOUT, settle: bool = True, through: int | None = None
     ) -> Address:
-        """Make a sentinel (the one at index ``through``) fail the master over with
-        ``SENTINEL FAILOVER``.
+        """Make a sentinel (the one at index ``through``, else the first that is not in
+        TILT mode) fail the master over with ``SENTINEL FAILOVER``.
+
+        A sentinel that was frozen finds its clock jumped when it thaws and stays in TILT
+        mode for 30 s, acting on nothing: a failover it is asked for would wait as long.
 
         Waits until every sentinel reports the new master and the new master says it is
         one. With ``settle``, the old master is then made a replica of the new one at
@@ -567,11 +575,14 @@ class SentinelSet:
         :returns: The new master's address.
         """
         old = self._agreed_master()
-        wait_for(
-            lambda: self.sentinel_servers[through].ask("FAILOVER", self.service),
-            "a sentinel to accept SENTINEL FAILOVER",
-            timeout,
-        )
+
+        def accepted() -> Any:
+            if through is not None:
+                return self.sentinel_servers[through].ask("FAILOVER", self.service)
+            sentinel = next((s for s in self.answering if not s.tilted()), None)
+            return sentinel and sentinel.ask("FAILOVER", self.service)
+
+        wait_for(accepted, "a sentinel to accept SENTINEL FAILOVER", timeout)
         new = self._wait_for_new_master(old, timeout)
         if settle:
             self._settle(new, timeout)
