@@ -602,7 +602,7 @@ class SentinelSet:
 
     def restore(self, timeout: float = SETTLE_TIMEOUT) -> Address:
         """Restart stopped or killed servers as replicas of the current master, and
-        thaw frozen sentinels and restart stopped ones.
+        thaw frozen sentinels and restart stopped ones and those in TILT mode.
 
         A master that is down is first failed over by the sentinels. Waits until the set
         is healthy again (see :meth:`start`); quick on a set that already is.
@@ -611,6 +611,8 @@ class SentinelSet:
         """
         for sentinel in self.sentinel_servers:
             sentinel.thaw()
+            if sentinel.running and sentinel.tilted():  # it would act on nothing for 30 s
+                sentinel.stop()
             if not sentinel.running:
                 sentinel.stop()
                 sentinel.restart()
