@@ -467,6 +467,16 @@ def in_copied_context(how: str, work: Callable[[], Any]) -> Callable[[], Any]:
     return lambda: context.run(work)
 
 
+def in_threads(how: str, work: Callable[[], Any], threads: int) -> None:
+    """Run ``work`` in ``threads`` threads at once, each in a copy of the current request's
+    context (see :func:`in_copied_context`), and wait for them all."""
+    started = [threading.Thread(target=in_copied_context(how, work)) for _ in range(threads)]
+    for thread in started:
+        thread.start()
+    for thread in started:
+        thread.join()
+
+
 copied = pytest.mark.parametrize("how", ["request-context", "context-vars"])
 
 
@@ -482,11 +492,7 @@ def test_a_request_that_hands_commands_to_threads_is_one_request(
 
     @metrics_app.route("/fan")
     def fan() -> str:
-        started = [threading.Thread(target=in_copied_context(how, gets)) for _ in range(threads)]
-        for thread in started:
-            thread.start()
-        for thread in started:
-            thread.join()
+        in_threads(how, gets, threads)
         ext.get("a")  # after theirs: the request's first round trip was in a thread
         return ""
 
@@ -514,11 +520,7 @@ def test_requests_that_hand_commands_to_threads_are_counted_exactly_while_scrape
     @metrics_app.route("/fan")
     def fan() -> str:
         ext.get("a")  # first: its request is open until it ends, whatever its threads do
-        started = [threading.Thread(target=in_copied_context(how, gets)) for _ in range(threads)]
-        for thread in started:
-            thread.start()
-        for thread in started:
-            thread.join()
+        in_threads(how, gets, threads)
         return ""
 
     serve_while_scraped(metrics_app, samples, "/fan", clients, requests)

@@ -33,7 +33,7 @@ from flask_redis.redaction import secret_positions, sent_words
 from .conftest import SECRET
 from .recorded import recorded, refuses, run
 from .servers import RedisServer
-from .test_metrics import copied, in_copied_context
+from .test_metrics import copied, in_threads
 
 #: This file as a recorded location shows it: relative to the app's root (``tests/``).
 HERE = Path(__file__).name
@@ -1082,14 +1082,7 @@ def test_threads_of_a_request_have_each_call_counted_once(recording_app: Flask, 
                 pipe.execute()
             ext.get("a")
 
-    def fan() -> None:
-        started = [threading.Thread(target=in_copied_context(how, work)) for _ in range(threads)]
-        for thread in started:
-            thread.start()
-        for thread in started:
-            thread.join()
-
-    calls, response = run(recording_app, fan)
+    calls, response = run(recording_app, lambda: in_threads(how, work, threads))
     made = threads * pipelines * (each + 1)
     assert (len(calls), calls.counts, calls.dropped) == (cap, {"REDIS": cap}, {"REDIS": made - cap})
     match = SERVER_TIMING.fullmatch(response.headers["Server-Timing"])
