@@ -560,7 +560,7 @@ class SentinelSet:
     def failover(
         self, timeout: float = SETTLE_TIMEOUT, settle: bool = True, through: int | None = None
     ) -> Address:
-        """Make a sentinel (the one at index ``through``, else the first that is not in
+        """Make a sentinel (the one at index ``through``, else the last that is not in
         TILT mode) fail the master over with ``SENTINEL FAILOVER``.
 
         A sentinel that was frozen finds its clock jumped when it thaws and stays in TILT
@@ -579,7 +579,9 @@ class SentinelSet:
         def accepted() -> Any:
             if through is not None:
                 return self.sentinel_servers[through].ask("FAILOVER", self.service)
-            sentinel = next((s for s in self.answering if not s.tilted()), None)
+            # The last first: the tests freeze, kill and restart the first ones, and one
+            # restarted may lag behind the others' epoch and lose its election.
+            sentinel = next((s for s in reversed(self.answering) if not s.tilted()), None)
             return sentinel and sentinel.ask("FAILOVER", self.service)
 
         wait_for(accepted, "a sentinel to accept SENTINEL FAILOVER", timeout)
