@@ -21,7 +21,7 @@ setup(
         "flask_redis_panel": ["py.typed", "templates/*.html"],
     },
     # Flask's CLI finds "flask redis" through this entry point.
-    entry_points={"flask.commands": ["redis = flask_redis.cli:redis_group"]},
+    entry_points={"flask.commands": ["redis = flask_redis._cli:redis_group"]},
     python_requires=">=3.9",
     install_requires=["Flask>=2.3", "redis>=5"],
     extras_require={

@@ -65,9 +65,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import flask_redis
 from flask_redis import Redis, get_recorded_calls
-from flask_redis.exposition import serve_metrics
-from flask_redis.instrument import observe
-from flask_redis.metrics import COMMANDS, DURATION_BUCKETS, metrics_for
+from flask_redis._exposition import serve_metrics
+from flask_redis._instrument import observe
+from flask_redis._metrics import COMMANDS, DURATION_BUCKETS, metrics_for
 from tests.servers import ClusterNodes, RedisServer, ServerUnavailable
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from . import _flask_redis_compat
+from ._config import ConfigWarning, IgnoredKeyWarning, UnreadKeyWarning
+from ._extension import Redis
 from ._flask_redis_compat import FlaskRedis
-from .config import ConfigWarning, IgnoredKeyWarning, UnreadKeyWarning
-from .extension import Redis
-from .recording import RecordedCall, RecordedCalls, get_recorded_calls
+from ._recording import RecordedCall, RecordedCalls, get_recorded_calls
 
 __version__ = "2.0.0.dev0"
 

@@ -20,8 +20,8 @@ from typing import Any
 import redis
 from flask import Flask, current_app, has_app_context
 
-from .checks import _UNSET, _check_together, _value
-from .config import (
+from ._checks import _UNSET, _check_together, _value
+from ._config import (
     _URL_DEFAULTS,
     ClientConfig,
     IgnoredKeyWarning,
@@ -32,8 +32,8 @@ from .config import (
     client_library,
     read_config,
 )
-from .extension import Redis, _create_client
-from .topology import SERVER
+from ._extension import Redis, _create_client
+from ._topology import SERVER
 
 #: The URL flask-redis connects to when ``PREFIX_URL`` is not set.
 DEFAULT_URL = "redis://localhost:6379/0"

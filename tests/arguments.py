@@ -17,8 +17,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from werkzeug.utils import import_string
 
-from flask_redis.checks import _CHECKS
-from flask_redis.config import CLUSTER, SENTINEL, SERVER, _arguments, client_library
+from flask_redis._checks import _CHECKS
+from flask_redis._config import CLUSTER, SENTINEL, SERVER, _arguments, client_library
 
 from .conftest import SECRET
 
@@ -128,7 +128,7 @@ def every_argument_of(library: str) -> list[str]:
 
 def unknown_arguments() -> dict[str, list[str]]:
     """The arguments that a release added and this project does not know yet, by what they
-    lack: a check written in :data:`flask_redis.checks._CHECKS` (their annotations check
+    lack: a check written in :data:`flask_redis._checks._CHECKS` (their annotations check
     them), for redis-py's clients and valkey-py's (where installed), and a right value
     here, for redis-py's (the tests of every argument leave them out)."""
     names = every_argument()

@@ -42,8 +42,8 @@ import redis
 from flask import Flask
 from redis.cluster import ClusterNode, RedisCluster
 
-from flask_redis import config as flask_redis_config
-from flask_redis.config import ClientLibrary
+from flask_redis import _config as flask_redis_config
+from flask_redis._config import ClientLibrary
 
 from .servers import (
     SERVER_KINDS,
@@ -265,7 +265,7 @@ def client_module(client_library: str) -> ModuleType:
 
 @pytest.fixture(scope="module")
 def library(client_library: str) -> ClientLibrary:
-    """The extension's :class:`~flask_redis.config.ClientLibrary` of :func:`client_library`:
+    """The extension's :class:`~flask_redis._config.ClientLibrary` of :func:`client_library`:
     its cluster and Sentinel classes, and the names that differ between the libraries."""
     return flask_redis_config.client_library(client_library[: -len("-py")])
 

@@ -18,10 +18,10 @@ import time
 
 from flask import Flask
 
-import flask_redis.multiprocess
+import flask_redis._multiprocess
 from flask_redis import Redis
 
-flask_redis.multiprocess.INTERVAL = float(os.environ["FLASK_REDIS_TEST_WRITE_INTERVAL"])
+flask_redis._multiprocess.INTERVAL = float(os.environ["FLASK_REDIS_TEST_WRITE_INTERVAL"])
 
 app = Flask(__name__)
 app.config.update(

@@ -30,8 +30,8 @@ from flask import Flask
 from prometheus_client import CollectorRegistry
 
 from flask_redis import Redis
-from flask_redis.cli import redis_group
-from flask_redis.config import ClientLibrary
+from flask_redis._cli import redis_group
+from flask_redis._config import ClientLibrary
 
 from .conftest import SECRET, close_clients
 from .samples import Samples

@@ -8,7 +8,7 @@ import pytest
 import redis
 import redis.asyncio
 
-from flask_redis.config import IgnoredKeyWarning, client_arguments, read_config
+from flask_redis._config import IgnoredKeyWarning, client_arguments, read_config
 
 from .arguments import known, valid_value
 from .conftest import SECRET

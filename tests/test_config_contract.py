@@ -23,7 +23,7 @@ from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException
 
 from flask_redis import Redis
-from flask_redis.checks import (
+from flask_redis._checks import (
     _CHECKS,
     _CONVERTERS,
     _Check,
@@ -31,7 +31,7 @@ from flask_redis.checks import (
     _resolved,
     _signature_checks,
 )
-from flask_redis.config import (
+from flask_redis._config import (
     CLUSTER,
     SENTINEL,
     SERVER,

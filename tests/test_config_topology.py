@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from redis.cluster import ClusterNode, RedisCluster
 
-from flask_redis.config import CLUSTER, SENTINEL, SERVER, IgnoredKeyWarning, read_config
+from flask_redis._config import CLUSTER, SENTINEL, SERVER, IgnoredKeyWarning, read_config
 
 from .conftest import SECRET
 

@@ -17,8 +17,8 @@ from prometheus_client import metrics as client_metrics
 from prometheus_client.parser import text_string_to_metric_families
 
 from flask_redis import Redis
-from flask_redis.exposition import render
-from flask_redis.metrics import metrics_for
+from flask_redis._exposition import render
+from flask_redis._metrics import metrics_for
 
 from .servers import RedisServer
 

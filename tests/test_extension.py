@@ -11,7 +11,7 @@ import redis
 from flask import Flask
 
 from flask_redis import Redis
-from flask_redis.config import ClientLibrary, IgnoredKeyWarning
+from flask_redis._config import ClientLibrary, IgnoredKeyWarning
 
 from .conftest import SECRET
 from .servers import RedisServer

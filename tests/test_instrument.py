@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import redis
 
-import flask_redis.instrument
-from flask_redis import nodes
-from flask_redis.config import ClientLibrary, client_library
-from flask_redis.instrument import Command, combine, instrumented, observe
+import flask_redis._instrument
+from flask_redis import _nodes as nodes
+from flask_redis._config import ClientLibrary, client_library
+from flask_redis._instrument import Command, combine, instrumented, observe
 
 from .servers import RedisServer
 
@@ -255,7 +255,7 @@ def test_a_failing_observer_leaves_the_others_their_round_trip(
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(flask_redis.instrument, "_observer_failed", False)  # not yet logged
+    monkeypatch.setattr(flask_redis._instrument, "_observer_failed", False)  # not yet logged
 
     def failing(*args: Any) -> None:
         raise RuntimeError("observer bug")

@@ -24,10 +24,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import REGISTRY, CollectorRegistry, Histogram
 
-import flask_redis.instrument
-import flask_redis.metrics
+import flask_redis._instrument
+import flask_redis._metrics
 from flask_redis import Redis
-from flask_redis.config import ClientLibrary
+from flask_redis._config import ClientLibrary
 
 from .conftest import close_clients
 from .samples import (
@@ -80,7 +80,7 @@ def cache(metrics_app: Flask) -> Redis:
 def fake_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make every observed round trip take exactly :data:`ROUND_TRIP` seconds."""
     ticks = itertools.count()
-    monkeypatch.setattr(flask_redis.instrument, "perf_counter", lambda: next(ticks) * ROUND_TRIP)
+    monkeypatch.setattr(flask_redis._instrument, "perf_counter", lambda: next(ticks) * ROUND_TRIP)
 
 
 @pytest.fixture()
@@ -90,8 +90,8 @@ def observer_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     def fail(*args: Any) -> None:
         raise RuntimeError("observer failed")
 
-    monkeypatch.setattr(flask_redis.metrics.PrefixMetrics, "observe", fail)
-    monkeypatch.setattr(flask_redis.instrument, "_observer_failed", False)
+    monkeypatch.setattr(flask_redis._metrics.PrefixMetrics, "observe", fail)
+    monkeypatch.setattr(flask_redis._instrument, "_observer_failed", False)
 
 
 def get(app: Flask, path: str) -> int:
@@ -120,7 +120,7 @@ where = pytest.mark.parametrize("in_request", [False, True], ids=["outside", "in
 @given(
     seconds=st.lists(
         st.one_of(
-            st.sampled_from(flask_redis.metrics.DURATION_BUCKETS),
+            st.sampled_from(flask_redis._metrics.DURATION_BUCKETS),
             st.floats(0, 0.002), st.floats(0, 10),
         ),
         min_size=1, max_size=12,
@@ -137,17 +137,17 @@ def test_each_round_trip_falls_in_the_bucket_prometheus_client_puts_it_in(
     seconds *= 2  # the first round trip of a command is tallied apart from the others
     # Each round trip starts at 0 and ends after its given seconds.
     clock = iter([tick for each in seconds for tick in (0.0, each)])
-    expected = Histogram("expected", "", buckets=flask_redis.metrics.DURATION_BUCKETS,
+    expected = Histogram("expected", "", buckets=flask_redis._metrics.DURATION_BUCKETS,
                          registry=CollectorRegistry())  # fmt: skip
-    original = flask_redis.instrument.perf_counter
-    flask_redis.instrument.perf_counter = lambda: next(clock)  # type: ignore[assignment]
+    original = flask_redis._instrument.perf_counter
+    flask_redis._instrument.perf_counter = lambda: next(clock)  # type: ignore[assignment]
     try:
         with app.test_request_context() if in_request else nullcontext():
             for each in seconds:
                 ext.get("k")
                 expected.observe(each)
     finally:
-        flask_redis.instrument.perf_counter = original
+        flask_redis._instrument.perf_counter = original
         ext.connection.close()
     buckets = Samples(registry).matching(f"{DURATION}_bucket", command="GET")
     assert {dict(labels)["le"]: count for labels, count in buckets.items()} == {
@@ -570,7 +570,7 @@ def test_a_thread_that_outlives_its_request_adds_no_request(
 def test_figures_of_requests_wait_in_bounded_records_when_nothing_collects(
     metrics_app: Flask, ext: Redis, registry: CollectorRegistry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(flask_redis.metrics, "_OPENED", 10)
+    monkeypatch.setattr(flask_redis._metrics, "_OPENED", 10)
 
     @metrics_app.route("/work")
     def work() -> str:
@@ -580,7 +580,7 @@ def test_figures_of_requests_wait_in_bounded_records_when_nothing_collects(
     client = metrics_app.test_client()
     for _ in range(35):
         assert client.get("/work").status_code == 200
-    prefix_metrics = flask_redis.metrics.metrics_for(registry).for_prefix("REDIS")
+    prefix_metrics = flask_redis._metrics.metrics_for(registry).for_prefix("REDIS")
     assert len(prefix_metrics._open) <= 11
     assert len(prefix_metrics._local.thread.active) == 1  # the last request's context only
     assert Samples(registry).request_commands("work") == (35, 35)
@@ -642,7 +642,7 @@ def test_round_trips_of_many_threads_outside_requests_are_all_counted(
 def test_outside_requests_round_trips_wait_for_a_collect_in_bounded_records(
     ext: Redis, registry: CollectorRegistry, client_module: ModuleType
 ) -> None:
-    prefix_metrics = flask_redis.metrics.metrics_for(registry).for_prefix("REDIS")
+    prefix_metrics = flask_redis._metrics.metrics_for(registry).for_prefix("REDIS")
 
     def counted() -> float:  # the metric's own values, without what is still tallied
         return sum(
@@ -650,13 +650,13 @@ def test_outside_requests_round_trips_wait_for_a_collect_in_bounded_records(
             for sample in metric.samples if sample.name == COMMANDS
         )  # fmt: skip
 
-    names = flask_redis.metrics._RECORD_NAMES + 44
+    names = flask_redis._metrics._RECORD_NAMES + 44
     for number in range(names):  # names built at run time: kept by label past the bound
         with pytest.raises(client_module.ResponseError):
             ext.execute_command(f"NOSUCHCMD{number}")
     ext.get("a")
     assert counted() == 0
-    assert len(prefix_metrics._local.thread.records) <= flask_redis.metrics._RECORD_NAMES + 2
+    assert len(prefix_metrics._local.thread.records) <= flask_redis._metrics._RECORD_NAMES + 2
     samples = Samples(registry)
     assert (samples.commands("OTHER"), samples.commands("GET")) == (names, 1)
     assert counted() == names + 1
@@ -665,13 +665,13 @@ def test_outside_requests_round_trips_wait_for_a_collect_in_bounded_records(
 def test_threads_that_ended_are_counted_and_forgotten(
     ext: Redis, registry: CollectorRegistry
 ) -> None:
-    prefix_metrics = flask_redis.metrics.metrics_for(registry).for_prefix("REDIS")
+    prefix_metrics = flask_redis._metrics.metrics_for(registry).for_prefix("REDIS")
     threads = [threading.Thread(target=ext.connection.get, args=("a",)) for _ in range(100)]
     for thread in threads:  # one after the other: a hundred threads, each ended
         thread.start()
         thread.join()
     # Nothing collected the metrics, yet the records of ended threads do not pile up.
-    assert len(prefix_metrics._threads) <= flask_redis.metrics._THREADS + 1
+    assert len(prefix_metrics._threads) <= flask_redis._metrics._THREADS + 1
     assert Samples(registry).commands("GET") == 100
     assert prefix_metrics._threads == []
 
@@ -913,7 +913,7 @@ def test_pools_that_cannot_be_read_do_not_fail_the_scrape(
     metrics_app: Flask, ext: Redis, samples: Samples, caplog: pytest.LogCaptureFixture
 ) -> None:
     ext.get("a")
-    prefix_metrics = flask_redis.metrics.metrics_for(
+    prefix_metrics = flask_redis._metrics.metrics_for(
         metrics_app.config["REDIS_METRICS_REGISTRY"]
     ).for_prefix("REDIS")
 
@@ -921,7 +921,7 @@ def test_pools_that_cannot_be_read_do_not_fail_the_scrape(
         raise RuntimeError("no pools today")
 
     prefix_metrics.pools[metrics_app] = unreadable
-    flask_redis.instrument._observer_failed = False
+    flask_redis._instrument._observer_failed = False
     with caplog.at_level(logging.ERROR, "flask_redis"):
         assert samples.commands("GET") == 1  # the scrape goes on
     assert "recording a Redis command failed" in caplog.text

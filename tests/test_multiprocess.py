@@ -23,7 +23,7 @@ from typing import Any, Callable
 import pytest
 from flask import Flask
 
-import flask_redis.multiprocess
+import flask_redis._multiprocess
 from flask_redis import Redis
 
 from .conftest import close_clients
@@ -39,8 +39,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
-from flask_redis.metrics import metrics_for
-from flask_redis.multiprocess import INTERVAL
+from flask_redis._metrics import metrics_for
+from flask_redis._multiprocess import INTERVAL
 
 pytestmark = [pytest.mark.one_kind, pytest.mark.tool]
 
@@ -287,7 +287,7 @@ def test_init_app_refuses_a_folder_that_is_not_one_naming_the_variable(
     assert str(raised.value) == f"{problem}: {REQUIREMENT}"
     # Raised by flask_redis itself, not from deep in prometheus-client: nothing chained.
     assert raised.value.__cause__ is None and raised.value.__context__ is None
-    assert raised.traceback[-1].path == Path(flask_redis.multiprocess.__file__)
+    assert raised.traceback[-1].path == Path(flask_redis._multiprocess.__file__)
     assert "REDIS" not in metrics_app.extensions.get("redis", {})
     assert "flask_redis_metrics" not in metrics_app.view_functions
 
@@ -357,14 +357,14 @@ def test_a_folder_removed_after_the_start_is_logged_by_the_writes_once(
     Redis(metrics_app)
     # What the thread of a process in multiprocess mode writes, every second.
     written: weakref.WeakSet[Any] = weakref.WeakSet([metrics_for(registry)])
-    monkeypatch.setattr(flask_redis.multiprocess, "_written", written)
-    monkeypatch.setattr(flask_redis.multiprocess, "_write_failed", False)
+    monkeypatch.setattr(flask_redis._multiprocess, "_written", written)
+    monkeypatch.setattr(flask_redis._multiprocess, "_write_failed", False)
     with caplog.at_level(logging.ERROR, "flask_redis"):
-        flask_redis.multiprocess.write()
+        flask_redis._multiprocess.write()
         assert caplog.records == []
         folder.rmdir()
-        flask_redis.multiprocess.write()
-        flask_redis.multiprocess.write()
+        flask_redis._multiprocess.write()
+        flask_redis._multiprocess.write()
 
     assert [record.getMessage() for record in caplog.records] == [
         f"flask_redis: PROMETHEUS_MULTIPROC_DIR is {str(folder)!r}, which does not exist:"

@@ -298,7 +298,7 @@ def test_wheel_registers_the_flask_redis_command(built: Built) -> None:
     entry_points = configparser.ConfigParser()
     entry_points.read_string(built.wheel_text(f"{built.dist_info()}/entry_points.txt"))
 
-    assert dict(entry_points["flask.commands"]) == {"redis": "flask_redis.cli:redis_group"}
+    assert dict(entry_points["flask.commands"]) == {"redis": "flask_redis._cli:redis_group"}
 
 
 def test_wheel_metadata_names_the_version_the_pythons_and_the_extras(built: Built) -> None:

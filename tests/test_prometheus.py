@@ -59,7 +59,7 @@ HTTP_TIMEOUT = 10.0
 ATTEMPTS = 3
 #: What Prometheus logs when its port is taken (it takes seconds more to exit).
 LISTEN_ERROR = "Unable to start web listener"
-#: The largest finite bucket of the duration histograms (``flask_redis.metrics``).
+#: The largest finite bucket of the duration histograms (``flask_redis._metrics``).
 LARGEST_BUCKET = 2.5
 
 PROMETHEUS_CONFIG = """\

@@ -23,12 +23,12 @@ import redis
 from flask import Flask, request
 from prometheus_client import CollectorRegistry
 
-import flask_redis.instrument
-import flask_redis.recording
+import flask_redis._instrument
+import flask_redis._recording
 from flask_redis import RecordedCall, RecordedCalls, Redis, get_recorded_calls
-from flask_redis.config import ClientLibrary
-from flask_redis.recording import ARGUMENT_LIMIT, ARGUMENTS_LIMIT, REDACTED
-from flask_redis.redaction import secret_positions, sent_words
+from flask_redis._config import ClientLibrary
+from flask_redis._recording import ARGUMENT_LIMIT, ARGUMENTS_LIMIT, REDACTED
+from flask_redis._redaction import secret_positions, sent_words
 
 from .conftest import SECRET
 from .recorded import recorded, refuses, run
@@ -1052,7 +1052,7 @@ def thread_clock(monkeypatch: pytest.MonkeyPatch) -> None:
         ticks.now = getattr(ticks, "now", 0) + 1
         return float(ticks.now) / 1000
 
-    monkeypatch.setattr(flask_redis.instrument, "perf_counter", tick)
+    monkeypatch.setattr(flask_redis._instrument, "perf_counter", tick)
 
 
 class Yielding(str):
@@ -1071,7 +1071,7 @@ def test_threads_of_a_request_have_each_call_counted_once(recording_app: Flask, 
     threads, pipelines, each, cap = 4, 5, 100, 500
     recording_app.config.update(REDIS_RECORD_CALLS_MAX=cap, REDIS_SERVER_TIMING=True)
     ext = Redis(recording_app)
-    (recorder,) = flask_redis.recording._requests.members(recording_app)
+    (recorder,) = flask_redis._recording._requests.members(recording_app)
     recorder.prefix = Yielding(recorder.prefix)
 
     def work() -> None:  # pipelines of many commands, then single ones

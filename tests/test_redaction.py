@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from redis.connection import PythonRespSerializer
 
 from flask_redis import Redis
-from flask_redis.recording import REDACTED, displayed
-from flask_redis.redaction import secret_positions, sent_words
+from flask_redis._recording import REDACTED, displayed
+from flask_redis._redaction import secret_positions, sent_words
 
 from .conftest import SECRET, close_clients, observed_app
 from .recorded import (

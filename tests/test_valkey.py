@@ -29,10 +29,11 @@ import valkey.retry
 import valkey.sentinel
 from prometheus_client import CollectorRegistry
 
-from flask_redis import Redis, UnreadKeyWarning, failover
-from flask_redis import config as flask_redis_config
-from flask_redis.checks import _CHECKS
-from flask_redis.config import (
+from flask_redis import Redis, UnreadKeyWarning
+from flask_redis import _config as flask_redis_config
+from flask_redis import _failover as failover
+from flask_redis._checks import _CHECKS
+from flask_redis._config import (
     CLUSTER,
     SENTINEL,
     SERVER,
@@ -117,7 +118,7 @@ def test_every_argument_of_valkey_py_is_a_key_and_has_a_check() -> None:
     assert {"valkey_connect_func", "cache_enabled", "cache_max_size", "host"} <= set(names)
     assert "redis_connect_func" not in names
     for name in valkey_arguments():
-        assert name in _CHECKS, f"{name}: no check in flask_redis.checks._CHECKS"
+        assert name in _CHECKS, f"{name}: no check in flask_redis._checks._CHECKS"
 
 
 def test_valkey_only_keys_are_read_and_converted_from_text() -> None:
@@ -238,7 +239,7 @@ def test_without_valkey_py_a_valkey_class_path_names_the_key(no_valkey: None) ->
 
 def test_reading_a_redis_prefix_does_not_import_valkey_py() -> None:
     code = (
-        "import sys; from flask_redis.config import read_config;"
+        "import sys; from flask_redis._config import read_config;"
         " read_config({'REDIS_URL': 'redis://h', 'REDIS_CLASS': 'redis.Redis'});"
         " assert 'valkey' not in sys.modules, 'valkey imported'"
     )
@@ -461,7 +462,7 @@ def test_cluster_with_valkey_py(
 
 
 def invoke(app: Flask, *args: str) -> Any:
-    from flask_redis.cli import redis_group
+    from flask_redis._cli import redis_group
 
     return app.test_cli_runner().invoke(redis_group, list(args))
 

@@ -5,11 +5,11 @@
 
 ``.. redis-config-keys::``
     One row per config key the client class accepts: the key, the argument it becomes and
-    the argument's default, as :func:`flask_redis.config.client_arguments` and
+    the argument's default, as :func:`flask_redis._config.client_arguments` and
     :func:`inspect.signature` see them. The optional argument names the client class
     (``redis.Redis`` by default); the ``:prefix:`` option the config prefix (``REDIS``).
     With ``:mode: sentinel`` or ``:mode: cluster``, the keys that mode reads instead, as
-    :func:`flask_redis.config._arguments` lists them, with the defaults of the classes that
+    :func:`flask_redis._config._arguments` lists them, with the defaults of the classes that
     take them (see :data:`_MODE_DEFAULTS`).
 
 ``.. redis-config-conversions::``
@@ -33,9 +33,9 @@ from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
 from werkzeug.utils import import_string
 
-from flask_redis import checks as flask_redis_checks
-from flask_redis import config as flask_redis_config
-from flask_redis import topology as flask_redis_topology
+from flask_redis import _checks as flask_redis_checks
+from flask_redis import _config as flask_redis_config
+from flask_redis import _topology as flask_redis_topology
 
 #: Per topology, the classes whose signatures give the defaults of its keys, first match
 #: first: Sentinel hands the keys to the master's connections and their pool; Cluster to

@@ -26,7 +26,7 @@ import weakref
 from collections.abc import Iterable
 from typing import Any
 
-from .recording import printable
+from ._recording import printable
 
 logger = logging.getLogger("flask_redis")
 

@@ -33,7 +33,7 @@ from redis.cluster import REDIS_ALLOWED_KEYS, ClusterNode, RedisCluster
 from redis.sentinel import Sentinel, SentinelManagedSSLConnection
 from werkzeug.utils import import_string
 
-from .checks import (
+from ._checks import (
     _BOOLEAN,
     _INTEGER,
     _NUMBER,
@@ -47,7 +47,7 @@ from .checks import (
     _shown,
     _value,
 )  # fmt: skip
-from .topology import (
+from ._topology import (
     _DEFAULT_PORTS,
     _TOPOLOGY_SCHEMES,
     CLUSTER,
@@ -57,7 +57,7 @@ from .topology import (
     VALKEY_PY,
     _scheme_library,
 )
-from .urls import (
+from ._urls import (
     _LEFT_OUT,
     _NOT_USED,
     _WHAT,

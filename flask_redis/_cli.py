@@ -34,10 +34,10 @@ import redis
 from flask import current_app
 from flask.cli import AppGroup
 
-from .config import ClientLibrary, library_of
-from .pools import connection_counts
-from .recording import printable
-from .topology import CLUSTER, SENTINEL, SERVER
+from ._config import ClientLibrary, library_of
+from ._pools import connection_counts
+from ._recording import printable
+from ._topology import CLUSTER, SENTINEL, SERVER
 
 #: Seconds that a command may take, unless ``--timeout`` says otherwise.
 DEFAULT_TIMEOUT = 5.0

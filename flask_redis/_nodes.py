@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from .instrument import _subclass
+from ._instrument import _subclass
 
 _local = threading.local()
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, unquote_plus
 
-from .checks import (
+from ._checks import (
     _INTEGER,
     _MAX_DB,
     _convert_with,
@@ -21,7 +21,7 @@ from .checks import (
     _shown,
     _value,
 )
-from .topology import (
+from ._topology import (
     _DEFAULT_PORTS,
     _SERVER_SCHEMES,
     _TLS_SCHEMES,

@@ -35,11 +35,11 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from .config import ClientConfig
-from .instrument import Command, Observer, _report_observer_error
-from .multiprocess import check_folder, write_every_second
-from .pools import connection_counts, usage
-from .redaction import split_name, upper_word
+from ._config import ClientConfig
+from ._instrument import Command, Observer, _report_observer_error
+from ._multiprocess import check_folder, write_every_second
+from ._pools import connection_counts, usage
+from ._redaction import split_name, upper_word
 
 #: Upper bounds of the duration buckets, in seconds: loopback to WAN.
 DURATION_BUCKETS = (
@@ -449,7 +449,7 @@ class PrefixMetrics:
         #: The requests whose figures are not added up yet, and the key of the WSGI environ
         #: of a request that holds its figures.
         self._open: deque[_Request] = deque()
-        self._environ_key = f"flask_redis.metrics.{next(_environ_keys)}"
+        self._environ_key = f"flask_redis._metrics.{next(_environ_keys)}"
         #: Per app, what lists the connection pools of its client of this prefix. A value
         #: must hold neither the app nor its clients or pools, but by weak references:
         #: a value that holds its key keeps it alive, and the clients and pools of a

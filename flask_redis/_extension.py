@@ -8,11 +8,11 @@ from typing import Any, Callable
 
 from flask import Flask, current_app, has_app_context
 
-from . import failover, nodes, recording
-from .checks import refusal
-from .config import DEFAULT_PREFIX, ClientConfig, read_config
-from .instrument import Observer, combine, instrumented, observe
-from .topology import CLUSTER, SENTINEL, SERVER
+from . import _failover, _nodes, _recording
+from ._checks import refusal
+from ._config import DEFAULT_PREFIX, ClientConfig, read_config
+from ._instrument import Observer, combine, instrumented, observe
+from ._topology import CLUSTER, SENTINEL, SERVER
 
 
 class Redis:
@@ -199,7 +199,7 @@ def _make(config: ClientConfig, client_class: type[Any]) -> tuple[Any, Any]:
         which = {library.sentinel_class_argument: client_class}
         master = sentinel.master_for(service, **which)
         if config.sentinel_watch:
-            failover.watch(sentinel, service, master.connection_pool)
+            _failover.watch(sentinel, service, master.connection_pool)
         replica = sentinel.slave_for(service, **which)
         return master, replica
     if config.mode == CLUSTER and config.addresses:
@@ -255,22 +255,22 @@ def _create_client(app: Flask, config: ClientConfig) -> tuple[Any, Any]:
         return _connect(config, config.client_class)  # off means free
     client_class = instrumented(config.client_class)
     if record and config.mode != SERVER:
-        client_class = nodes.noting(
-            client_class, nodes.SentinelNodes if config.mode == SENTINEL else nodes.ClusterNodes
+        client_class = _nodes.noting(
+            client_class, _nodes.SentinelNodes if config.mode == SENTINEL else _nodes.ClusterNodes
         )
     client, replica = _connect(config, client_class)
-    nodes.take()  # what the client noted while it was made is no round trip's
+    _nodes.take()  # what the client noted while it was made is no round trip's
     observers: list[Observer] = []
     if config.metrics:
-        from . import exposition, metrics  # prometheus-client is an optional dependency
+        from . import _exposition, _metrics  # prometheus-client is an optional dependency
 
-        observers.append(metrics.setup_metrics(app, config, _pools(config, client, replica)))
+        observers.append(_metrics.setup_metrics(app, config, _pools(config, client, replica)))
         if config.metrics_path is not None:
-            exposition.serve_metrics(app, config.metrics_path, config.metrics_registry)
+            _exposition.serve_metrics(app, config.metrics_path, config.metrics_registry)
     if record or config.server_timing:
-        observers.append(recording.setup_recording(app, config, record, _describe(config)))
+        observers.append(_recording.setup_recording(app, config, record, _describe(config)))
     if slow is not None:
-        logger = recording.SlowLog(config.prefix, slow, app, config.redact_keys)
+        logger = _recording.SlowLog(config.prefix, slow, app, config.redact_keys)
         observers.append(logger.observe)
     observer = combine(*observers)
     for each in (client, replica):

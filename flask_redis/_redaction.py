@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from fnmatch import fnmatchcase
 from typing import Any
 
-from .instrument import Command
+from ._instrument import Command
 
 #: Integers of more bits than this are not written out (Python refuses to, by default).
 _WRITTEN_BITS = 4000 * 3

@@ -25,11 +25,11 @@ from typing import Any, Callable
 import redis
 from flask import Flask, Response, current_app, has_request_context, request
 
-from . import nodes
-from .config import ClientConfig
-from .instrument import Command, Observer
-from .per_request import PerRequest, Stacked
-from .redaction import (
+from . import _nodes
+from ._config import ClientConfig
+from ._instrument import Command, Observer
+from ._per_request import PerRequest, Stacked
+from ._redaction import (
     BREAKS,
     SECRET_COMMANDS,
     key_value_positions,
@@ -465,7 +465,7 @@ class PrefixRecorder:
         #: one server.
         self.mode: str | None = None
         #: Takes the servers that answered the round trip just observed
-        #: (:func:`flask_redis.nodes.take`), for Sentinel and Cluster clients.
+        #: (:func:`flask_redis._nodes.take`), for Sentinel and Cluster clients.
         self.nodes: Callable[[], str | None] | None = None
         #: Add this prefix's figures to the ``Server-Timing`` header.
         self.server_timing = False
@@ -697,7 +697,7 @@ def setup_recording(
 
     Without ``record``, for Server-Timing alone, calls are counted and timed, not stored.
     ``mode`` describes a Sentinel or Cluster topology, whose clients note the servers that
-    answer (:mod:`flask_redis.nodes`).
+    answer (:mod:`flask_redis._nodes`).
     """
     most = config.record_calls_max if record else 0
     encoding = config.kwargs.get("encoding", "utf-8")
@@ -706,7 +706,7 @@ def setup_recording(
     )
     if mode is not None:
         recorder.mode = mode
-        recorder.nodes = nodes.take
+        recorder.nodes = _nodes.take
     track_requests(app, recorder, config.server_timing)
     return recorder.observe
 

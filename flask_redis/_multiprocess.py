@@ -24,10 +24,10 @@ import time
 import weakref
 from typing import TYPE_CHECKING
 
-from .instrument import logger
+from ._instrument import logger
 
 if TYPE_CHECKING:
-    from .metrics import Metrics
+    from ._metrics import Metrics
 
 #: Seconds between two writes.
 INTERVAL = 1.0
