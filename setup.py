@@ -39,6 +39,7 @@ setup(
             "hypothesis>=6.82",
             "PyYAML>=6",
             "build>=1",
+            "radon>=6",
             "twine>=5",
             "valkey>=6.1",
             # valkey-server for the tests; without it their Valkey runs are skipped.

@@ -34,9 +34,9 @@ import redis
 from flask import current_app
 from flask.cli import AppGroup
 
+from ._commands import printable
 from ._config import ClientLibrary, library_of
 from ._pools import connection_counts
-from ._recording import printable
 from ._topology import CLUSTER, SENTINEL, SERVER
 
 #: Seconds that a command may take, unless ``--timeout`` says otherwise.

@@ -59,7 +59,7 @@ class Redis:
         if prefix in clients:
             raise ValueError(f"The config prefix {prefix!r} is already set up on app {app.name!r}")
         config = read_config(app.config, prefix, other_prefixes=list(clients))
-        client, replica = _create_client(app, config)
+        client, replica = create_client(app, config)
         clients[prefix] = client
         if replica is not None:
             app.extensions.setdefault("redis_replicas", {})[prefix] = replica
@@ -245,7 +245,7 @@ def _describe(config: ClientConfig) -> str | None:
     return None
 
 
-def _create_client(app: Flask, config: ClientConfig) -> tuple[Any, Any]:
+def create_client(app: Flask, config: ClientConfig) -> tuple[Any, Any]:
     """The client of ``config`` (and for Sentinel, of the replicas): of the configured class
     itself when nothing observes it, else of its instrumented subclass, observed by metrics,
     recording and the slow log as ``config`` asks."""

@@ -26,7 +26,7 @@ import weakref
 from collections.abc import Iterable
 from typing import Any
 
-from ._recording import printable
+from ._commands import printable
 
 logger = logging.getLogger("flask_redis")
 

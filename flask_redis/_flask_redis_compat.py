@@ -32,7 +32,7 @@ from ._config import (
     client_library,
     read_config,
 )
-from ._extension import Redis, _create_client
+from ._extension import Redis, create_client
 from ._topology import SERVER
 
 #: The URL flask-redis connects to when ``PREFIX_URL`` is not set.
@@ -235,7 +235,7 @@ class FlaskRedis(Redis):
                     " a config_prefix of its own, and its URL in that prefix's URL key"
                 )
         elif isinstance(recipe, ClientConfig):
-            client, replica = _create_client(app, recipe)
+            client, replica = create_client(app, recipe)
             clients[prefix] = client
             if replica is not None:
                 app.extensions.setdefault("redis_replicas", {})[prefix] = replica

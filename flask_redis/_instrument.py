@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from time import perf_counter
-from typing import Any, Callable, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Protocol, TypeVar
 
 from redis import Redis
 from redis.cluster import ClusterPipeline
@@ -26,10 +26,10 @@ try:
 except ImportError:  # pragma: no cover - redis-py 5
     _TransactionStrategy = None  # type: ignore[assignment,misc,unused-ignore]
 
-logger = logging.getLogger("flask_redis")
+if TYPE_CHECKING:  # the hot path imports nothing of the project when it runs
+    from ._commands import Command
 
-Command = tuple[Any, ...]
-"""A command as redis-py sends it: ``("SET", "key", "value")``."""
+logger = logging.getLogger("flask_redis")
 
 ClientT = TypeVar("ClientT")
 
@@ -228,7 +228,7 @@ class _InstrumentedClient:
         # Swap the class rather than build the pipeline ourselves: its constructor differs
         # between redis-py releases, its state does not.
         mixin = _InstrumentedClusterPipeline if _is_cluster(pipe) else _InstrumentedPipeline
-        pipe.__class__ = _subclass(type(pipe), mixin)
+        pipe.__class__ = subclass(type(pipe), mixin)
         pipe._flask_redis_observe = self._flask_redis_observe
         strategy = getattr(pipe, "_execution_strategy", None)
         if _TransactionStrategy is not None and type(strategy) is _TransactionStrategy:
@@ -245,7 +245,7 @@ class _InstrumentedClient:
 _subclasses: dict[tuple[type[Any], type[Any]], type[Any]] = {}
 
 
-def _subclass(base: type[Any], mixin: type[Any]) -> type[Any]:
+def subclass(base: type[Any], mixin: type[Any]) -> type[Any]:
     cls = _subclasses.get((base, mixin))
     if cls is None:
         # The configured class stays the one of an instrumented base (a Sentinel client
@@ -263,7 +263,7 @@ def instrumented(base: type[ClientT]) -> type[ClientT]:
     It keeps the name of ``base``. A client of it reports to the observer set with
     :func:`observe`; the clients and pipelines it returns report to the same one.
     """
-    return _subclass(base, _InstrumentedClient)
+    return subclass(base, _InstrumentedClient)
 
 
 def combine(*observers: Observer) -> Observer:

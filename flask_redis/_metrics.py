@@ -35,11 +35,11 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from ._commands import Command, split_name, upper_word
 from ._config import ClientConfig
-from ._instrument import Command, Observer, _report_observer_error
+from ._instrument import Observer, _report_observer_error
 from ._multiprocess import check_folder, write_every_second
 from ._pools import connection_counts, usage
-from ._redaction import split_name, upper_word
 
 #: Upper bounds of the duration buckets, in seconds: loopback to WAN.
 DURATION_BUCKETS = (

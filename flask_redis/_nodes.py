@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from ._instrument import _subclass
+from ._instrument import subclass
 
 _local = threading.local()
 
@@ -35,7 +35,7 @@ def take() -> str | None:
 
 def _noting_pipeline(pipe: Any, mixin: type[Any]) -> Any:
     """``pipe``, made to note its servers with ``mixin`` too."""
-    pipe.__class__ = _subclass(type(pipe), mixin)
+    pipe.__class__ = subclass(type(pipe), mixin)
     return pipe
 
 
@@ -82,4 +82,4 @@ class ClusterNodes:
 def noting(client_class: type[Any], mixin: type[Any]) -> type[Any]:
     """The subclass of ``client_class`` whose clients and pipelines note their servers
     with ``mixin`` (:class:`SentinelNodes` or :class:`ClusterNodes`)."""
-    return _subclass(client_class, mixin)
+    return subclass(client_class, mixin)

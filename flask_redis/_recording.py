@@ -26,17 +26,11 @@ import redis
 from flask import Flask, Response, current_app, has_request_context, request
 
 from . import _nodes
+from ._commands import BREAKS, Command, printable, split_name, upper_word
 from ._config import ClientConfig
-from ._instrument import Command, Observer
+from ._instrument import Observer
 from ._per_request import PerRequest, Stacked
-from ._redaction import (
-    BREAKS,
-    SECRET_COMMANDS,
-    key_value_positions,
-    secret_words,
-    split_name,
-    upper_word,
-)  # fmt: skip
+from ._redaction import SECRET_COMMANDS, key_value_positions, secret_words
 
 logger = logging.getLogger("flask_redis.slow")
 
@@ -248,16 +242,6 @@ def get_recorded_calls() -> RecordedCalls:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     calls.modes = {r.prefix: r.mode for r in _requests.members(app) if r.mode is not None}
     return calls._materialize()
-
-
-def printable(text: str) -> str:
-    """``text`` with each character that is not printable written as its escape: ``\\n``,
-    ``\\r``, ``\\t``, ``\\x1b``, ``\\u2028``, ``\\udcff``... What it returns holds no control
-    character, line or paragraph separator or lone surrogate, so that a log record stays
-    one line, a terminal shows it as it is, and it can be encoded as UTF-8."""
-    if text.isprintable():
-        return str(text)  # a str subclass (markupsafe.Markup...) becomes plain text
-    return "".join([char if char.isprintable() else repr(char)[1:-1] for char in text])
 
 
 def _bytes_head(value: Any, size: int) -> tuple[bytes, int]:

@@ -15,72 +15,10 @@ from collections.abc import Sequence
 from fnmatch import fnmatchcase
 from typing import Any
 
-from ._instrument import Command
-
-#: Integers of more bits than this are not written out (Python refuses to, by default).
-_WRITTEN_BITS = 4000 * 3
-
-
-def _text(value: Any) -> str:
-    """A word as redis-py encodes it, as text: bytes as Latin-1, numbers as ``repr()``."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value).decode("latin-1")
-    if isinstance(value, int) and value.bit_length() > _WRITTEN_BITS:
-        return ""
-    return repr(value) if isinstance(value, (int, float)) else str(value)
-
-
-def upper_word(value: Any) -> str:
-    """A word of a command, upper-case, to compare with the names of commands and options
-    (which the server reads case-insensitively, ASCII letters only)."""
-    return _text(value).upper()
-
-
-# ASCII whitespace, which bytes.split() splits on: redis-py splits a command name on it.
-_SPACES = re.compile("[ \t\n\r\x0b\x0c]+")
-
-# Where words are parted too, to search them for a secret: at any character but printable
-# ASCII (whitespace, controls, all else), which no name of a command or option holds. The
-# server reads "AUTH\u00a0pw" (redis-py does not split it) as one word, a command it does
-# not know, and quotes it in its error; bytes are read as Latin-1, so "\u3000" in UTF-8 is
-# three such characters.
-BREAKS = re.compile(r"[^!-~]+")
+from ._commands import BREAKS, SPACES, Command, split_name, upper_word, word_text
 
 # A word that reads as a name of a subcommand, parameter, option or command, upper-case.
 _NAME = re.compile(r"[A-Z0-9._-]*\Z")
-
-#: Commands whose second word is a subcommand, shown with it (``"CLIENT SETNAME"``) when
-#: the command is named in one string, as redis-py names them.
-_CONTAINERS = frozenset({
-    "ACL", "CLIENT", "CLUSTER", "COMMAND", "CONFIG", "DEBUG", "FUNCTION", "HOTKEYS",
-    "LATENCY", "LOLWUT", "MEMORY", "MODULE", "OBJECT", "PUBSUB", "SCRIPT", "SENTINEL",
-    "SLOWLOG", "XGROUP", "XINFO",
-})  # fmt: skip
-
-
-def split_name(command: Command) -> tuple[list[Any], list[Any]]:
-    """The words that name ``command`` and its arguments, as redis-py sends them.
-
-    redis-py's ``pack_command`` splits a first argument of text on ASCII whitespace, and one
-    of bytes that holds a space: ``("CONFIG SET masterauth pw",)`` sends four words. The
-    command is named by the first word, and by the second too when it is a subcommand
-    (:data:`_CONTAINERS`) of the same first argument; the other words are arguments.
-    """
-    name = command[0]
-    if isinstance(name, str):
-        words: list[Any] = [word for word in _SPACES.split(name) if word]
-    elif isinstance(name, (bytes, bytearray)) and b" " in name:
-        words = bytes(name).split()
-    else:
-        words = [name]
-    args = list(command[1:])
-    if not words:  # a name of spaces only: the next argument goes as the command
-        words = [args.pop(0)] if args else []
-    count = 2 if len(words) > 1 and upper_word(words[0]) in _CONTAINERS else 1
-    return words[:count], words[count:] + args
-
 
 #: Commands that may carry a secret, in their arguments or in a command they hold.
 SECRET_COMMANDS = frozenset({"AUTH", "HELLO", "MIGRATE", "ACL", "CONFIG", "SENTINEL", "COMMAND"})
@@ -276,7 +214,7 @@ def _harmless_acl_rule(rule: str) -> bool:
     may span several arguments, parted at ASCII whitespace as the server parts it) of these
     only. Anything else may be a password."""
     if rule[:1] == "(" or rule[-1:] == ")":
-        tokens = _SPACES.split(rule.strip("()"))
+        tokens = SPACES.split(rule.strip("()"))
         return all(_harmless_acl_token(token) for token in tokens if token)
     return _harmless_acl_token(rule)
 
@@ -346,7 +284,7 @@ def key_value_positions(name: str, args: Sequence[Any], globs: Sequence[str]) ->
         if isinstance(key, (bytes, bytearray, memoryview)):
             text = bytes(key).decode("utf-8", "replace")
         else:
-            text = _text(key)
+            text = word_text(key)
         return any(fnmatchcase(text, glob) for glob in globs)
 
     if name in ("MSET", "MSETNX"):

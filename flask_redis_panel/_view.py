@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from flask_redis._recording import printable
+from flask_redis._commands import printable
 
 from ._analysis import Analysis, is_single_key_read
 from ._cli import command_line, quote_argument

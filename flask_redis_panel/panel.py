@@ -8,7 +8,7 @@ from flask_debugtoolbar.panels import DebugPanel  # type: ignore[import-untyped,
 from jinja2 import Environment, PackageLoader
 from werkzeug import Request, Response
 
-from flask_redis._recording import printable
+from flask_redis._commands import printable
 
 from ._analysis import Analysis, analyze
 from ._model import Snapshot

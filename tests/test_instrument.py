@@ -11,8 +11,9 @@ import redis
 
 import flask_redis._instrument
 from flask_redis import _nodes as nodes
+from flask_redis._commands import Command
 from flask_redis._config import ClientLibrary, client_library
-from flask_redis._instrument import Command, combine, instrumented, observe
+from flask_redis._instrument import combine, instrumented, observe
 
 from .servers import RedisServer
 
