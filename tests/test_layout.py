@@ -191,3 +191,14 @@ def test_no_function_is_more_complex_than_the_limit() -> None:
         if block.complexity > COMPLEXITY_LIMIT
     ]
     assert complex_ == []
+
+
+def test_internals_page_lists_every_module() -> None:
+    page = (ROOT / "docs" / "internals.rst").read_text(encoding="utf-8")
+    listed = set(re.findall(r"^   \* - ``([\w/]+\.py)``", page, flags=re.MULTILINE))
+    modules = {
+        path.relative_to(ROOT).as_posix()
+        for path in SOURCES
+        if path.relative_to(ROOT).parts[0] in PACKAGES
+    }
+    assert listed == modules
