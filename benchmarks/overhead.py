@@ -67,7 +67,9 @@ import flask_redis
 from flask_redis import Redis, get_recorded_calls
 from flask_redis._exposition import serve_metrics
 from flask_redis._instrument import observe
-from flask_redis._metrics import COMMANDS, DURATION_BUCKETS, metrics_for
+from flask_redis._labels import COMMANDS
+from flask_redis._metrics import metrics_for
+from flask_redis._tallies import DURATION_BUCKETS
 from tests.servers import ClusterNodes, RedisServer, ServerUnavailable
 
 

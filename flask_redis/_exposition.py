@@ -21,8 +21,9 @@ from prometheus_client import metrics as _client_metrics
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.utils import floatToGoString
 
-from ._metrics import METRICS_ENDPOINT, Metrics, metrics_for
+from ._metrics import Metrics, metrics_for
 from ._multiprocess import REQUIREMENT, folder_problem, folder_setting
+from ._tallies import METRICS_ENDPOINT
 
 #: How prometheus-client writes a bucket bound (``5e-05``, ``+Inf``); untyped there.
 _bound_text: Callable[[float], str] = floatToGoString

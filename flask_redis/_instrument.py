@@ -10,9 +10,10 @@ of redis-py and of valkey-py, its fork, have the same methods: both are timed th
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Sequence
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, Callable, Protocol, TypeVar
+from typing import Any, Callable, Protocol, TypeVar
 
 from redis import Redis
 from redis.cluster import ClusterPipeline
@@ -26,10 +27,11 @@ try:
 except ImportError:  # pragma: no cover - redis-py 5
     _TransactionStrategy = None  # type: ignore[assignment,misc,unused-ignore]
 
-if TYPE_CHECKING:  # the hot path imports nothing of the project when it runs
-    from ._commands import Command
-
 logger = logging.getLogger("flask_redis")
+
+#: A command as redis-py sends it: the type ``Command`` of ``_commands``, which this module,
+#: the hot path, does not import (it imports nothing of the project).
+_Command = tuple[Any, ...]
 
 ClientT = TypeVar("ClientT")
 
@@ -46,25 +48,53 @@ class Observer(Protocol):
 
     def __call__(
         self,
-        command: Command,
+        command: _Command,
         seconds: float,
         reply: Any,
         error: BaseException | None,
-        commands: Sequence[Command] | None,
+        commands: Sequence[_Command] | None,
     ) -> None: ...
 
 
-_observer_failed = False
+#: The parts of the extension whose failure was logged: each is logged once per process.
+_reported: set[str] = set()
 
 
-def _report_observer_error() -> None:
-    """Log an observer's failure once per process: the caller's command is not affected."""
-    global _observer_failed
-    if not _observer_failed:
-        _observer_failed = True
-        logger.exception(
-            "flask_redis: recording a Redis command failed; the command itself did not"
-        )
+def report_failure(part: str, message: str) -> None:
+    """Log ``message``, a failure of ``part`` of the extension (an observer, the pool gauges
+    of a prefix, the multiprocess write), with the exception being handled if any.
+
+    Each part is logged the first time it fails in the process, and only then: a failure
+    that repeats on every command would flood the log. One part's failure does not silence
+    another's.
+    """
+    if part in _reported:
+        return
+    _reported.add(part)
+    error = sys.exc_info()[1]  # None outside an except block: no traceback then
+    logger.error("flask_redis: %s", message, exc_info=error)
+
+
+def forget_failure(part: str) -> None:
+    """Log the next failure of ``part`` again (in a forked child, which has not logged it)."""
+    _reported.discard(part)
+
+
+def _observer_name(observer: Any) -> str:
+    """What names ``observer`` in a log: its qualified name, and its prefix if it is the
+    method of an object of one prefix (each observer of the extension is)."""
+    name = getattr(observer, "__qualname__", None) or type(observer).__qualname__
+    prefix = getattr(getattr(observer, "__self__", None), "prefix", None)
+    return f"{name} of prefix {prefix!r}" if isinstance(prefix, str) else name
+
+
+def _report_observer_error(observer: Any) -> None:
+    """Log that ``observer`` raised, once per observer: the caller's command is not affected."""
+    name = _observer_name(observer)
+    report_failure(
+        f"the observer {name}",
+        f"the observer {name} failed; the Redis command it observed did not",
+    )
 
 
 class _Ignore:
@@ -75,11 +105,11 @@ class _Ignore:
 
     def __call__(
         self,
-        command: Command,
+        command: _Command,
         seconds: float,
         reply: Any,
         error: BaseException | None,
-        commands: Sequence[Command] | None,
+        commands: Sequence[_Command] | None,
     ) -> None:
         pass
 
@@ -89,19 +119,19 @@ _ignore = _Ignore()
 
 def _observe(
     observe: Observer,
-    command: Command,
+    command: _Command,
     seconds: float,
     reply: Any,
     error: BaseException | None,
-    commands: Sequence[Command] | None,
+    commands: Sequence[_Command] | None,
 ) -> None:
     try:
         observe(command, seconds, reply, error, commands)
     except Exception:
-        _report_observer_error()
+        _report_observer_error(observe)
 
 
-def _timed(observe: Observer, command: Command, commands: Sequence[Command] | None,
+def _timed(observe: Observer, command: _Command, commands: Sequence[_Command] | None,
            call: Callable[[], Any]) -> Any:  # fmt: skip
     """Make the round trip ``call()`` and hand it to ``observe``; its reply or error goes
     on to the caller."""
@@ -120,7 +150,7 @@ class _InstrumentedPipeline:
 
     _flask_redis_observe: Observer = _ignore
 
-    def _flask_redis_queued(self) -> tuple[list[Command], bool]:
+    def _flask_redis_queued(self) -> tuple[list[_Command], bool]:
         """The commands queued, and whether they run as a transaction."""
         commands = [args for args, _options in self.command_stack]  # type: ignore[attr-defined]
         return commands, self.transaction or self.explicit_transaction  # type: ignore[attr-defined]
@@ -143,7 +173,7 @@ class _InstrumentedPipeline:
 class _InstrumentedClusterPipeline(_InstrumentedPipeline):
     """Mixed into a cluster client's pipeline class, whose queue is kept elsewhere."""
 
-    def _flask_redis_queued(self) -> tuple[list[Command], bool]:
+    def _flask_redis_queued(self) -> tuple[list[_Command], bool]:
         # redis-py 6 and later queue in an execution strategy, transactions included;
         # redis-py 5 and valkey-py in the pipeline itself, and have no cluster transactions.
         strategy = getattr(self, "_execution_strategy", None)
@@ -197,7 +227,8 @@ class _InstrumentedClient:
     _flask_redis_base: type[Any] = object
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
-        # The hot path: _observe() is inlined here to save a call per command.
+        # The hot path: _observe() is inlined here to save a call per command (the tests
+        # check that both observe and report alike).
         start = perf_counter()
         try:
             # Looked up on each call, not when the class was made: a tracer may patch it.
@@ -214,13 +245,13 @@ class _InstrumentedClient:
             try:
                 self._flask_redis_observe(args, seconds, None, error, None)
             except Exception:
-                _report_observer_error()
+                _report_observer_error(self._flask_redis_observe)
             raise
         seconds = perf_counter() - start
         try:
             self._flask_redis_observe(args, seconds, reply, None, None)
         except Exception:
-            _report_observer_error()
+            _report_observer_error(self._flask_redis_observe)
         return reply
 
     def pipeline(self, *args: Any, **kwargs: Any) -> Any:
@@ -268,16 +299,16 @@ def instrumented(base: type[ClientT]) -> type[ClientT]:
 
 def combine(*observers: Observer) -> Observer:
     """One observer that calls each of ``observers`` in turn. Each has its own guard: one
-    that fails is logged (once) and the others still see the round trip."""
+    that fails is logged (once, by name) and the others still see the round trip."""
     if len(observers) == 1:
         return observers[0]
 
     def observe_all(
-        command: Command,
+        command: _Command,
         seconds: float,
         reply: Any,
         error: BaseException | None,
-        commands: Sequence[Command] | None,
+        commands: Sequence[_Command] | None,
     ) -> None:
         for observer in observers:
             _observe(observer, command, seconds, reply, error, commands)
@@ -288,5 +319,5 @@ def combine(*observers: Observer) -> Observer:
 def observe(client: Any, observer: Observer) -> None:
     """Hand every round trip of ``client``, an instance of :func:`instrumented`, to
     ``observer``. Errors reach the caller unchanged; an error in ``observer`` is logged
-    once and ignored."""
+    once, naming it, and ignored."""
     client._flask_redis_observe = observer

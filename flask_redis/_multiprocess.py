@@ -10,7 +10,8 @@ workers up to a second late; a worker killed with SIGKILL loses at most its last
 The folder is checked when the metrics are set up (:func:`check_folder`): one that is
 missing, is no folder or cannot be written to is a :exc:`ValueError` naming the variable,
 not a failure of every page later. A folder removed while the server runs is logged by
-each process that writes, once, and fails the scrapes with an error that says so.
+each process that writes, once (as is a write that fails: see
+:func:`~._instrument.report_failure`), and fails the scrapes with an error that says so.
 """
 
 from __future__ import annotations
@@ -22,12 +23,9 @@ import tempfile
 import threading
 import time
 import weakref
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from ._instrument import logger
-
-if TYPE_CHECKING:
-    from ._metrics import Metrics
+from ._instrument import forget_failure, report_failure
 
 #: Seconds between two writes.
 INTERVAL = 1.0
@@ -41,11 +39,23 @@ REQUIREMENT = (
     " metrics documentation); unset it to keep the metrics in one process"
 )
 
-_written: weakref.WeakSet[Metrics] = weakref.WeakSet()
+#: The part of the extension whose failures :func:`write` reports.
+_PART = "the multiprocess file write"
+
+
+class Written(Protocol):
+    """What is written every second: the metrics of a registry."""
+
+    def add_pending(self) -> None:
+        """Add what was tallied since the last call to the metrics (in the files)."""
+
+    def forget_pending(self) -> None:
+        """In a forked child: forget what the parent tallied."""
+
+
+_written: weakref.WeakSet[Written] = weakref.WeakSet()
 _writer: _Writer | None = None
 _lock = threading.Lock()
-#: A write failed, or found the folder gone, and was logged: once per process.
-_write_failed = False
 
 
 def folder_setting() -> tuple[str, str] | None:
@@ -108,7 +118,8 @@ def write() -> None:
     """Add what was tallied since the last write to the metrics, which are in the files.
 
     A failure, or a folder that is gone (the files already open are still written to,
-    but no scrape reads them), is logged once per process; the next write tries again.
+    but no scrape reads them), is logged once per process (the first of them); the next
+    write tries again.
     """
     with _lock:  # a set may not change while it is copied
         written = list(_written)
@@ -127,14 +138,10 @@ def write() -> None:
 
 def _report_write_error(message: str) -> None:
     """Log that a write failed, with the exception being handled if any, once per process."""
-    global _write_failed
-    if not _write_failed:
-        _write_failed = True
-        error = sys.exc_info()[1]  # None outside an except block: no traceback then
-        logger.error("flask_redis: %s (pid %d)", message, os.getpid(), exc_info=error)
+    report_failure(_PART, f"{_PART}: {message} (pid {os.getpid()})")
 
 
-def write_every_second(metrics: Metrics) -> None:
+def write_every_second(metrics: Written) -> None:
     """Write ``metrics`` every second, from a thread of this process, and at exit."""
     global _writer
     with _lock:
@@ -147,10 +154,10 @@ def write_every_second(metrics: Metrics) -> None:
 def _after_fork() -> None:
     # A forked child (a gunicorn worker) has no thread of its parent's, and its parent
     # writes what it tallied: the child starts its own thread and forgets those tallies.
-    global _writer, _lock, _write_failed
+    global _writer, _lock
     _lock = threading.Lock()  # it may have been held at the fork
     _writer = None
-    _write_failed = False  # logged once per process: the child has not
+    forget_failure(_PART)  # logged once per process: the child has not
     for metrics in list(_written):
         metrics.forget_pending()
     if _written:

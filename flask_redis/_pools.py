@@ -1,9 +1,13 @@
-"""Count the connections of a redis-py connection pool, for the pool gauges and the CLI."""
+"""Count the connections of redis-py connection pools, for the pool gauges and the CLI."""
 
 from __future__ import annotations
 
 import os
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Callable, NamedTuple
+
+#: What lists the connection pools of a client, for the pool gauges.
+PoolLister = Callable[[], Iterable[Any]]
 
 
 def connection_counts(pool: Any) -> tuple[int, int] | None:
@@ -29,3 +33,40 @@ def usage(pool: Any, counts: tuple[int, int]) -> float | None:
     if not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0:
         return None
     return counts[0] / limit
+
+
+class PoolReading(NamedTuple):
+    """The connections of some pools (see :func:`read_pools`)."""
+
+    #: Connections in use, summed.
+    in_use: int
+    #: Idle connections, summed.
+    idle: int
+    #: How full each pool with a maximum is (see :func:`usage`).
+    usages: list[float]
+    #: Whether any pool could be read.
+    readable: bool
+
+
+def read_pools(listers: Iterable[PoolLister]) -> PoolReading:
+    """The connections of the pools that ``listers`` list, each pool counted once."""
+    in_use = idle = 0
+    usages: list[float] = []
+    readable = False
+    # A pool that clients of several apps share (PREFIX_CONNECTION_POOL) is counted once.
+    # Kept for the pass only, so that no id is another pool's meanwhile.
+    seen: dict[int, Any] = {}
+    for pools in listers:
+        for pool in pools():
+            if id(pool) in seen:
+                continue
+            seen[id(pool)] = pool
+            counts = connection_counts(pool)
+            if counts is None:
+                continue
+            readable = True
+            in_use, idle = in_use + counts[0], idle + counts[1]
+            full = usage(pool, counts)
+            if full is not None:
+                usages.append(full)
+    return PoolReading(in_use, idle, usages, readable)

@@ -1,0 +1,70 @@
+"""The ``command`` label of a Redis command: its name if it is a Redis command, else
+``OTHER``, looked up in a bounded cache (command names come from code, mostly)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._commands import split_name, upper_word
+
+#: Redis commands that are ``command`` label values; any other command is ``OTHER``. A
+#: command of two words (``CLIENT SETNAME``) is labelled by its first.
+COMMANDS = frozenset(
+    """
+    ACL APPEND ASKING AUTH BGREWRITEAOF BGSAVE BITCOUNT BITFIELD BITFIELD_RO BITOP BITPOS
+    BLMOVE BLMPOP BLPOP BRPOP BRPOPLPUSH BZMPOP BZPOPMAX BZPOPMIN CLIENT CLUSTER COMMAND
+    CONFIG COPY DBSIZE DEBUG DECR DECRBY DEL DISCARD DUMP ECHO EVAL EVAL_RO EVALSHA
+    EVALSHA_RO EXEC EXISTS EXPIRE EXPIREAT EXPIRETIME FAILOVER FCALL FCALL_RO FLUSHALL
+    FLUSHDB FUNCTION GEOADD GEODIST GEOHASH GEOPOS GEORADIUS GEORADIUSBYMEMBER
+    GEORADIUSBYMEMBER_RO GEORADIUS_RO GEOSEARCH GEOSEARCHSTORE GET GETBIT GETDEL GETEX
+    GETRANGE GETSET HDEL HELLO HEXISTS HEXPIRE HEXPIREAT HEXPIRETIME HGET HGETALL HGETDEL
+    HGETEX HINCRBY HINCRBYFLOAT HKEYS HLEN HMGET HMSET HPERSIST HPEXPIRE HPEXPIREAT
+    HPEXPIRETIME HPTTL HRANDFIELD HSCAN HSET HSETEX HSETNX HSTRLEN HTTL HVALS INCR INCRBY
+    INCRBYFLOAT INFO KEYS LASTSAVE LATENCY LCS LINDEX LINSERT LLEN LMOVE LMPOP LOLWUT LPOP
+    LPOS LPUSH LPUSHX LRANGE LREM LSET LTRIM MEMORY MGET MIGRATE MODULE MONITOR MOVE MSET
+    MSETNX MULTI OBJECT PERSIST PEXPIRE PEXPIREAT PEXPIRETIME PFADD PFCOUNT PFDEBUG PFMERGE
+    PFSELFTEST PING PSETEX PSUBSCRIBE PSYNC PTTL PUBLISH PUBSUB PUNSUBSCRIBE RANDOMKEY
+    READONLY READWRITE RENAME RENAMENX REPLCONF REPLICAOF RESET RESTORE RESTORE-ASKING ROLE
+    RPOP RPOPLPUSH RPUSH RPUSHX SADD SAVE SCAN SCARD SCRIPT SDIFF SDIFFSTORE SELECT SET
+    SETBIT SETEX SETNX SETRANGE SHUTDOWN SINTER SINTERCARD SINTERSTORE SISMEMBER SLAVEOF
+    SLOWLOG SMEMBERS SMISMEMBER SMOVE SORT SORT_RO SPOP SPUBLISH SRANDMEMBER SREM SSCAN
+    SSUBSCRIBE STRALGO STRLEN SUBSCRIBE SUBSTR SUNION SUNIONSTORE SUNSUBSCRIBE SWAPDB SYNC
+    TIME TOUCH TTL TYPE UNLINK UNSUBSCRIBE UNWATCH VADD VCARD VDIM VEMB VGETATTR VINFO
+    VLINKS VRANDMEMBER VREM VSETATTR VSIM WAIT WAITAOF WATCH XACK XADD XAUTOCLAIM XCLAIM
+    XDEL XGROUP XINFO XLEN XPENDING XRANGE XREAD XREADGROUP XREVRANGE XSETID XTRIM ZADD
+    ZCARD ZCOUNT ZDIFF ZDIFFSTORE ZINCRBY ZINTER ZINTERCARD ZINTERSTORE ZLEXCOUNT ZMPOP
+    ZMSCORE ZPOPMAX ZPOPMIN ZRANDMEMBER ZRANGE ZRANGEBYLEX ZRANGEBYSCORE ZRANGESTORE ZRANK
+    ZREM ZREMRANGEBYLEX ZREMRANGEBYRANK ZREMRANGEBYSCORE ZREVRANGE ZREVRANGEBYLEX
+    ZREVRANGEBYSCORE ZREVRANK ZSCAN ZSCORE ZUNION ZUNIONSTORE
+""".split()
+)
+#: The ``command`` label of a pipeline's and of a transaction's round trip.
+ROUND_TRIPS = frozenset({"PIPELINE", "MULTI"})
+
+_LABEL_CACHE_SIZE = 4096
+_labels: dict[Any, str] = {}
+#: Characters (or bytes) of the longest name kept as a key, of the label cache or of a
+#: record: a command named in one string with its arguments (``"SET k <100 kB>"``) is
+#: labelled and tallied by its label instead, and nothing keeps its arguments.
+NAME_LIMIT = 64
+
+
+def command_label(name: Any) -> str:
+    """The ``command`` label of a command name as redis-py sends it (``"GET"``, ``b"get"``)."""
+    try:
+        return _labels[name]
+    except KeyError:
+        pass
+    words, _args = split_name((name,))  # as redis-py sends it: "GET k" sends GET
+    word = upper_word(words[0]) if words else ""
+    label = word if word in COMMANDS or word in ROUND_TRIPS else "OTHER"
+    # Bounded, in entries and in bytes: command names come from code, mostly.
+    if len(_labels) < _LABEL_CACHE_SIZE and is_short(name):
+        _labels[name] = label
+    return label
+
+
+def is_short(name: Any) -> bool:
+    """Whether ``name`` is text or bytes of at most :data:`NAME_LIMIT`: short enough to be
+    kept as a key."""
+    return isinstance(name, (str, bytes)) and len(name) <= NAME_LIMIT
