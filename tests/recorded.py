@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextvars
 import html
 import re
 import shutil
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -13,10 +15,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
 
+import pytest
 import redis
-from flask import Flask
+from flask import Flask, copy_current_request_context
 from werkzeug.test import TestResponse
 
+import flask_redis._instrument
 from flask_redis import RecordedCalls, Redis, get_recorded_calls
 
 from .conftest import SECRET
@@ -317,3 +321,55 @@ def fastest_rendering(rounds: int) -> float:
         panel.content()
         fastest = min(fastest, time.perf_counter() - started)
     return fastest
+
+
+def in_copied_context(how: str, work: Callable[[], Any]) -> Callable[[], Any]:
+    """``work``, to be run in another thread in what the current request gave it: a copy
+    of its request context (``"request-context"``), or of all its context variables."""
+    if how == "request-context":
+        return copy_current_request_context(work)
+    context = contextvars.copy_context()
+    return lambda: context.run(work)
+
+
+def in_threads(how: str, work: Callable[[], Any], threads: int) -> None:
+    """Run ``work`` in ``threads`` threads at once, each in a copy of the current request's
+    context (see :func:`in_copied_context`), and wait for them all."""
+    started = [threading.Thread(target=in_copied_context(how, work)) for _ in range(threads)]
+    for thread in started:
+        thread.start()
+    for thread in started:
+        thread.join()
+
+
+copied = pytest.mark.parametrize("how", ["request-context", "context-vars"])
+
+
+def log_failures_anew(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Log the failures of the extension's parts again, for the test, as a new process
+    does: each part is logged the first time it fails in a process."""
+    monkeypatch.setattr(flask_redis._instrument, "_reported", set())
+
+
+def uncountable_pool(base: type[Any], **kwargs: Any) -> Any:
+    """A pool of class ``base`` (a connection pool class of redis-py or valkey-py) whose
+    connections cannot be counted once its ``broken`` is set: reading its idle ones, as
+    the pool gauges do, raises then."""
+
+    class UncountablePool(base):  # type: ignore[misc]
+        broken = False
+
+        @property
+        def _available_connections(self) -> Any:
+            if self.broken:
+                raise RuntimeError("the connections cannot be counted")
+            try:
+                return self.__dict__["available"]
+            except KeyError:  # not set yet: redis-py's reset() asks with hasattr()
+                raise AttributeError("_available_connections") from None
+
+        @_available_connections.setter
+        def _available_connections(self, value: Any) -> None:
+            self.__dict__["available"] = value
+
+    return UncountablePool(**kwargs)

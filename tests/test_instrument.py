@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from types import ModuleType
 from typing import Any
@@ -12,9 +13,10 @@ import redis
 import flask_redis._instrument
 from flask_redis import _nodes as nodes
 from flask_redis._commands import Command
-from flask_redis._config import ClientLibrary, client_library
 from flask_redis._instrument import combine, instrumented, observe
+from flask_redis._libraries import ClientLibrary, client_library
 
+from .recorded import log_failures_anew
 from .servers import RedisServer
 
 
@@ -256,14 +258,79 @@ def test_a_failing_observer_leaves_the_others_their_round_trip(
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(flask_redis._instrument, "_observer_failed", False)  # not yet logged
-
-    def failing(*args: Any) -> None:
-        raise RuntimeError("observer bug")
+    log_failures_anew(monkeypatch)
 
     after = Recorder()
-    observe(client, combine(recorder, failing, after))
+    observe(client, combine(recorder, FailingObserver(), after))
     assert client.set("k", "v") is True
     assert client.get("k") == b"v"
     assert recorder.commands == after.commands == [("SET", "k", "v"), ("GET", "k")]
     assert "observer bug" in caplog.text
+
+
+class FailingObserver:
+    """An observer that notes each round trip, then raises."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[Any, ...]] = []
+
+    def __call__(
+        self,
+        command: Command,
+        seconds: float,
+        reply: Any,
+        error: BaseException | None,
+        commands: Sequence[Command] | None,
+    ) -> None:
+        self.seen.append((command, reply, error, commands, seconds > 0))
+        raise RuntimeError("observer bug")
+
+
+@pytest.mark.parametrize("args", [("SET", "k", "v"), ("NOSUCHCMD", "k")], ids=["ok", "error"])
+def test_a_command_observes_and_reports_as_a_watched_pipeline_does(
+    client: Any,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    args: tuple[str, ...],
+) -> None:
+    """A client's ``execute_command`` inlines what a pipeline's round trips call, once
+    watching: both hand the round trip to the observer and log its failure alike."""
+
+    def outcome(through_pipeline: bool) -> tuple[Any, ...]:
+        log_failures_anew(monkeypatch)
+        caplog.clear()
+        observer = FailingObserver()
+        observe(client, observer)
+        with caplog.at_level(logging.ERROR, "flask_redis"):
+            try:
+                if through_pipeline:
+                    with client.pipeline() as pipe:
+                        pipe.watch("w")
+                        pipe.execute_command(*args)
+                        reply = pipe.execute_command(*args)  # the second is not logged
+                else:
+                    client.execute_command(*args)
+                    reply = client.execute_command(*args)
+            except Exception as error:  # the error reaches the caller as it is
+                reply = type(error)
+        command, observed, raised, commands, timed = observer.seen[-1]
+        seen = (command, observed, type(raised), commands, timed)
+        logged = [(record.getMessage(), record.exc_info) for record in caplog.records]
+        return reply, seen, [(message, info and info[0]) for message, info in logged]
+
+    assert outcome(through_pipeline=False) == outcome(through_pipeline=True)
+    reply, _seen, logged = outcome(through_pipeline=False)
+    assert reply is True or issubclass(reply, Exception)
+    assert logged == [
+        (
+            "flask_redis: the observer FailingObserver failed; the Redis command it observed"
+            " did not",
+            RuntimeError,
+        )
+    ]
+
+
+def test_the_observer_type_is_the_command_type() -> None:
+    """The hot path spells out the type of a command, which it may not import."""
+    annotation = flask_redis._instrument.Observer.__call__.__annotations__["command"]
+    assert eval(annotation, vars(flask_redis._instrument)) == Command

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import contextvars
+import bisect
 import gc
 import itertools
 import logging
+import math
 import os
 import threading
 import tracemalloc
@@ -19,17 +20,25 @@ from typing import Any, Callable
 
 import pytest
 import redis
-from flask import Flask, copy_current_request_context
+from flask import Flask
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import REGISTRY, CollectorRegistry, Histogram
 
 import flask_redis._instrument
 import flask_redis._metrics
+import flask_redis._tallies
 from flask_redis import Redis
-from flask_redis._config import ClientLibrary
+from flask_redis._libraries import ClientLibrary
 
 from .conftest import close_clients
+from .recorded import (
+    copied,
+    in_copied_context,
+    in_threads,
+    log_failures_anew,
+    uncountable_pool,
+)
 from .samples import (
     COMMANDS,
     DURATION,
@@ -45,6 +54,11 @@ from .servers import RedisServer, free_port
 
 #: The wall time of every round trip under the :func:`fake_clock` fixture.
 ROUND_TRIP = 0.003
+#: What the scrape logs when it cannot read the pools of prefix REDIS.
+UNREADABLE_POOLS = (
+    "flask_redis: reading the connection pools of prefix 'redis' for the pool gauges failed;"
+    " the metrics are served with the gauges' last values"
+)
 
 
 @pytest.fixture()
@@ -91,7 +105,7 @@ def observer_fails(monkeypatch: pytest.MonkeyPatch) -> None:
         raise RuntimeError("observer failed")
 
     monkeypatch.setattr(flask_redis._metrics.PrefixMetrics, "observe", fail)
-    monkeypatch.setattr(flask_redis._instrument, "_observer_failed", False)
+    log_failures_anew(monkeypatch)
 
 
 def get(app: Flask, path: str) -> int:
@@ -120,7 +134,7 @@ where = pytest.mark.parametrize("in_request", [False, True], ids=["outside", "in
 @given(
     seconds=st.lists(
         st.one_of(
-            st.sampled_from(flask_redis._metrics.DURATION_BUCKETS),
+            st.sampled_from(flask_redis._tallies.DURATION_BUCKETS),
             st.floats(0, 0.002), st.floats(0, 10),
         ),
         min_size=1, max_size=12,
@@ -137,22 +151,22 @@ def test_each_round_trip_falls_in_the_bucket_prometheus_client_puts_it_in(
     seconds *= 2  # the first round trip of a command is tallied apart from the others
     # Each round trip starts at 0 and ends after its given seconds.
     clock = iter([tick for each in seconds for tick in (0.0, each)])
-    expected = Histogram("expected", "", buckets=flask_redis._metrics.DURATION_BUCKETS,
+    expected = Histogram("expected", "", buckets=flask_redis._tallies.DURATION_BUCKETS,
                          registry=CollectorRegistry())  # fmt: skip
-    original = flask_redis._instrument.perf_counter
-    flask_redis._instrument.perf_counter = lambda: next(clock)  # type: ignore[assignment]
-    try:
-        with app.test_request_context() if in_request else nullcontext():
-            for each in seconds:
-                ext.get("k")
-                expected.observe(each)
-    finally:
-        flask_redis._instrument.perf_counter = original
-        ext.connection.close()
+    # Not the monkeypatch fixture, which hypothesis does not reset between examples.
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(flask_redis._instrument, "perf_counter", lambda: next(clock))
+        try:
+            with app.test_request_context() if in_request else nullcontext():
+                for each in seconds:
+                    ext.get("k")
+                    expected.observe(each)
+        finally:
+            ext.connection.close()
     buckets = Samples(registry).matching(f"{DURATION}_bucket", command="GET")
     assert {dict(labels)["le"]: count for labels, count in buckets.items()} == {
         sample.labels["le"]: sample.value
-        for sample in expected.collect()[0].samples if sample.name == "expected_bucket"
+        for sample in list(expected.collect())[0].samples if sample.name == "expected_bucket"
     }  # fmt: skip
 
 
@@ -458,28 +472,6 @@ def test_requests_in_many_threads_with_scrapes_between_are_counted_exactly(
     )
 
 
-def in_copied_context(how: str, work: Callable[[], Any]) -> Callable[[], Any]:
-    """``work``, to be run in another thread in what the current request gave it: a copy
-    of its request context (``"request-context"``), or of all its context variables."""
-    if how == "request-context":
-        return copy_current_request_context(work)
-    context = contextvars.copy_context()
-    return lambda: context.run(work)
-
-
-def in_threads(how: str, work: Callable[[], Any], threads: int) -> None:
-    """Run ``work`` in ``threads`` threads at once, each in a copy of the current request's
-    context (see :func:`in_copied_context`), and wait for them all."""
-    started = [threading.Thread(target=in_copied_context(how, work)) for _ in range(threads)]
-    for thread in started:
-        thread.start()
-    for thread in started:
-        thread.join()
-
-
-copied = pytest.mark.parametrize("how", ["request-context", "context-vars"])
-
-
 @copied
 def test_a_request_that_hands_commands_to_threads_is_one_request(
     metrics_app: Flask, ext: Redis, samples: Samples, how: str
@@ -650,13 +642,13 @@ def test_outside_requests_round_trips_wait_for_a_collect_in_bounded_records(
             for sample in metric.samples if sample.name == COMMANDS
         )  # fmt: skip
 
-    names = flask_redis._metrics._RECORD_NAMES + 44
+    names = flask_redis._tallies.RECORD_NAMES + 44
     for number in range(names):  # names built at run time: kept by label past the bound
         with pytest.raises(client_module.ResponseError):
             ext.execute_command(f"NOSUCHCMD{number}")
     ext.get("a")
     assert counted() == 0
-    assert len(prefix_metrics._local.thread.records) <= flask_redis._metrics._RECORD_NAMES + 2
+    assert len(prefix_metrics._local.thread.records) <= flask_redis._tallies.RECORD_NAMES + 2
     samples = Samples(registry)
     assert (samples.commands("OTHER"), samples.commands("GET")) == (names, 1)
     assert counted() == names + 1
@@ -804,7 +796,10 @@ def test_a_failing_observer_is_logged_once_and_commands_still_work(
 
     run(metrics_app, in_request, work)
     records = [record for record in caplog.records if record.name == "flask_redis"]
-    assert len(records) == 1
+    assert [record.getMessage() for record in records] == [
+        "flask_redis: the observer observer_fails.<locals>.fail of prefix 'redis' failed;"
+        " the Redis command it observed did not"
+    ]
     assert records[0].exc_info is not None and records[0].exc_info[0] is RuntimeError
 
 
@@ -910,7 +905,11 @@ def test_a_forked_worker_shows_none_of_its_parents_connections(
 
 
 def test_pools_that_cannot_be_read_do_not_fail_the_scrape(
-    metrics_app: Flask, ext: Redis, samples: Samples, caplog: pytest.LogCaptureFixture
+    metrics_app: Flask,
+    ext: Redis,
+    samples: Samples,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ext.get("a")
     prefix_metrics = flask_redis._metrics.metrics_for(
@@ -921,10 +920,70 @@ def test_pools_that_cannot_be_read_do_not_fail_the_scrape(
         raise RuntimeError("no pools today")
 
     prefix_metrics.pools[metrics_app] = unreadable
-    flask_redis._instrument._observer_failed = False
+    log_failures_anew(monkeypatch)
     with caplog.at_level(logging.ERROR, "flask_redis"):
         assert samples.commands("GET") == 1  # the scrape goes on
-    assert "recording a Redis command failed" in caplog.text
+        assert samples.commands("GET") == 1  # and the next: logged once
+    assert [record.getMessage() for record in caplog.records] == [UNREADABLE_POOLS]
+    assert "no pools today" in caplog.text
+
+
+def test_a_pool_that_cannot_be_counted_is_logged_once_naming_its_prefix(
+    redis_server: RedisServer,
+    registry: CollectorRegistry,
+    client_module: ModuleType,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pool = uncountable_pool(client_module.ConnectionPool, host="127.0.0.1", port=redis_server.port)
+    app = Flask(__name__)
+    app.config.update(REDIS_CONNECTION_POOL=pool, REDIS_METRICS_REGISTRY=registry)
+    ext = Redis(app)
+    log_failures_anew(monkeypatch)
+    samples = Samples(registry)
+    try:
+        assert ext.get("a") is None
+        assert samples(POOL, prefix="redis", state="idle") == 1
+        pool.broken = True
+        with caplog.at_level(logging.ERROR, "flask_redis"):
+            assert samples.commands("GET") == 1  # the scrape goes on
+            assert samples(POOL, prefix="redis", state="idle") == 1  # as it was last read
+        pool.broken = False
+        assert ext.get("a") is None  # the command never knew
+    finally:
+        pool.disconnect()
+    assert [record.getMessage() for record in caplog.records] == [UNREADABLE_POOLS]
+    assert "the connections cannot be counted" in caplog.text
+
+
+#: Round trip times over the bounds of the duration buckets: each bound, the floats on
+#: either side of it, and the ends.
+EDGES = sorted(
+    {0.0, 10.0, float("inf")}
+    | {
+        edge
+        for bound in flask_redis._tallies.DURATION_BUCKETS
+        for edge in (math.nextafter(bound, 0.0), bound, math.nextafter(bound, 1.0))
+    }
+)
+
+
+def test_bucket_is_the_first_whose_bound_is_not_below() -> None:
+    bounds = flask_redis._tallies.BOUNDS
+    assert [flask_redis._tallies.bucket(each) for each in EDGES] == [
+        bisect.bisect_left(bounds, each) for each in EDGES
+    ]
+
+
+def test_the_observer_tallies_as_tally_does() -> None:
+    """The metrics observer inlines :func:`~flask_redis._tallies.tally` for a command
+    tallied before: both give the same records, over the bounds of the buckets."""
+    prefix_metrics = flask_redis._metrics.metrics_for(CollectorRegistry()).for_prefix("REDIS")
+    expected: dict[Any, Any] = {}
+    for seconds in EDGES:  # the first is tallied by tally(), the others inline
+        prefix_metrics.observe(("GET", "k"), seconds, None, None, None)
+        flask_redis._tallies.tally(expected, ("GET", "k"), seconds, None)
+    assert prefix_metrics._local.thread.records == expected
 
 
 def test_publish_is_counted_and_subscribing_times_nothing(ext: Redis, samples: Samples) -> None:

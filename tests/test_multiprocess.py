@@ -21,13 +21,16 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+import redis
 from flask import Flask
 
+import flask_redis._metrics
 import flask_redis._multiprocess
 from flask_redis import Redis
 
 from .conftest import close_clients
 from .gunicorn_server import HTTP_TIMEOUT, STOP_TIMEOUT, Gunicorn, get, start_gunicorn
+from .recorded import log_failures_anew, uncountable_pool
 from .servers import RedisServer
 
 pytest.importorskip("prometheus_client")
@@ -35,7 +38,7 @@ pytest.importorskip("gunicorn")
 if sys.platform == "win32":  # pragma: no cover
     pytest.skip("gunicorn does not run on Windows", allow_module_level=True)
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, values
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -358,7 +361,7 @@ def test_a_folder_removed_after_the_start_is_logged_by_the_writes_once(
     # What the thread of a process in multiprocess mode writes, every second.
     written: weakref.WeakSet[Any] = weakref.WeakSet([metrics_for(registry)])
     monkeypatch.setattr(flask_redis._multiprocess, "_written", written)
-    monkeypatch.setattr(flask_redis._multiprocess, "_write_failed", False)
+    log_failures_anew(monkeypatch)
     with caplog.at_level(logging.ERROR, "flask_redis"):
         flask_redis._multiprocess.write()
         assert caplog.records == []
@@ -367,7 +370,70 @@ def test_a_folder_removed_after_the_start_is_logged_by_the_writes_once(
         flask_redis._multiprocess.write()
 
     assert [record.getMessage() for record in caplog.records] == [
-        f"flask_redis: PROMETHEUS_MULTIPROC_DIR is {str(folder)!r}, which does not exist:"
+        "flask_redis: the multiprocess file write:"
+        f" PROMETHEUS_MULTIPROC_DIR is {str(folder)!r}, which does not exist:"
         f" the metrics of this process are lost; {REQUIREMENT} (pid {os.getpid()})"
     ]
     assert caplog.records[0].exc_info is None
+
+
+def test_each_part_that_fails_is_logged_once_and_silences_no_other(
+    app: Flask,
+    registry: CollectorRegistry,
+    redis_server: RedisServer,
+    multiproc_dir: Callable[[str, str], None],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An observer that raises, a pool that cannot be counted, a file that cannot be
+    written: each is logged the first time, naming what failed, and the command goes on."""
+    folder = tmp_path / "prometheus"
+    folder.mkdir()
+    multiproc_dir("PROMETHEUS_MULTIPROC_DIR", str(folder))
+    # This process writes its metrics to files, as a worker of a multiprocess server does.
+    monkeypatch.setattr(values, "ValueClass", values.MultiProcessValue())  # type: ignore[no-untyped-call]
+    # Where the durations are written: a folder, which no write can open as a file.
+    obstacle = folder / f"histogram_{os.getpid()}.db"
+    obstacle.mkdir()
+    # The writes of this test's metrics, by this test or by the thread that writes them.
+    monkeypatch.setattr(flask_redis._multiprocess, "_written", weakref.WeakSet())
+    log_failures_anew(monkeypatch)
+    observe = flask_redis._metrics.PrefixMetrics.observe
+
+    def observe_then_fail(self: Any, *args: Any) -> None:
+        observe(self, *args)
+        raise RuntimeError("observer bug")
+
+    monkeypatch.setattr(flask_redis._metrics.PrefixMetrics, "observe", observe_then_fail)
+    pool = uncountable_pool(redis.ConnectionPool, host="127.0.0.1", port=redis_server.port)
+    app.config.update(REDIS_CONNECTION_POOL=pool, REDIS_METRICS_REGISTRY=registry)
+    app.config.pop("REDIS_HOST"), app.config.pop("REDIS_PORT")
+    ext = Redis(app)
+    assert metrics_for(registry).multiprocess
+    with caplog.at_level(logging.ERROR, "flask_redis"):
+        assert ext.set("k", "v") is True  # the observer fails
+        assert ext.get("k") == b"v"
+        flask_redis._multiprocess.write()  # the file write fails
+        obstacle.rmdir()
+        pool.broken = True
+        flask_redis._multiprocess.write()  # the write works, the pools cannot be read
+        obstacle.mkdir()
+        pool.broken = False  # redis-py itself reads what the gauges do
+        assert ext.get("k") == b"v"
+        pool.broken = True
+        flask_redis._multiprocess.write()  # fails again, as the observer did: logged already
+    pool.broken = False
+
+    logged = {record.getMessage(): record.exc_info for record in caplog.records}
+    assert len(caplog.records) == 3
+    pid = os.getpid()
+    assert {message: info and info[0] for message, info in logged.items()} == {
+        "flask_redis: the observer test_each_part_that_fails_is_logged_once_and_silences_no"
+        "_other.<locals>.observe_then_fail of prefix 'redis' failed; the Redis command it"
+        " observed did not": RuntimeError,
+        "flask_redis: the multiprocess file write: writing the metrics of this process to"
+        f" PROMETHEUS_MULTIPROC_DIR failed (pid {pid})": IsADirectoryError,
+        "flask_redis: reading the connection pools of prefix 'redis' for the pool gauges"
+        " failed; the metrics are served with the gauges' last values": RuntimeError,
+    }

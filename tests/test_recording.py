@@ -27,13 +27,12 @@ import flask_redis._instrument
 import flask_redis._recording
 from flask_redis import RecordedCall, RecordedCalls, Redis, get_recorded_calls
 from flask_redis._config import ClientLibrary
-from flask_redis._recording import ARGUMENT_LIMIT, ARGUMENTS_LIMIT, REDACTED
+from flask_redis._display import ARGUMENT_LIMIT, ARGUMENTS_LIMIT, REDACTED
 from flask_redis._redaction import secret_positions, sent_words
 
 from .conftest import SECRET
-from .recorded import recorded, refuses, run
+from .recorded import copied, in_threads, recorded, refuses, run
 from .servers import RedisServer
-from .test_metrics import copied, in_threads
 
 #: This file as a recorded location shows it: relative to the app's root (``tests/``).
 HERE = Path(__file__).name
