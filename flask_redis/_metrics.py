@@ -2,12 +2,12 @@
 
 No round trip calls prometheus-client, nor takes a lock: each is tallied in a record of
 its thread and, in a request, added to the thread's figures in the request (commands and
-time in Redis), which no other thread writes to. Nothing is done when a request starts
+time in Redis), which no other thread writes to (the records: :mod:`._tallies`). Nothing is done when a request starts
 or ends. When the metrics are collected, the figures of the requests whose contexts have
 been popped are added up, each request once whatever threads it handed commands to, and
 what is new in the records is added to the metrics. Under a multiprocess server, where
 another process reads the metrics, a thread of each process does that every second
-instead (see :mod:`.multiprocess`).
+instead (see :mod:`._multiprocess`).
 
 Nothing kept here keeps an app alive: the figures of a request that has ended let go of
 its context, and so of its app, before each full collection of the garbage collector
@@ -115,7 +115,7 @@ class Metrics(Collector):
             self.request_commands, self.request_duration, self.pool, self.pool_usage,
         )  # fmt: skip
         #: With PROMETHEUS_MULTIPROC_DIR, the values live in files that another process
-        #: reads: no collect() here adds the tallies up (see :mod:`.multiprocess`).
+        #: reads: no collect() here adds the tallies up (see :mod:`._multiprocess`).
         self.multiprocess = bool(getattr(values.ValueClass, "_multiprocess", False))
         self._prefixes: dict[str, PrefixMetrics] = {}
         registry.register(self)
