@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 from flask import Flask, current_app, has_app_context
 
-from . import _failover, _nodes, _recording
+from . import _failover, _nodes, _recording, _slowlog
 from ._checks import refusal
 from ._config import DEFAULT_PREFIX, ClientConfig, read_config
 from ._instrument import Observer, combine, instrumented, observe
@@ -236,15 +236,6 @@ def _pools(config: ClientConfig, client: Any, replica: Any) -> Callable[[], list
     return pools
 
 
-def _describe(config: ClientConfig) -> str | None:
-    """The topology of ``config`` in a few words, for the panel; ``None`` for one server."""
-    if config.mode == SENTINEL:
-        return f"Sentinel, service {config.service}"
-    if config.mode == CLUSTER:
-        return "Cluster"
-    return None
-
-
 def create_client(app: Flask, config: ClientConfig) -> tuple[Any, Any]:
     """The client of ``config`` (and for Sentinel, of the replicas): of the configured class
     itself when nothing observes it, else of its instrumented subclass, observed by metrics,
@@ -268,9 +259,9 @@ def create_client(app: Flask, config: ClientConfig) -> tuple[Any, Any]:
         if config.metrics_path is not None:
             _exposition.serve_metrics(app, config.metrics_path, config.metrics_registry)
     if record or config.server_timing:
-        observers.append(_recording.setup_recording(app, config, record, _describe(config)))
+        observers.append(_recording.setup_recording(app, config, record))
     if slow is not None:
-        logger = _recording.SlowLog(config.prefix, slow, app, config.redact_keys)
+        logger = _slowlog.SlowLog(config.prefix, slow, app, config.redact_keys)
         observers.append(logger.observe)
     observer = combine(*observers)
     for each in (client, replica):

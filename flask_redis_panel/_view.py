@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from flask_redis._commands import printable
+from flask_redis._display import ARGUMENT_LIMIT, CUT_MARK
 
 from ._analysis import Analysis, is_single_key_read
 from ._cli import command_line, quote_argument
@@ -30,10 +31,6 @@ ERROR_BYTES = 250
 #: Of those, the most the preview of folded arguments may take.
 PREVIEW_BYTES = 160
 
-# The recorder's mark of a value it cut: "... (123456 bytes)" or "... (123 characters)".
-_CUT = re.compile(r"\.\.\. \(\d+ (?:bytes|characters)\)\Z")
-# Shorter arguments were not cut: the recorder keeps 200 characters, or 100 bytes as hex.
-_CUT_AFTER = 200
 # A lone surrogate: the client sends it as the bytes its encoding_errors make of it (or
 # refuses it), which the recorded call does not say.
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -133,6 +130,12 @@ def _quoted(args: Sequence[str], budget: int) -> tuple[str, bool]:
     return text, cut or len(parts) < len(args)
 
 
+def _marked_cut(args: Sequence[str]) -> bool:
+    """Whether an argument bears the recorder's mark of a value it cut, and is longer than
+    the recorder keeps of a value (shorter ones were not cut, whatever their end)."""
+    return any(len(arg) > ARGUMENT_LIMIT and CUT_MARK.search(arg) for arg in args)
+
+
 def _not_copyable(call: Call) -> str | None:
     """Why the call cannot be copied as recorded, if it cannot."""
     if call.redacted:
@@ -140,14 +143,14 @@ def _not_copyable(call: Call) -> str | None:
     if call.args_left_out:
         return f"Not copyable: {call.args_left_out} more arguments were not recorded"
     # A call not made by the recorder may not say that a value was cut: the mark says it.
-    if call.exact and not any(len(arg) > _CUT_AFTER and _CUT.search(arg) for arg in call.args):
+    if call.exact and not _marked_cut(call.args):
         if any(not arg.isprintable() and _SURROGATE.search(arg) for arg in call.args):
             return (
                 "Not copyable: a value holds a lone surrogate, whose bytes depend on the"
                 " client's encoding_errors"
             )
         return None
-    if any(_CUT.search(arg) for arg in call.args):
+    if any(CUT_MARK.search(arg) for arg in call.args):
         return "Not copyable: a value was cut short when recorded"
     return "Not copyable: a value is not recorded as sent (binary values are shown as hex)"
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from flask_redis import RecordedCall
+from flask_redis._display import ARGUMENT_LIMIT, as_text, displayed
 
 from .recorded import AppFactory, fastest_rendering
 
@@ -23,6 +24,8 @@ CALLS = 1000
 #: The target: any 1000 calls make less HTML than this, and take less time to render.
 MOST_BYTES = 2_000_000
 MOST_SECONDS = 0.5
+#: Why a call whose value the recorder cut cannot be copied.
+CUT_SHORT = "Not copyable: a value was cut short when recorded"
 
 #: Arguments that cost the most once quoted for redis-cli and escaped for HTML: 200
 #: characters (the most the recorder keeps of a value), or bytes (shown as hex past 100).
@@ -120,3 +123,43 @@ def test_arguments_that_fit_are_shown_whole_and_copied() -> None:
     assert row.full == "k " + '"' + '\\"' * 100 + '"'
     assert row.cli == "SET " + row.full
     assert row.preview is not None and row.preview.endswith("…")
+
+
+#: Values the recorder cuts, by each way it cuts them, just past its limits.
+CUT_VALUES: dict[str, Any] = {
+    "text": "v" * (ARGUMENT_LIMIT + 1),
+    "bytes": b"v" * (ARGUMENT_LIMIT + 1),
+    "hex": b"\x00" * (ARGUMENT_LIMIT // 2 + 1),
+    "utf-8-cut-inside-a-character": ("€" * ARGUMENT_LIMIT).encode(),
+}
+
+
+def recorded_args(value: Any) -> tuple[tuple[str, ...], bool]:
+    """The arguments of ``SET k value`` as the recorder keeps them, and whether it says
+    they are exact."""
+    _name, args, _left_out, _redacted, exact = displayed(("SET", "k", value), (), 50)
+    return as_text(args, exact)
+
+
+@pytest.mark.parametrize("value", CUT_VALUES.values(), ids=CUT_VALUES.keys())
+def test_the_panel_reads_the_recorders_mark_of_a_cut_value(value: Any) -> None:
+    args, exact = recorded_args(value)
+    cut_call = recorded_call(args=args, exact=exact)
+    # A call made by other code than the recorder may not say it was cut: the mark says it,
+    # on a value longer than the recorder keeps.
+    said_exact = recorded_call(args=args, exact=True)
+
+    assert not exact
+    assert make_row(1, cut_call, 0.01, 1, False).not_copyable == CUT_SHORT
+    if len(args[1]) > ARGUMENT_LIMIT:
+        assert make_row(1, said_exact, 0.01, 1, False).not_copyable == CUT_SHORT
+
+
+def test_a_value_the_recorder_keeps_whole_is_copied_whatever_its_end() -> None:
+    value = "v" * (ARGUMENT_LIMIT - len("... (5 bytes)")) + "... (5 bytes)"
+    args, exact = recorded_args(value)
+
+    row = make_row(1, recorded_call(args=args, exact=exact), 0.01, 1, False)
+
+    assert (args, exact) == (("k", value), True)
+    assert row.not_copyable is None and row.cli is not None

@@ -3,12 +3,15 @@ real server through a Flask app and its test client."""
 
 from __future__ import annotations
 
+import ast
+import dataclasses
 import gc
 import hashlib
 import inspect
 import itertools
 import logging
 import re
+import textwrap
 import threading
 import time
 import tracemalloc
@@ -21,13 +24,17 @@ from typing import Any, Callable
 import pytest
 import redis
 from flask import Flask, request
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from markupsafe import Markup
 from prometheus_client import CollectorRegistry
 
+import flask_redis._display
 import flask_redis._instrument
 import flask_redis._recording
 from flask_redis import RecordedCall, RecordedCalls, Redis, get_recorded_calls
 from flask_redis._config import ClientLibrary
-from flask_redis._display import ARGUMENT_LIMIT, ARGUMENTS_LIMIT, REDACTED
+from flask_redis._display import ARGUMENT_LIMIT, ARGUMENTS_LIMIT, REDACTED, as_text, displayed
 from flask_redis._redaction import secret_positions, sent_words
 
 from .conftest import SECRET
@@ -1235,3 +1242,58 @@ def test_metrics_and_recording_both_observe_each_call(recording_app: Flask) -> N
     assert sample("flask_redis_commands_total", command="SET") == 1
     assert sample("flask_redis_commands_total", command="GET") == 3
     assert sample("flask_redis_request_commands_sum", endpoint="work") == 4
+
+
+def test_the_recorder_stores_each_field_of_a_call_by_its_name() -> None:
+    """The recorder stores plain tuples, cheaper than named ones: each is of the fields of
+    ``_Pending`` in its order, by local variables named as the fields, and a recorded call is
+    made of its fields by name."""
+    source = textwrap.dedent(inspect.getsource(flask_redis._recording.PrefixRecorder._add))
+    (stored,) = [
+        node.args[0]
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "append"
+    ]
+    assert isinstance(stored, ast.Tuple)
+    names = [element.id if isinstance(element, ast.Name) else None for element in stored.elts]
+    fields = flask_redis._recording._Pending._fields
+    assert names == list(fields)
+    assert set(fields) == {field.name for field in dataclasses.fields(RecordedCall)}
+
+
+#: Arguments of every kind, some of them too long or too many to take the short way.
+ANY_ARGUMENTS = st.lists(
+    st.one_of(
+        st.text(max_size=ARGUMENT_LIMIT + 2),
+        st.just("v" * (ARGUMENT_LIMIT + 1)),
+        st.integers(),
+        st.integers(min_value=10**ARGUMENT_LIMIT),
+        st.floats(),
+        st.booleans(),
+        st.binary(max_size=3),
+        st.just(Markup("<b>")),
+    ),
+    max_size=ARGUMENTS_LIMIT + 2,
+)
+
+
+@settings(database=None, max_examples=300, deadline=None)
+@given(
+    name=st.sampled_from(["GET", "set", b"MSET", "CLIENT SETNAME", "client list", "Del"]),
+    args=ANY_ARGUMENTS,
+    redact_keys=st.sampled_from([(), ("k*",)]),
+)
+def test_the_short_way_of_displaying_a_command_gives_what_the_long_way_gives(
+    name: str | bytes, args: list[Any], redact_keys: tuple[str, ...]
+) -> None:
+    command = (name, *args)
+    long_way = flask_redis._display._displayed(command, redact_keys, ARGUMENTS_LIMIT)
+    assert name in flask_redis._display._plain_names  # the next call may take the short way
+
+    text, shown, left_out, redacted, exact = displayed(command, redact_keys, ARGUMENTS_LIMIT)
+
+    assert (text, *as_text(shown, exact), left_out, redacted) == (
+        long_way[0], long_way[1], long_way[4], long_way[2], long_way[3]
+    )  # fmt: skip

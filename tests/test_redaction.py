@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from redis.connection import PythonRespSerializer
 
 from flask_redis import Redis
-from flask_redis._recording import REDACTED, displayed
+from flask_redis._display import REDACTED, displayed
 from flask_redis._redaction import secret_positions, sent_words
 
 from .conftest import SECRET, close_clients, observed_app
