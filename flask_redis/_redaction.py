@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import Any, Callable
 
 from ._commands import BREAKS, SPACES, Command, split_name, upper_word, word_text
 
@@ -95,36 +95,31 @@ def secret_words(words: list[str], depth: int) -> set[int]:
 
 def _command_secrets(words: list[str], depth: int) -> set[int]:
     """Positions of the secrets in a whole command, each word read as one."""
-    command, size = words[0], len(words)
-    sub = words[1] if size > 1 else ""
-    if command == "AUTH":  # AUTH [username] password
-        return _from(1, size)
-    if command == "HELLO":
-        return _hello_secrets(words)
-    if command == "MIGRATE":
-        return _migrate_secrets(words)
-    if command == "ACL" and sub == "SETUSER":  # ACL SETUSER username rule...
-        return {index for index in range(3, size) if not _harmless_acl_rule(words[index])}
-    if command == "ACL" and sub == "DRYRUN":  # ACL DRYRUN username command arg...
-        return _nested_secrets(words, 3, depth)
-    if command == "COMMAND" and sub in ("GETKEYS", "GETKEYSANDFLAGS"):  # ... command arg...
-        return _nested_secrets(words, 2, depth)
-    if command == "CONFIG" and sub == "SET":  # CONFIG SET parameter value ...
-        return _option_secrets(words, 2)
-    if command == "SENTINEL" and sub == "SET":  # SENTINEL SET master option value ...
-        hidden = _option_secrets(words, 3)
-        if size > 2 and _secret_option(words[2]):  # the master left out: the server reads
-            hidden |= _option_secrets(words, 2)  # the first option's name as its name
-        return hidden
-    if command == "SENTINEL" and sub == "CONFIG":  # SENTINEL CONFIG SET|GET parameter ...
-        action = words[2] if size > 2 else "GET"
-        if action == "SET":
-            return _option_secrets(words, 3)
-        return set() if action == "GET" else _unknown_subcommand(words, 2)
+    command = words[0]
+    sub = words[1] if len(words) > 1 else ""
+    read = _READERS.get((command, sub)) or _READERS.get((command, None))
+    if read is not None:
+        return read(words, depth)
     harmless = _HARMLESS_SUBCOMMANDS.get(command)
-    if harmless is None or size < 2 or sub in harmless:
+    if harmless is None or len(words) < 2 or sub in harmless:
         return set()
     return _unknown_subcommand(words, 1)
+
+
+def _sentinel_set_secrets(words: list[str]) -> set[int]:
+    """SENTINEL SET master option value ...: the values of secret options."""
+    hidden = _option_secrets(words, 3)
+    if len(words) > 2 and _secret_option(words[2]):  # the master left out: the server
+        hidden |= _option_secrets(words, 2)  # reads the first option's name as its name
+    return hidden
+
+
+def _sentinel_config_secrets(words: list[str]) -> set[int]:
+    """SENTINEL CONFIG SET|GET parameter ...: the values of secret parameters."""
+    action = words[2] if len(words) > 2 else "GET"
+    if action == "SET":
+        return _option_secrets(words, 3)
+    return set() if action == "GET" else _unknown_subcommand(words, 2)
 
 
 def _unknown_subcommand(words: list[str], index: int) -> set[int]:
@@ -273,6 +268,26 @@ def _unpaired_secrets(words: list[str], start: int) -> set[int]:
         if _secret_option(word):
             return _from(index + 1, len(words))
     return set()
+
+
+#: How to read the commands that may hold a secret other than by their subcommand alone:
+#: by command and subcommand, or by command (``None``) whatever follows it.
+_READERS: dict[tuple[str, str | None], Callable[[list[str], int], set[int]]] = {
+    ("AUTH", None): lambda words, depth: _from(1, len(words)),  # AUTH [username] password
+    ("HELLO", None): lambda words, depth: _hello_secrets(words),
+    ("MIGRATE", None): lambda words, depth: _migrate_secrets(words),
+    ("ACL", "SETUSER"): lambda words, depth: {  # ACL SETUSER username rule...
+        index for index in range(3, len(words)) if not _harmless_acl_rule(words[index])
+    },
+    # ACL DRYRUN username command arg..., COMMAND GETKEYS command arg...
+    ("ACL", "DRYRUN"): lambda words, depth: _nested_secrets(words, 3, depth),
+    ("COMMAND", "GETKEYS"): lambda words, depth: _nested_secrets(words, 2, depth),
+    ("COMMAND", "GETKEYSANDFLAGS"): lambda words, depth: _nested_secrets(words, 2, depth),
+    # CONFIG SET parameter value ...
+    ("CONFIG", "SET"): lambda words, depth: _option_secrets(words, 2),
+    ("SENTINEL", "SET"): lambda words, depth: _sentinel_set_secrets(words),
+    ("SENTINEL", "CONFIG"): lambda words, depth: _sentinel_config_secrets(words),
+}
 
 
 def key_value_positions(name: str, args: Sequence[Any], globs: Sequence[str]) -> set[int]:
