@@ -34,10 +34,10 @@ import redis
 from flask import current_app
 from flask.cli import AppGroup
 
-from ._commands import printable
-from ._config import ClientLibrary, library_of
-from ._pools import connection_counts
-from ._topology import CLUSTER, SENTINEL, SERVER
+from .._commands import printable
+from .._config import ClientLibrary, library_of
+from .._pools import connection_counts
+from .._topology import CLUSTER, SENTINEL, SERVER
 
 #: Seconds that a command may take, unless ``--timeout`` says otherwise.
 DEFAULT_TIMEOUT = 5.0
@@ -67,7 +67,7 @@ def _check_installed() -> None:
     the module ``flask_redis`` too, and uninstalling it deletes the file, after which
     ``import flask_redis`` finds a namespace package with nothing in it. The commands are
     still found, through the entry point, and can say so."""
-    package = sys.modules.get(__name__.rpartition(".")[0])
+    package = sys.modules.get(__name__.partition(".")[0])  # flask_redis, not flask_redis._cli
     if package is not None and getattr(package, "__file__", None) is None:
         raise click.ClickException(
             "flask_redis/__init__.py is missing: uninstalling flask-redis, which installs"
