@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from . import _flask_redis_compat
-from ._config import ConfigWarning, IgnoredKeyWarning, UnreadKeyWarning
+from ._config_warnings import ConfigWarning, IgnoredKeyWarning, UnreadKeyWarning
 from ._extension import Redis
 from ._flask_redis_compat import FlaskRedis
 from ._recording import RecordedCall, RecordedCalls, get_recorded_calls

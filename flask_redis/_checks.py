@@ -1,6 +1,6 @@
-"""Check the value of each argument of redis-py's and valkey-py's clients, converted from
-text first, and raise a :exc:`ValueError` or :exc:`TypeError` naming its key, which never
-shows a secret."""
+"""Check the value of each argument of redis-py's and valkey-py's clients, and of the
+extension's own settings that are flags, counts or seconds, converted from text first, and
+raise a :exc:`ValueError` or :exc:`TypeError` naming its key, which never shows a secret."""
 
 from __future__ import annotations
 
@@ -22,8 +22,9 @@ from werkzeug.utils import import_string
 
 
 @functools.cache
-def _class_named(*paths: str) -> type[Any] | None:
-    """The first class of ``paths`` that imports, if any (redis-py 5 lacks some)."""
+def class_named(*paths: str) -> type[Any] | None:
+    """The first class of ``paths`` (dotted paths) that imports, if any: redis-py 5 lacks
+    some, and the extras (prometheus-client, pyOpenSSL) may not be installed."""
     for path in paths:
         try:
             found = import_string(path)
@@ -37,12 +38,14 @@ def _class_named(*paths: str) -> type[Any] | None:
 # -- What a message shows of a value -------------------------------------------------------
 
 
-def _is_secret(key: str) -> bool:
+def is_secret(key: str) -> bool:
+    """Whether the value of ``key`` may hold a secret (``*_PASSWORD``, ``*_URL``,
+    ``*_SENTINEL_KWARGS``): no message shows any of it."""
     # "REDIS_URL (query argument 'db')" is a part of a secret key's value: secret too.
     return key.split(" (", 1)[0].endswith(("PASSWORD", "_URL", "_SENTINEL_KWARGS"))
 
 
-def _may_hold_credentials(text: str) -> bool:
+def may_hold_credentials(text: str) -> bool:
     """Whether ``text`` has an ``@`` or a ``:/``, as a URL (``redis://``) and a user name
     and password (``user:password@host``) have."""
     return "@" in text or ":/" in text
@@ -52,13 +55,13 @@ def _may_hold_credentials(text: str) -> bool:
 _NOT_SHOWN = "a value with an '@' or a ':/', not shown (it may hold a password)"
 
 
-def _shown(key: str, value: object) -> str:
+def shown(key: str, value: object) -> str:
     """What a message may say of ``value``: the repr of a plain value of a key that holds
     no secret, else only its type (an object's repr may hold anything, or fail); never
     text that may hold a password, whatever the key."""
-    if isinstance(value, str) and _may_hold_credentials(value):
+    if isinstance(value, str) and may_hold_credentials(value):
         return _NOT_SHOWN
-    if _is_secret(key) or not isinstance(value, (str, int, float, type(None))):
+    if is_secret(key) or not isinstance(value, (str, int, float, type(None))):
         return f"a value of type {type(value).__name__}"
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
@@ -81,7 +84,7 @@ def _holds_url(name: str, text: str) -> bool:
     if name == "host" and text.startswith("file://"):
         text = text[len("file://") :]
     is_path = text.startswith("/") and not text.startswith("//")
-    return not (is_path and name != "connection_pool") and _may_hold_credentials(text)
+    return not (is_path and name != "connection_pool") and may_hold_credentials(text)
 
 
 def _refuse_url(key: str, name: str, value: Any) -> None:
@@ -134,9 +137,10 @@ _INTEGER: _Converter = (_to_int, "an integer")
 _NUMBER: _Converter = (_to_float, "a number")
 _BOOLEAN: _Converter = (_to_bool, "a boolean (true/false, yes/no, 1/0)")
 
-# Arguments whose value may come as text (environment variables, URL query strings) and is
-# converted to the type redis-py expects.
-_CONVERTERS: dict[str, _Converter] = {
+#: Arguments whose value may come as text (environment variables, URL query strings) and is
+#: converted to the type redis-py expects: the converter, and what a value should be (the
+#: configuration reference lists them).
+CONVERTERS: dict[str, _Converter] = {
     **dict.fromkeys(
         ("port", "db", "max_connections", "health_check_interval", "socket_read_size",
          "protocol", "reinitialize_steps", "cluster_error_retry_attempts", "cache_max_size",
@@ -154,9 +158,9 @@ _CONVERTERS: dict[str, _Converter] = {
         _BOOLEAN,
     ),
 }  # fmt: skip
-_LoadBalancingStrategy = _class_named("redis.cluster.LoadBalancingStrategy")
+_LoadBalancingStrategy = class_named("redis.cluster.LoadBalancingStrategy")
 if _LoadBalancingStrategy is not None:  # redis-py 5.1 and later
-    _CONVERTERS["load_balancing_strategy"] = (
+    CONVERTERS["load_balancing_strategy"] = (
         _LoadBalancingStrategy,
         "one of " + ", ".join(repr(member.value) for member in _LoadBalancingStrategy),
     )
@@ -165,7 +169,7 @@ if _LoadBalancingStrategy is not None:  # redis-py 5.1 and later
 def _convert(key: str, name: str, value: Any, library: str = "redis") -> Any:
     """Convert the text value of argument ``name`` (read from ``key``) to its type: the
     one written here, else the one its annotation in ``library``'s signatures gives."""
-    converter = _CONVERTERS.get(name)
+    converter = CONVERTERS.get(name)
     if converter is None:
         converter = _signature_checks(library).get(name, (None, None))[0]
     return value if converter is None else _convert_with(key, value, converter)
@@ -178,7 +182,7 @@ def _convert_with(key: str, value: Any, converter: _Converter) -> Any:
     try:
         return converter[0](value)
     except ValueError:
-        raise ValueError(f"{key} must be {converter[1]}, got {_shown(key, value)}") from None
+        raise ValueError(f"{key} must be {converter[1]}, got {shown(key, value)}") from None
 
 
 # -- Checks of the values of redis-py's arguments ------------------------------------------
@@ -209,9 +213,9 @@ class _Check:
 
     def __call__(self, key: str, value: Any, library: str = "redis") -> Any:
         if not self.kind(value):
-            raise TypeError(f"{key} must be {self.expected}, got {_shown(key, value)}")
+            raise TypeError(f"{key} must be {self.expected}, got {shown(key, value)}")
         if self.valid is not None and not _succeeds(self.valid, value):
-            raise ValueError(f"{key} must be {self.expected}, got {_shown(key, value)}")
+            raise ValueError(f"{key} must be {self.expected}, got {shown(key, value)}")
         return value if self.normal is None else self.normal(value)
 
 
@@ -242,7 +246,7 @@ def _is_path(value: Any) -> bool:
 
 
 #: The highest database number: Redis counts its databases in a C ``int``.
-_MAX_DB = 2**31 - 1
+MAX_DB = 2**31 - 1
 
 
 def _integer(low: int, high: int | None = None, none: bool = False) -> _Check:
@@ -293,14 +297,14 @@ class _Instance(_Check):
 
     def __call__(self, key: str, value: Any, library: str = "redis") -> Any:
         paths = tuple(path.format(lib=library) for path in self.paths)
-        wanted = _class_named(*paths)
+        wanted = class_named(*paths)
         if wanted is None or not isinstance(value, wanted):
             # The path that imports (valkey-py has no AbstractRetry), else the first.
-            found = [path for path in paths if _class_named(path) is wanted] or [paths[0]]
+            found = [path for path in paths if class_named(path) is wanted] or [paths[0]]
             expected = f"an instance of {found[0] if wanted is not None else paths[0]}"
             if wanted is None and paths[0].startswith("OpenSSL."):
                 expected += " (pip install pyOpenSSL)"
-            raise TypeError(f"{key} must be {expected}, got {_shown(key, value)}")
+            raise TypeError(f"{key} must be {expected}, got {shown(key, value)}")
         return value
 
 
@@ -339,7 +343,7 @@ _NO_NONE = functools.partial(_Check, none=False)
 _CHECKS: dict[str, _Check] = {
     "host": _NO_NONE("a host name or IP address (a string)", _is_text, lambda v: v.strip() != ""),
     "port": _integer(1, 65535),
-    "db": _integer(0, _MAX_DB),
+    "db": _integer(0, MAX_DB),
     "password": _TEXT_OR_BYTES,
     "username": _TEXT_OR_BYTES,
     "socket_timeout": _seconds(zero=False, none=True),
@@ -443,19 +447,41 @@ class _Unset:
     """A key set to ``None`` where ``None`` is no value of the argument: as if not set."""
 
 
-_UNSET = _Unset()
+#: What :func:`checked_value` gives for a key set to ``None`` that counts as not set.
+UNSET = _Unset()
 
 
-def _value(key: str, name: str, value: Any, library: str = "redis") -> Any:
+def checked_value(key: str, name: str, value: Any, library: str = "redis") -> Any:
     """The value of argument ``name`` that ``key`` gives to a client of ``library``
-    (``"redis"`` or ``"valkey"``): converted from text and checked; :data:`_UNSET` for a
+    (``"redis"`` or ``"valkey"``): converted from text and checked; :data:`UNSET` for a
     ``None`` that means "not set"."""
     check = _CHECKS.get(name) or _signature_checks(library).get(name, (None, None))[1]
     if value is None:
-        return value if check is None or check.none else _UNSET
+        return value if check is None or check.none else UNSET
     _refuse_url(key, name, value)
     value = _convert(key, name, value, library)
     return value if check is None else check(key, value, library)
+
+
+# -- The extension's own settings ------------------------------------------------------------
+
+
+def boolean_setting(key: str, value: Any) -> bool:
+    """The value of ``key``, a setting that is on or off: a boolean, 1 or 0, or text such
+    as ``"yes"`` or ``"off"``."""
+    return bool(_boolean()(key, _convert_with(key, value, _BOOLEAN)))
+
+
+def count_setting(key: str, value: Any) -> int:
+    """The value of ``key``, a setting that is an integer of 0 or more, or its text."""
+    count: int = _integer(0)(key, _convert_with(key, value, _INTEGER))
+    return count
+
+
+def seconds_setting(key: str, value: Any) -> float:
+    """The value of ``key``, a setting that is a number of seconds, 0 or more, or its
+    text."""
+    return float(_seconds(zero=True, none=False)(key, _convert_with(key, value, _NUMBER)))
 
 
 # -- Checks read from the signatures, for arguments that a new release adds ------------------
@@ -480,7 +506,7 @@ def _signature_checks(library: str) -> dict[str, tuple[_Converter | None, _Check
     as the keys written out here are, and an error names it."""
     found: dict[str, tuple[_Converter | None, _Check | None]] = {}
     for path in _SIGNED_CLASSES.get(library, ()):
-        klass = _class_named(path)
+        klass = class_named(path)
         if klass is None:
             continue
         init = vars(klass).get("__init__")
@@ -576,9 +602,7 @@ def refusal(error: Exception, sources: Mapping[str, str], taker: str) -> ValueEr
         return None
     key = sources[named[0]]
     said = (
-        ""
-        if _is_secret(key) or _may_hold_credentials(text)
-        else f": {type(error).__name__}: {text}"
+        "" if is_secret(key) or may_hold_credentials(text) else f": {type(error).__name__}: {text}"
     )
     return ValueError(f"{key} is refused by {taker}{said}")
 
@@ -586,11 +610,25 @@ def refusal(error: Exception, sources: Mapping[str, str], taker: str) -> ValueEr
 # -- Arguments that redis-py refuses together ----------------------------------------------
 
 
-def _check_together(
+def check_together(
     kwargs: dict[str, Any], key: Callable[[str], str], library: str = "redis"
 ) -> None:
     """Raise for arguments that the client of ``library`` refuses together, naming their
     keys: ``key(name)`` is the key of argument ``name``, set or not."""
+    _check_resp3(kwargs, key, library)
+    if kwargs.get("credential_provider") is not None:
+        for name in ("username", "password"):
+            if kwargs.get(name):
+                raise ValueError(
+                    f"{key(name)} and {key('credential_provider')} are both set: the provider"
+                    " gives the user name and password, keep only one"
+                )
+    _check_ocsp(kwargs, key)
+
+
+def _resp3(kwargs: dict[str, Any], library: str) -> bool:
+    """Whether the client speaks RESP3: the protocol of the arguments, else of the pool
+    given, else the library's default."""
     protocol = kwargs.get("protocol")
     pool = kwargs.get("connection_pool")
     if pool is not None:
@@ -598,10 +636,16 @@ def _check_together(
     if protocol is None:
         utils = importlib.import_module(f"{library}.utils")
         protocol = getattr(utils, "DEFAULT_RESP_VERSION", 2)
-    resp3 = _succeeds(lambda p: int(p) == 3, protocol)
+    return _succeeds(lambda p: int(p) == 3, protocol)
+
+
+def _check_resp3(kwargs: dict[str, Any], key: Callable[[str], str], library: str) -> None:
+    """Raise for the arguments that need RESP3 when the client does not speak it, and for
+    maintenance notifications over a unix socket."""
+    resp3 = _resp3(kwargs, library)
     needs = (
         f"protocol 3 (RESP3), which {key('protocol')} does not give"
-        if "protocol" in kwargs or pool is not None
+        if "protocol" in kwargs or kwargs.get("connection_pool") is not None
         else f"{key('protocol')} = 3"
     )
     for name in ("cache", "cache_config"):
@@ -610,24 +654,22 @@ def _check_together(
     if kwargs.get("cache_enabled") and not resp3:
         raise ValueError(f"{key('cache_enabled')} needs {needs}: valkey-py caches over RESP3 only")
     notifications = kwargs.get("maint_notifications_config")
-    if notifications is not None and getattr(notifications, "enabled", False):
-        if not resp3:
-            raise ValueError(
-                f"{key('maint_notifications_config')} turns maintenance notifications on,"
-                f" which need {needs}"
-            )
-        if notifications.enabled is True and kwargs.get("unix_socket_path") is not None:
-            raise ValueError(
-                f"{key('maint_notifications_config')} turns maintenance notifications on,"
-                f" which a unix socket ({key('unix_socket_path')}) does not have"
-            )
-    if kwargs.get("credential_provider") is not None:
-        for name in ("username", "password"):
-            if kwargs.get(name):
-                raise ValueError(
-                    f"{key(name)} and {key('credential_provider')} are both set: the provider"
-                    " gives the user name and password, keep only one"
-                )
+    if notifications is None or not getattr(notifications, "enabled", False):
+        return
+    if not resp3:
+        raise ValueError(
+            f"{key('maint_notifications_config')} turns maintenance notifications on,"
+            f" which need {needs}"
+        )
+    if notifications.enabled is True and kwargs.get("unix_socket_path") is not None:
+        raise ValueError(
+            f"{key('maint_notifications_config')} turns maintenance notifications on,"
+            f" which a unix socket ({key('unix_socket_path')}) does not have"
+        )
+
+
+def _check_ocsp(kwargs: dict[str, Any], key: Callable[[str], str]) -> None:
+    """Raise for both kinds of OCSP validation on, and for one whose package is missing."""
     if kwargs.get("ssl_validate_ocsp") and kwargs.get("ssl_validate_ocsp_stapled"):
         raise ValueError(
             f"{key('ssl_validate_ocsp')} and {key('ssl_validate_ocsp_stapled')} are both on:"

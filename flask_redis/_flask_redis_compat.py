@@ -6,7 +6,6 @@ uninstalling flask-redis then deletes this package's ``__init__.py``.
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import importlib.metadata
 import re
@@ -20,26 +19,23 @@ from typing import Any
 import redis
 from flask import Flask, current_app, has_app_context
 
-from ._checks import _UNSET, _check_together, _value
-from ._config import (
-    _URL_DEFAULTS,
-    ClientConfig,
-    IgnoredKeyWarning,
-    _arguments,
-    _drop_tls_arguments,
-    _taker,
-    _warn,
-    client_library,
-    read_config,
-)
+from ._checks import UNSET, checked_value
+from ._config import ClientConfig, read_config, with_arguments
+from ._config_warnings import IgnoredKeyWarning, warn_at_app
 from ._extension import Redis, create_client
+from ._keys import arguments, taker
+from ._libraries import client_library
 from ._topology import SERVER
 
 #: The URL flask-redis connects to when ``PREFIX_URL`` is not set.
 DEFAULT_URL = "redis://localhost:6379/0"
 
-#: The keys that flask-redis's default URL decides, with what it decides for each.
-_DEFAULT_URL_DECIDES = {**_URL_DEFAULTS, "unix_socket_path": None, "connection_pool": None}
+#: The keys that flask-redis's default URL decides, with what it decides for each: its
+#: host, port and database, no user name and password, and no socket path or ready pool.
+_DEFAULT_URL_DECIDES = {
+    "host": "localhost", "port": 6379, "db": 0, "username": None, "password": None,
+    "unix_socket_path": None, "connection_pool": None,
+}  # fmt: skip
 
 #: Arguments that redis-py renamed, which flask-redis passed on to redis-py 3 and 4.
 _RENAMED = {"charset": "encoding", "errors": "encoding_errors"}
@@ -313,7 +309,7 @@ def _read(
     if provider is not None:
         given = keys.get(class_key)
         if given is not None and given is not provider:
-            _warn(
+            warn_at_app(
                 f"{class_key} is ignored: FlaskRedis.from_custom_provider() gives the class",
                 IgnoredKeyWarning,
             )
@@ -323,9 +319,9 @@ def _read(
         read = read_config(keys, prefix, other_prefixes)
     for name, value in dropped.items():
         key = f"{prefix}_{name.upper()}"
-        value = _value(key, name, value, read.library.name)
-        if value is not _UNSET and (value or None) != (_DEFAULT_URL_DECIDES[name] or None):
-            _warn(
+        value = checked_value(key, name, value, read.library.name)
+        if value is not UNSET and (value or None) != (_DEFAULT_URL_DECIDES[name] or None):
+            warn_at_app(
                 f"{key} is ignored: {url_key} is not set, so FlaskRedis connects to"
                 f" flask-redis's default {DEFAULT_URL}, as flask-redis did. Give the address"
                 f" in {url_key}, or use flask_redis.Redis, which reads {key}",
@@ -353,32 +349,14 @@ def _with_code_arguments(
 ) -> ClientConfig:
     """``read`` with the keyword arguments given in code, checked as their keys would be."""
     url_key = f"{prefix}_URL"
-    library = read.library.name
-    accepted = _arguments(read.mode, read.client_class)
-    taker = _taker(read.mode, read.client_class)
-    arguments: dict[str, Any] = {}
-    for name, value in code.items():
-        new = _RENAMED.get(name)
-        if new is not None and new in accepted:
-            if new in code:
-                raise TypeError(
-                    f"{_argument(name)} and {_argument(new)} are both set: keep only {new}"
-                )
-            _warn(f"{_argument(name)} is deprecated; use {new}", DeprecationWarning)
-            name = new
-        elif name not in accepted:
-            near = difflib.get_close_matches(name, accepted, n=1)
-            hint = f": did you mean {near[0]}?" if near else ""
-            raise TypeError(f"{_argument(name)} is not an argument that {taker} takes{hint}")
-        arguments[name] = value
     stated = {} if url is None else _stated(read, url, prefix)
     kwargs = dict(read.kwargs)
     sources = dict(read.sources)
-    for name, given in arguments.items():
+    for name, given in _code_arguments(read, code).items():
         key, label = f"{prefix}_{name.upper()}", _argument(name)
         with _named({key: label}):
-            value = _value(key, name, given, library)
-        if value is _UNSET:
+            value = checked_value(key, name, given, read.library.name)
+        if value is UNSET:
             continue
         if name == "connection_pool" and url is not None:
             raise ValueError(
@@ -387,22 +365,48 @@ def _with_code_arguments(
                 " not set); use flask_redis.Redis with the key"
             )
         if name in stated:
-            if stated[name] is _NOT_USED:
-                transport = "a unix socket" if name in ("host", "port") else "TCP"
-                _warn(f"{label} is ignored: {url_key} connects over {transport}", IgnoredKeyWarning)
-            elif value != stated[name]:
-                _warn(
-                    f"{label} is ignored: {url_key} gives {name!r} too, and the URL wins,"
-                    " as it did for flask-redis",
-                    IgnoredKeyWarning,
-                )
+            _warn_url_wins(name, value, stated[name], label, url_key)
             continue
         if name in kwargs and sources[name] != url_key and kwargs[name] != value:
-            _warn(f"{sources[name]} is ignored: {label} gives it in code", IgnoredKeyWarning)
+            warn_at_app(f"{sources[name]} is ignored: {label} gives it in code", IgnoredKeyWarning)
         kwargs[name], sources[name] = value, label
-    _drop_tls_arguments(kwargs, sources, prefix)
-    _check_together(kwargs, lambda name: sources.get(name, f"{prefix}_{name.upper()}"), library)
-    return dataclasses.replace(read, kwargs=kwargs, sources=sources)
+    return with_arguments(read, kwargs, sources)
+
+
+def _code_arguments(read: ClientConfig, code: Mapping[str, Any]) -> dict[str, Any]:
+    """The keyword arguments given in code, by the names of today's arguments: each one
+    that the client of ``read`` takes, or the name of 1.0 that redis-py renamed."""
+    accepted = arguments(read.mode, read.client_class)
+    found: dict[str, Any] = {}
+    for name, value in code.items():
+        new = _RENAMED.get(name)
+        if new is not None and new in accepted:
+            if new in code:
+                raise TypeError(
+                    f"{_argument(name)} and {_argument(new)} are both set: keep only {new}"
+                )
+            warn_at_app(f"{_argument(name)} is deprecated; use {new}", DeprecationWarning)
+            name = new
+        elif name not in accepted:
+            near = difflib.get_close_matches(name, accepted, n=1)
+            hint = f": did you mean {near[0]}?" if near else ""
+            taken_by = taker(read.mode, read.client_class)
+            raise TypeError(f"{_argument(name)} is not an argument that {taken_by} takes{hint}")
+        found[name] = value
+    return found
+
+
+def _warn_url_wins(name: str, value: Any, stated: Any, label: str, url_key: str) -> None:
+    """Warn that ``label``'s ``value`` is ignored where the URL states ``name`` itself."""
+    if stated is _NOT_USED:
+        transport = "a unix socket" if name in ("host", "port") else "TCP"
+        warn_at_app(f"{label} is ignored: {url_key} connects over {transport}", IgnoredKeyWarning)
+    elif value != stated:
+        warn_at_app(
+            f"{label} is ignored: {url_key} gives {name!r} too, and the URL wins,"
+            " as it did for flask-redis",
+            IgnoredKeyWarning,
+        )
 
 
 # -- Both distributions installed ----------------------------------------------------------

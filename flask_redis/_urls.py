@@ -1,36 +1,38 @@
 """Read the URLs of ``PREFIX_URL`` (``redis://``, ``rediss://``, ``unix://``,
 ``redis+sentinel://``, ``redis+cluster://``, and the same with ``valkey`` for ``redis``) and
-the ``host:port`` addresses of the sentinels and startup nodes, into what they decide; no
-message shows any part of them."""
+the ``host:port`` addresses of the sentinels and startup nodes, into what they decide, and
+let it win over the separate keys; no message shows any part of them. The schemes and the
+topology and client library each asks for are known here only."""
 
 from __future__ import annotations
 
 import difflib
 import re
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, unquote_plus
 
-from ._checks import (
-    _INTEGER,
-    _MAX_DB,
-    _convert_with,
-    _is_secret,
-    _may_hold_credentials,
-    _shown,
-    _value,
-)
-from ._topology import (
-    _DEFAULT_PORTS,
-    _SERVER_SCHEMES,
-    _TLS_SCHEMES,
-    _TOPOLOGY_SCHEMES,
-    CLUSTER,
-    REDIS_PY,
-    SENTINEL,
-)
+from ._checks import MAX_DB, checked_value, is_secret, may_hold_credentials, shown
+from ._config_warnings import IgnoredKeyWarning, warn_at_app
+from ._topology import CLUSTER, REDIS_PY, SENTINEL, VALKEY_PY
 
+#: Schemes of one server over TCP, the one of TLS last: their ``+sentinel`` and
+#: ``+cluster`` forms name the other topologies.
+_SERVER_SCHEMES = {REDIS_PY: ("redis", "rediss"), VALKEY_PY: ("valkey", "valkeys")}
+#: Schemes that turn TLS on, in all their forms.
+_TLS_SCHEMES = frozenset(
+    f"{tls}{form}" for _, tls in _SERVER_SCHEMES.values() for form in ("", "+sentinel", "+cluster")
+)
+#: URL schemes of Sentinel and Cluster, and the mode each asks for.
+_TOPOLOGY_SCHEMES = {
+    f"{scheme}+{mode}": mode
+    for schemes in _SERVER_SCHEMES.values()
+    for scheme in schemes
+    for mode in (SENTINEL, CLUSTER)
+}
+#: The port of an address given without one.
+_DEFAULT_PORTS = {SENTINEL: 26379, CLUSTER: 6379}
 #: The schemes of the URLs read, and how messages list them.
 _ONE_SERVER_SCHEMES = tuple(scheme for pair in _SERVER_SCHEMES.values() for scheme in pair)
 _SCHEMES = (*_ONE_SERVER_SCHEMES, "unix", *_TOPOLOGY_SCHEMES)
@@ -38,8 +40,26 @@ _SCHEMES_TEXT = (
     "redis://, rediss://, unix://, valkey://, valkeys://, or redis+sentinel://,"
     " redis+cluster:// and their rediss+, valkey+ and valkeys+ forms"
 )
-#: Address = (host, port)
+#: An address of a sentinel or a cluster node: ``(host, port)``.
 Address = tuple[str, int]
+
+
+def _scheme(url: Any) -> str:
+    return url.partition("://")[0].lower() if isinstance(url, str) else ""
+
+
+def url_topology(url: Any) -> str | None:
+    """The topology that the scheme of ``url`` asks for: :data:`~._topology.SENTINEL` or
+    :data:`~._topology.CLUSTER`; ``None`` for a URL of one server, or no URL."""
+    return _TOPOLOGY_SCHEMES.get(_scheme(url))
+
+
+def url_library(url: Any) -> str:
+    """The client library whose class a URL picks when no class is set:
+    :data:`~._topology.VALKEY_PY` for ``valkey://``, ``valkeys://`` and their forms, else
+    :data:`~._topology.REDIS_PY` (also without a URL)."""
+    base = _scheme(url).partition("+")[0]
+    return VALKEY_PY if base in _SERVER_SCHEMES[VALKEY_PY] else REDIS_PY
 
 
 @dataclass
@@ -70,7 +90,7 @@ def _split_url(key: str, url: Any) -> _Url:
     of the URL is put into a message.
     """
     if not isinstance(url, str):
-        raise TypeError(f"{key} must be a string, got {_shown(key, url)}")
+        raise TypeError(f"{key} must be a string, got {shown(key, url)}")
     if any(character < " " or character == "\x7f" for character in url):
         raise ValueError(f"{key} has a control character, such as a line break: remove it")
     scheme, separator, rest = url.partition("://")
@@ -112,6 +132,65 @@ _WHAT = {
     "host": "host", "port": "port", "db": "database", "username": "user name",
     "password": "password", "unix_socket_path": "unix socket path", "ssl": "use of TLS",
 }  # fmt: skip
+#: What a URL decides even when it leaves it out (then the default: 1.0 overwrote the
+#: keys with the URL's host, port, user name, password and database, or their defaults).
+_URL_DEFAULTS: dict[str, Any] = {
+    "host": "localhost", "port": 6379, "db": 0, "username": None, "password": None,
+}  # fmt: skip
+
+
+@dataclass
+class UrlSettings:
+    """What the URL of ``key`` decides: the parts of its address, its query arguments and,
+    for Sentinel and Cluster, its addresses and service name."""
+
+    key: str
+    #: Per part of the address (``host``, ``port``, ``db``, ...), its value, or a marker
+    #: of one left out (then its default applies) or not used by this kind of URL.
+    owned: dict[str, Any]
+    #: The arguments of its query string, converted and checked.
+    query: dict[str, Any]
+    #: Sentinel: the sentinels; Cluster: the startup nodes.
+    addresses: list[Address] = field(default_factory=list)
+    #: Sentinel: the name of the service, from the path, if given.
+    service: str | None = None
+
+    def apply(self, kwargs: dict[str, Any], sources: dict[str, str]) -> None:
+        """Let what the URL decides win over the separate keys, in ``kwargs`` (and the key
+        of each argument in ``sources``): the parts of its address (their defaults when
+        left out), then its query arguments. A separate key that gives something else is
+        ignored with an :class:`~._config_warnings.IgnoredKeyWarning` naming it."""
+        for name, value in self.owned.items():
+            if name in kwargs:
+                self._override(name, value, kwargs.pop(name), sources.pop(name))
+            if value is not _LEFT_OUT and value is not _NOT_USED:
+                kwargs[name], sources[name] = value, self.key
+        for name, value in self.query.items():
+            if name in kwargs and kwargs[name] != value:
+                warn_at_app(
+                    f"{sources[name]} is ignored: {self.key} sets {name!r} as a query"
+                    " argument, and the URL wins",
+                    IgnoredKeyWarning,
+                )
+            kwargs[name], sources[name] = value, self.key
+
+    def _override(self, name: str, value: Any, given: Any, key: str) -> None:
+        """Warn that the URL's ``value`` of ``name`` wins over ``given``, of ``key``."""
+        said = _URL_DEFAULTS.get(name) if value is _LEFT_OUT else value
+        if value is _NOT_USED:
+            transport = "a unix socket" if name in ("host", "port") else "TCP"
+            warn_at_app(
+                f"{key} is ignored: {self.key} is set, and connects over {transport}",
+                IgnoredKeyWarning,
+            )
+        elif (given or None) != (said or None):  # "" and None are both no password
+            what = _WHAT[name]
+            warn_at_app(
+                f"{key} is ignored: {self.key} is set, and decides the {what} also when it"
+                " leaves it out (then the default applies), as in Flask-And-Redis 1.0."
+                f" Give the {what} in {self.key}, or remove {key}",
+                IgnoredKeyWarning,
+            )
 
 
 def _query_arguments(
@@ -140,7 +219,7 @@ def _query_arguments(
             )
         if name in kwargs:
             raise ValueError(f"{key} has the query argument {name!r} twice")
-        value = _value(
+        value = checked_value(
             f"{key} (query argument {name!r})", name, _unquote(key, raw_value, True), library
         )
         kwargs[name] = value
@@ -150,10 +229,8 @@ def _query_arguments(
 def _database(key: str, segment: str) -> int:
     """The database number that a path segment of a URL gives."""
     text = _unquote(key, segment)
-    if not re.fullmatch("[0-9]+", text) or int(text) > _MAX_DB:
-        raise ValueError(
-            f"{key} must give the database as a number from 0 to {_MAX_DB} in its path"
-        )
+    if not re.fullmatch("[0-9]+", text) or int(text) > MAX_DB:
+        raise ValueError(f"{key} must give the database as a number from 0 to {MAX_DB} in its path")
     return int(text)
 
 
@@ -174,12 +251,13 @@ def _url_database(key: str, path_db: Any, query: dict[str, Any], left_out: Any) 
     return query_db
 
 
-def _server_url(
-    key: str, url: _Url, accepted: Collection[str], taker: str, library: str = REDIS_PY
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Read a ``redis://``, ``rediss://``, ``valkey://``, ``valkeys://`` or ``unix://`` URL:
-    what its address decides (each value, :data:`_LEFT_OUT` or :data:`_NOT_USED`), and its
-    query arguments."""
+def server_url(
+    key: str, text: Any, accepted: Collection[str], taker: str, library: str = REDIS_PY
+) -> UrlSettings:
+    """Read the ``redis://``, ``rediss://``, ``valkey://``, ``valkeys://`` or ``unix://`` URL
+    ``text`` of ``key``: what its address decides and its query arguments, each of
+    ``accepted``, the arguments of ``taker`` (for messages), a client of ``library``."""
+    url = _split_url(key, text)
     query = _query_arguments(key, url.query, accepted, taker, library)
     owned: dict[str, Any] = {}
     if url.scheme == "unix":
@@ -210,7 +288,7 @@ def _server_url(
         username=_LEFT_OUT if url.username is None else url.username,
         password=_LEFT_OUT if url.password is None else url.password,
     )
-    return owned, query
+    return UrlSettings(key, owned, query)
 
 
 def _url_host(key: str, text: str) -> tuple[Any, Any]:
@@ -230,12 +308,19 @@ def _url_host(key: str, text: str) -> tuple[Any, Any]:
     return host or _LEFT_OUT, int(port) if port else _LEFT_OUT
 
 
-def _topology_url(
-    key: str, url: _Url, mode: str, accepted: Collection[str], taker: str, library: str = REDIS_PY
-) -> tuple[list[Address], str | None, dict[str, Any], dict[str, Any]]:
-    """Read a ``redis+sentinel://`` or ``redis+cluster://`` URL (or a ``rediss+``,
-    ``valkey+`` or ``valkeys+`` one): its addresses, its service name (Sentinel), what its
-    address decides and its query arguments."""
+def topology_url(
+    key: str,
+    text: Any,
+    mode: str,
+    accepted: Collection[str],
+    taker: str,
+    library: str = REDIS_PY,
+) -> UrlSettings:
+    """Read the ``redis+sentinel://`` or ``redis+cluster://`` URL ``text`` of ``key`` (or a
+    ``rediss+``, ``valkey+`` or ``valkeys+`` one) for a client of ``mode``: its addresses,
+    its service name (Sentinel), what its address decides and its query arguments, as
+    :func:`server_url` reads them."""
+    url = _split_url(key, text)
     scheme = url.scheme
     one_server = CLUSTER if scheme in _ONE_SERVER_SCHEMES else None
     if _TOPOLOGY_SCHEMES.get(scheme, one_server) != mode:
@@ -250,7 +335,7 @@ def _topology_url(
     }
     if scheme in _TLS_SCHEMES:  # rediss+sentinel, rediss+cluster, rediss, valkeys...
         owned["ssl"] = True
-    addresses = _addresses(key, url.hosts, _DEFAULT_PORTS[mode])
+    found = addresses(key, url.hosts, mode)
     segments = [segment for segment in url.path.split("/") if segment]
     service = None
     if mode == SENTINEL:
@@ -262,59 +347,72 @@ def _topology_url(
         owned["db"] = _url_database(key, db, query, None)
     elif segments:
         raise ValueError(f"{key} cannot have a path: a cluster has database 0 only")
-    return addresses, service, owned, query
+    return UrlSettings(key, owned, query, found, service)
 
 
-def _addresses(key: str, value: Any, default_port: int) -> list[Address]:
+def addresses(key: str, value: Any, mode: str) -> list[Address]:
     """``(host, port)`` pairs from ``"h1:p1,h2:p2"``, or from a list of ``"host:port"``
-    strings, ``(host, port)`` pairs or objects with ``host`` and ``port`` attributes."""
+    strings, ``(host, port)`` pairs or objects with ``host`` and ``port`` attributes; an
+    address without a port has the default port of ``mode``."""
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, (list, tuple)):
         raise TypeError(
             f'{key} must be a list of (host, port) pairs or a string "host:port,host:port",'
-            f" got {_shown(key, value)}"
+            f" got {shown(key, value)}"
         )
     if isinstance(value, str):  # as a whole: a password may have a ","
         _refuse_credentials(key, value)
-    secret = _is_secret(key)
-    addresses: list[Address] = []
+    found: list[Address] = []
     for item in items:
         if isinstance(item, str):
             _refuse_credentials(key, item)
             if not item.strip():
                 continue  # "h1:p1,h2:p2," from an environment variable
-            host, port = _split_address(key, item.strip(), default_port)
-        elif isinstance(item, (list, tuple)) and len(item) == 2:
-            host, port = item
-        elif hasattr(item, "host") and hasattr(item, "port"):  # redis-py's ClusterNode
-            host, port = item.host, item.port
-        else:
-            raise TypeError(
-                f'{key} has an entry {_shown(key, item)} that is neither "host:port"'
-                " nor a (host, port) pair"
-            )
-        if not isinstance(host, str) or not host:
-            raise ValueError(f"{key} has an address whose host is {_shown(key, host)}")
-        _refuse_credentials(key, host)
-        label = key if secret else f"{key} (port of {host})"
-        if isinstance(port, str) and not re.fullmatch("[0-9]+", port.strip()):
-            raise ValueError(f"{label} must be an integer, got {_shown(label, port)}")
-        port = _convert_with(label, port, _INTEGER)
-        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-            raise ValueError(
-                f"{key} has an address whose port is not a number from 1 to 65535"
-                + ("" if secret else f": {host}:{_shown(key, port)}")
-            )
-        addresses.append((host, port))
-    if not addresses:
+        found.append(_address(key, item, _DEFAULT_PORTS[mode]))
+    if not found:
         raise ValueError(f"{key} must name at least one host:port address")
-    return addresses
+    return found
+
+
+def _address(key: str, item: Any, default_port: int) -> Address:
+    """One address of :func:`addresses`: ``"host:port"``, a pair, or a ``ClusterNode``."""
+    if isinstance(item, str):
+        host, port = _split_address(key, item.strip(), default_port)
+    elif isinstance(item, (list, tuple)) and len(item) == 2:
+        host, port = item
+    elif hasattr(item, "host") and hasattr(item, "port"):  # redis-py's ClusterNode
+        host, port = item.host, item.port
+    else:
+        raise TypeError(
+            f'{key} has an entry {shown(key, item)} that is neither "host:port"'
+            " nor a (host, port) pair"
+        )
+    if not isinstance(host, str) or not host:
+        raise ValueError(f"{key} has an address whose host is {shown(key, host)}")
+    _refuse_credentials(key, host)
+    return host, _port(key, host, port)
+
+
+def _port(key: str, host: str, port: Any) -> int:
+    """The port of an address of ``host``: an integer from 1 to 65535, or its digits."""
+    secret = is_secret(key)
+    label = key if secret else f"{key} (port of {host})"
+    if isinstance(port, str):
+        if not re.fullmatch("[0-9]+", port.strip()):
+            raise ValueError(f"{label} must be an integer, got {shown(label, port)}")
+        port = int(port)  # ASCII digits, as the check of text integers takes them
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise ValueError(
+            f"{key} has an address whose port is not a number from 1 to 65535"
+            + ("" if secret else f": {host}:{shown(key, port)}")
+        )
+    return port
 
 
 def _refuse_credentials(key: str, text: str) -> None:
     """Raise where the addresses of ``key`` (or one's host) have an ``@`` or a ``:/``: a
     URL, or a user name and password, which are never shown."""
-    if _may_hold_credentials(text):
+    if may_hold_credentials(text):
         prefix = key.rsplit("_", 1)[0]  # PREFIX_SENTINELS, PREFIX_CLUSTER
         raise ValueError(
             f"{key} must be host:port addresses, not URLs or user:password@host (the value"
@@ -327,7 +425,7 @@ def _split_address(key: str, text: str, default_port: int) -> tuple[str, Any]:
     if text.startswith("["):  # an IPv6 address
         host, bracket, rest = text[1:].partition("]")
         if not bracket or (rest and not rest.startswith(":")):
-            raise ValueError(f"{key} has an address that is not host:port: {_shown(key, text)}")
+            raise ValueError(f"{key} has an address that is not host:port: {shown(key, text)}")
         return host, rest[1:] if rest else default_port
     host, colon, port = text.rpartition(":")
     if not colon:
@@ -337,7 +435,7 @@ def _split_address(key: str, text: str, default_port: int) -> tuple[str, Any]:
     return host, port
 
 
-def _unix_socket_host(host: Any) -> str | None:
+def unix_socket_host(host: Any) -> str | None:
     """The socket path when ``PREFIX_HOST`` holds one (``/path/x.sock``, ``file:///path/x.sock``)."""
     if not isinstance(host, str):
         return None

@@ -18,7 +18,9 @@ from redis.retry import Retry
 from werkzeug.utils import import_string
 
 from flask_redis._checks import _CHECKS
-from flask_redis._config import CLUSTER, SENTINEL, SERVER, _arguments, client_library
+from flask_redis._keys import arguments
+from flask_redis._libraries import client_library
+from flask_redis._topology import CLUSTER, SENTINEL, SERVER
 
 from .conftest import SECRET
 
@@ -121,8 +123,8 @@ def every_argument_of(library: str) -> list[str]:
     """Every argument of the clients of ``library`` (``"redis"`` or ``"valkey"``) that some
     topology takes as a key."""
     found = client_library(library)
-    names = [*_arguments(SERVER, found.client), *_arguments(SENTINEL, found.client),
-             *_arguments(CLUSTER, found.cluster)]  # fmt: skip
+    names = [*arguments(SERVER, found.client), *arguments(SENTINEL, found.client),
+             *arguments(CLUSTER, found.cluster)]  # fmt: skip
     return list(dict.fromkeys(names))
 
 

@@ -8,7 +8,9 @@ import pytest
 import redis
 import redis.asyncio
 
-from flask_redis._config import IgnoredKeyWarning, client_arguments, read_config
+from flask_redis import IgnoredKeyWarning
+from flask_redis._config import read_config
+from flask_redis._keys import client_arguments
 
 from .arguments import known, valid_value
 from .conftest import SECRET

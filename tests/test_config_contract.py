@@ -22,25 +22,18 @@ from hypothesis import strategies as st
 from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException
 
-from flask_redis import Redis
+from flask_redis import IgnoredKeyWarning, Redis, UnreadKeyWarning
 from flask_redis._checks import (
     _CHECKS,
-    _CONVERTERS,
+    CONVERTERS,
     _Check,
     _from_annotation,
     _resolved,
     _signature_checks,
 )
-from flask_redis._config import (
-    CLUSTER,
-    SENTINEL,
-    SERVER,
-    IgnoredKeyWarning,
-    UnreadKeyWarning,
-    _arguments,
-    client_arguments,
-    read_config,
-)
+from flask_redis._config import read_config
+from flask_redis._keys import arguments, client_arguments
+from flask_redis._topology import CLUSTER, SENTINEL, SERVER
 
 from .arguments import every_argument, known, valid_value
 from .conftest import SECRET, close_clients
@@ -88,7 +81,7 @@ def unwritten(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
         if _signature_checks("redis")[name][1] is None:
             pytest.skip(f"redis-py {redis.__version__} does not annotate {name!r} here")
         monkeypatch.delitem(_CHECKS, name)
-        monkeypatch.delitem(_CONVERTERS, name, raising=False)
+        monkeypatch.delitem(CONVERTERS, name, raising=False)
 
     return forget
 
@@ -161,7 +154,7 @@ def test_an_argument_without_a_written_check_is_checked_by_its_annotation(
     name = key[len("REDIS_") :].lower()
     unwritten(name)
     config = {key: value}
-    if name in _arguments(CLUSTER, RedisCluster) and name not in _arguments(SERVER, redis.Redis):
+    if name in arguments(CLUSTER, RedisCluster) and name not in arguments(SERVER, redis.Redis):
         config["REDIS_CLUSTER"] = "h:1"
     with pytest.raises(error, match=f"^{key} {re.escape(message)}"):
         read_config(config)

@@ -12,7 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from redis.cluster import ClusterNode, RedisCluster
 
-from flask_redis._config import CLUSTER, SENTINEL, SERVER, IgnoredKeyWarning, read_config
+from flask_redis import IgnoredKeyWarning
+from flask_redis._config import read_config
+from flask_redis._topology import CLUSTER, SENTINEL, SERVER
 
 from .conftest import SECRET
 

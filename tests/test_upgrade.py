@@ -14,8 +14,8 @@ from flask import Flask
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flask_redis import Redis
-from flask_redis._config import IgnoredKeyWarning, read_config
+from flask_redis import IgnoredKeyWarning, Redis
+from flask_redis._config import read_config
 
 from .conftest import SECRET
 from .servers import RedisServer

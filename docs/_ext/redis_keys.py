@@ -5,11 +5,11 @@
 
 ``.. redis-config-keys::``
     One row per config key the client class accepts: the key, the argument it becomes and
-    the argument's default, as :func:`flask_redis._config.client_arguments` and
+    the argument's default, as :func:`flask_redis._keys.client_arguments` and
     :func:`inspect.signature` see them. The optional argument names the client class
     (``redis.Redis`` by default); the ``:prefix:`` option the config prefix (``REDIS``).
     With ``:mode: sentinel`` or ``:mode: cluster``, the keys that mode reads instead, as
-    :func:`flask_redis._config._arguments` lists them, with the defaults of the classes that
+    :func:`flask_redis._keys.arguments` lists them, with the defaults of the classes that
     take them (see :data:`_MODE_DEFAULTS`).
 
 ``.. redis-config-conversions::``
@@ -33,18 +33,19 @@ from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
 from werkzeug.utils import import_string
 
-from flask_redis import _checks as flask_redis_checks
-from flask_redis import _config as flask_redis_config
-from flask_redis import _topology as flask_redis_topology
+from flask_redis._checks import CONVERTERS
+from flask_redis._config import DEFAULT_PREFIX
+from flask_redis._keys import arguments, client_arguments
+from flask_redis._topology import CLUSTER, SENTINEL
 
 #: Per topology, the classes whose signatures give the defaults of its keys, first match
 #: first: Sentinel hands the keys to the master's connections and their pool; Cluster to
 #: RedisCluster (or the configured subclass), then to the client of each node.
 _MODE_DEFAULTS: dict[str, Callable[[type[Any]], list[type[Any]]]] = {
-    flask_redis_topology.SENTINEL: lambda client_class: [
+    SENTINEL: lambda client_class: [
         redis.sentinel.SentinelManagedSSLConnection, redis.ConnectionPool,
     ],
-    flask_redis_topology.CLUSTER: lambda client_class: [client_class, redis.Redis],
+    CLUSTER: lambda client_class: [client_class, redis.Redis],
 }  # fmt: skip
 
 #: The default of a key no signature names: redis-py chooses the value itself.
@@ -79,15 +80,10 @@ def _show_default(value: Any) -> str:
     return f"``{text}``"
 
 
-def _converters() -> dict[str, tuple[Any, str]]:
-    """Argument name -> (converter, what a value should be, e.g. "an integer")."""
-    return flask_redis_checks._CONVERTERS
-
-
 def _converted_to(name: str) -> str:
     """The type a text value of ``name`` becomes: "an integer" -> "integer"; the class's name
     for a choice ("one of 'random', ...")."""
-    converter, expected = _converters().get(name, (None, ""))
+    converter, expected = CONVERTERS.get(name, (None, ""))
     if expected.startswith("one of ") and isinstance(converter, type):
         return f"``{converter.__name__}``"
     words = expected.split()
@@ -121,15 +117,15 @@ class RedisConfigKeys(_TableDirective):
 
     def run(self) -> list[nodes.Node]:
         class_path = self.arguments[0] if self.arguments else "redis.Redis"
-        prefix = self.options.get("prefix") or flask_redis_config.DEFAULT_PREFIX
+        prefix = self.options.get("prefix") or DEFAULT_PREFIX
         client_class = import_string(class_path)
         mode = self.options.get("mode")
         if mode is None:
-            names = flask_redis_config.client_arguments(client_class)
+            names = client_arguments(client_class)
             defaults = _signature_defaults(client_class)
             missing: Any = inspect.Parameter.empty
         else:
-            names = flask_redis_config._arguments(mode, client_class)
+            names = arguments(mode, client_class)
             defaults = {}
             for source in _MODE_DEFAULTS[mode](client_class):
                 for name, default in _signature_defaults(source).items():
@@ -154,9 +150,9 @@ class RedisConfigConversions(_TableDirective):
     option_spec = {"prefix": directives.unchanged}
 
     def run(self) -> list[nodes.Node]:
-        prefix = self.options.get("prefix") or flask_redis_config.DEFAULT_PREFIX
+        prefix = self.options.get("prefix") or DEFAULT_PREFIX
         by_type: dict[str, list[str]] = {}
-        for name, (_converter, expected) in _converters().items():
+        for name, (_converter, expected) in CONVERTERS.items():
             by_type.setdefault(expected, []).append(f"``{prefix}_{name.upper()}``")
         rows = [[expected, ", ".join(keys)] for expected, keys in by_type.items()]
         return self._parse(_list_table(["Converted to", "Keys"], rows, "30 70"))
