@@ -21,6 +21,7 @@ from flask import Flask
 import flask_redis
 from flask_redis import FlaskRedis, IgnoredKeyWarning, Redis, UnreadKeyWarning
 from flask_redis import _flask_redis_compat as compat
+from flask_redis._config import read_config
 
 from .conftest import SECRET, close_clients
 from .recorded import recorded
@@ -439,6 +440,26 @@ def test_without_a_url_it_is_flask_redis_default_and_address_keys_are_ignored(
                                                " so FlaskRedis connects to flask-redis's"
                                                " default redis://localhost:6379/0"):  # fmt: skip
         FlaskRedis(new_app)
+
+    kwargs = made(new_app).connection_pool.connection_kwargs
+    assert (kwargs["host"], kwargs["port"], kwargs["db"]) == ("localhost", 6379, 0)
+
+
+def test_the_keys_the_default_url_decides_are_what_it_is_read_as() -> None:
+    # The compatibility module writes out what flask-redis's default URL decides, to tell a
+    # key that it overrides with another value (a warning) from one of the same value.
+    decided = {name: value for name, value in compat._DEFAULT_URL_DECIDES.items()
+               if value is not None}  # fmt: skip
+    assert read_config({"REDIS_URL": compat.DEFAULT_URL}).kwargs == decided
+
+
+def test_keys_of_what_the_default_url_decides_anyway_are_no_warning(
+    new_app: Flask, apps: list[Flask]
+) -> None:
+    apps.append(new_app)
+    new_app.config.update(REDIS_HOST="localhost", REDIS_PORT="6379", REDIS_DB=0,
+                          REDIS_PASSWORD="", REDIS_USERNAME=None)  # fmt: skip
+    FlaskRedis(new_app)  # filterwarnings = error: a warning fails
 
     kwargs = made(new_app).connection_pool.connection_kwargs
     assert (kwargs["host"], kwargs["port"], kwargs["db"]) == ("localhost", 6379, 0)
