@@ -30,18 +30,13 @@ import valkey.sentinel
 from prometheus_client import CollectorRegistry
 
 from flask_redis import Redis, UnreadKeyWarning
-from flask_redis import _config as flask_redis_config
 from flask_redis import _failover as failover
+from flask_redis import _libraries as libraries
 from flask_redis._checks import _CHECKS
-from flask_redis._config import (
-    CLUSTER,
-    SENTINEL,
-    SERVER,
-    _arguments,
-    client_arguments,
-    library_of,
-    read_config,
-)
+from flask_redis._config import read_config
+from flask_redis._keys import arguments, client_arguments
+from flask_redis._libraries import library_of
+from flask_redis._topology import CLUSTER, SENTINEL, SERVER
 
 from .conftest import SECRET, close_clients, observed_app
 from .recorded import recorded, run
@@ -108,8 +103,8 @@ def test_valkey_urls_read_as_their_redis_forms(url: str, kwargs: dict[str, Any],
 
 def valkey_arguments() -> list[str]:
     """Every argument of valkey-py's clients that some topology takes as a key."""
-    names = [*_arguments(SERVER, valkey.Valkey), *_arguments(SENTINEL, valkey.Valkey),
-             *_arguments(CLUSTER, valkey.cluster.ValkeyCluster)]  # fmt: skip
+    names = [*arguments(SERVER, valkey.Valkey), *arguments(SENTINEL, valkey.Valkey),
+             *arguments(CLUSTER, valkey.cluster.ValkeyCluster)]  # fmt: skip
     return list(dict.fromkeys(names))
 
 
@@ -206,9 +201,9 @@ def no_valkey(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in [name for name in sys.modules if name == "valkey" or name.startswith("valkey.")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "valkey", None)  # import valkey raises ImportError
-    flask_redis_config.client_library.cache_clear()
+    libraries.client_library.cache_clear()
     yield
-    flask_redis_config.client_library.cache_clear()
+    libraries.client_library.cache_clear()
 
 
 @pytest.mark.parametrize(
