@@ -43,7 +43,8 @@ from flask import Flask
 from redis.cluster import ClusterNode, RedisCluster
 
 from flask_redis import _config as flask_redis_config
-from flask_redis._config import ClientLibrary
+from flask_redis import _libraries as flask_redis_libraries
+from flask_redis._libraries import ClientLibrary
 
 from .servers import (
     SERVER_KINDS,
@@ -265,9 +266,9 @@ def client_module(client_library: str) -> ModuleType:
 
 @pytest.fixture(scope="module")
 def library(client_library: str) -> ClientLibrary:
-    """The extension's :class:`~flask_redis._config.ClientLibrary` of :func:`client_library`:
-    its cluster and Sentinel classes, and the names that differ between the libraries."""
-    return flask_redis_config.client_library(client_library[: -len("-py")])
+    """The :class:`~flask_redis._libraries.ClientLibrary` of :func:`client_library`: its
+    cluster and Sentinel classes, and the names that differ between the libraries."""
+    return flask_redis_libraries.client_library(client_library[: -len("-py")])
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -279,7 +280,7 @@ def _default_client_library(client_library: str) -> Iterator[str]:
         return
 
     def valkey_py_library(url_key: str, url: Any) -> ClientLibrary:
-        return flask_redis_config.client_library("valkey")
+        return flask_redis_libraries.client_library("valkey")
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(flask_redis_config, "_url_library", valkey_py_library)

@@ -31,7 +31,7 @@ from prometheus_client import CollectorRegistry
 
 from flask_redis import Redis
 from flask_redis._cli import redis_group
-from flask_redis._config import ClientLibrary
+from flask_redis._libraries import ClientLibrary
 
 from .conftest import SECRET, close_clients
 from .samples import Samples

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 from redis.cluster import RedisCluster
 
 from flask_redis import Redis, get_recorded_calls
-from flask_redis._config import ClientLibrary
+from flask_redis._libraries import ClientLibrary
 
 from .conftest import close_clients, observed_app
 from .samples import ERRORS, POOL, POOL_USAGE, Samples, checked_out

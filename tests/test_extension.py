@@ -10,8 +10,8 @@ import pytest
 import redis
 from flask import Flask
 
-from flask_redis import Redis
-from flask_redis._config import ClientLibrary, IgnoredKeyWarning
+from flask_redis import IgnoredKeyWarning, Redis
+from flask_redis._libraries import ClientLibrary
 
 from .conftest import SECRET
 from .servers import RedisServer

@@ -15,8 +15,8 @@ from flask import Flask
 
 from flask_redis import Redis
 from flask_redis import _failover as failover
-from flask_redis._config import client_library
 from flask_redis._failover import MasterWatch
+from flask_redis._libraries import client_library
 
 from .conftest import close_clients
 from .servers import SentinelSet, free_port

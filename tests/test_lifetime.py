@@ -20,7 +20,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from redis.cluster import RedisCluster
 
 from flask_redis import Redis, get_recorded_calls
-from flask_redis._config import ClientLibrary
+from flask_redis._libraries import ClientLibrary
 
 from .conftest import close_clients
 from .samples import POOL, Samples

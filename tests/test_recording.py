@@ -33,8 +33,8 @@ import flask_redis._display
 import flask_redis._instrument
 import flask_redis._recording
 from flask_redis import RecordedCall, RecordedCalls, Redis, get_recorded_calls
-from flask_redis._config import ClientLibrary
 from flask_redis._display import ARGUMENT_LIMIT, ARGUMENTS_LIMIT, REDACTED, as_text, displayed
+from flask_redis._libraries import ClientLibrary
 from flask_redis._redaction import secret_positions, sent_words
 
 from .conftest import SECRET

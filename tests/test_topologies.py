@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from redis.cluster import RedisCluster
 
 from flask_redis import Redis
-from flask_redis._config import ClientLibrary
+from flask_redis._libraries import ClientLibrary
 
 from .conftest import close_clients
 from .recorded import read_page
