@@ -15,7 +15,7 @@ setup(
     long_description=(HERE / "README.rst").read_text(),
     long_description_content_type="text/x-rst",
     license="BSD-3-Clause",
-    packages=find_packages(include=["flask_redis", "flask_redis_panel"]),
+    packages=find_packages(include=["flask_redis", "flask_redis.*", "flask_redis_panel"]),
     package_data={
         "flask_redis": ["py.typed"],
         "flask_redis_panel": ["py.typed", "templates/*.html"],
