@@ -335,14 +335,64 @@ def observed_app(url: str, registry: CollectorRegistry, **config: Any) -> Flask:
 
 
 def close_clients(app: Flask) -> None:
-    """Close the connections of every client of ``app``'s prefixes (redis-py 5.0 leaves
-    those of a Sentinel client open on ``close()``)."""
+    """Close the connections of every client of ``app``'s prefixes, replicas' included
+    (:func:`close_client`)."""
     for clients in ("redis", "redis_replicas"):
         for client in app.extensions.get(clients, {}).values():
-            client.close()
-            pool = getattr(client, "connection_pool", None)
-            if pool is not None:
-                pool.disconnect()
+            close_client(client)
+
+
+def close_client(thing: Any) -> None:
+    """Close the connections of ``thing``: a client, those of its pool too (redis-py 5.0
+    leaves those of a Sentinel client open on ``close()``) and of its ``Sentinel``; a
+    ``Sentinel``, its clients of the sentinels; a connection pool; or an app, those of its
+    clients (:func:`close_clients`). Closing twice does no harm."""
+    if isinstance(thing, Flask):
+        close_clients(thing)
+        return
+    for sentinel in getattr(thing, "sentinels", ()):  # a Sentinel
+        close_client(sentinel)
+    pool = getattr(thing, "connection_pool", None)
+    if hasattr(thing, "close"):
+        thing.close()
+    if pool is not None:
+        pool.disconnect()
+        # A client of a Sentinel service: the Sentinel's clients of the sentinels too.
+        manager = getattr(pool, "sentinel_manager", None)
+        if manager is not None:
+            close_client(manager)
+    elif hasattr(thing, "disconnect"):  # a pool
+        thing.disconnect()
+
+
+C = TypeVar("C")
+
+
+class Closing:
+    """What a test made that holds connections, closed when it ends
+    (:func:`close_client`): ``closing(redis_server.client(db=3)).get("k")``."""
+
+    def __init__(self) -> None:
+        self.things: list[Any] = []
+
+    def __call__(self, thing: C) -> C:
+        """Close ``thing`` when the test ends; ``thing``."""
+        self.things.append(thing)
+        return thing
+
+    def close(self) -> None:
+        """Close everything handed over, the last first."""
+        while self.things:
+            close_client(self.things.pop())
+
+
+@pytest.fixture()
+def closing() -> Iterator[Closing]:
+    """A :class:`Closing` of the test: clients, pools, Sentinels and apps handed to it are
+    closed when the test ends, as it passes or fails."""
+    closer = Closing()
+    yield closer
+    closer.close()
 
 
 @pytest.fixture(scope="module")
@@ -374,17 +424,24 @@ def plain(redis_server: RedisServer) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture()
-def app(redis_server: RedisServer, plain: redis.Redis) -> Flask:
-    """An app whose ``REDIS_*`` keys point at :func:`redis_server`."""
+def app(redis_server: RedisServer, plain: redis.Redis) -> Iterator[Flask]:
+    """An app whose ``REDIS_*`` keys point at :func:`redis_server`; the connections of its
+    clients are closed afterwards."""
     app = Flask(__name__, root_path=str(Path(__file__).parent))
     app.config.update(TESTING=True, REDIS_HOST="127.0.0.1", REDIS_PORT=redis_server.port)
-    return app
+    yield app
+    # Else the app's reference cycles leave each socket to the garbage collector, which
+    # may finalize it before its connection closes it: a ResourceWarning, so an error.
+    close_clients(app)
 
 
 @pytest.fixture()
-def new_app() -> Flask:
-    """An app with no Redis configuration at all."""
-    return Flask(__name__, root_path=str(Path(__file__).parent))
+def new_app() -> Iterator[Flask]:
+    """An app with no Redis configuration at all; the connections of its clients are
+    closed afterwards."""
+    app = Flask(__name__, root_path=str(Path(__file__).parent))
+    yield app
+    close_clients(app)
 
 
 @pytest.fixture(scope="module")
@@ -455,15 +512,10 @@ def samples(registry: CollectorRegistry) -> Samples:
 
 
 @pytest.fixture()
-def quiet_app(app: Flask) -> Iterator[Flask]:
-    """:func:`app` without metrics; the connections of its clients are closed afterwards."""
+def quiet_app(app: Flask) -> Flask:
+    """:func:`app` without metrics."""
     app.config["REDIS_METRICS"] = False
-    yield app
-    # Else the app's reference cycles leave each socket to the garbage collector, which
-    # may finalize it before its connection closes it: a ResourceWarning, so an error.
-    for client in app.extensions.get("redis", {}).values():
-        client.close()
-        client.connection_pool.disconnect()
+    return app
 
 
 @pytest.fixture()
@@ -520,6 +572,4 @@ def make_app(redis_server: RedisServer, plain: redis.Redis) -> Iterator[AppFacto
 
     yield make
     for app in apps:
-        for client in app.extensions["redis"].values():
-            client.close()
-            client.connection_pool.disconnect()
+        close_clients(app)

@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 FOLDER = Path(__file__).resolve().parent.parent / "examples"
 
 
@@ -19,9 +21,8 @@ def imported(filename: str) -> Iterator[ModuleType]:
     spec = importlib.util.spec_from_file_location(name, FOLDER / filename)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
+    # Put back whatever sys.modules held under the name, as monkeypatch does.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(sys.modules, name, module)
         spec.loader.exec_module(module)
         yield module
-    finally:
-        del sys.modules[name]

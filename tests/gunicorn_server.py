@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
@@ -24,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from .servers import free_port
+from .waiting import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 30.0
@@ -153,21 +153,30 @@ def _launch(
 
 
 def _wait_until_ready(server: Gunicorn, workers: int, ready_path: str) -> bool:
-    """Whether ``server`` answers; ``False`` if it exited first (port taken)."""
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
+    """Whether ``server`` answers; ``False`` if it exited first (port taken).
+
+    :raises TimeoutError: it neither answered nor exited within :data:`START_TIMEOUT`.
+    """
+
+    def outcome() -> str | None:
         if server.process.poll() is not None:
-            return False
+            return "exited"
         # Ready: every worker booted, and one of them answers.
         if server.log_text().count("Booting worker") >= workers:
             try:
                 if get(server.url + ready_path)[0] == 200:
-                    return True
+                    return "ready"
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 pass
-        time.sleep(0.1)
-    server.stop()
-    pytest.fail(f"gunicorn did not answer within {START_TIMEOUT}s:\n{server.log_text()}")
+        return None
+
+    try:
+        what = f"gunicorn to answer {ready_path}"
+        found = wait_for(outcome, what, START_TIMEOUT, interval=0.1, detail=server.log_text)
+    except TimeoutError:
+        server.stop()
+        raise
+    return found == "ready"
 
 
 def _read(path: Path) -> str:

@@ -21,21 +21,22 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 import redis
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
+
+from .waiting import wait_for
 
 START_TIMEOUT = 15.0
 SETTLE_TIMEOUT = 30.0
 HOST = "127.0.0.1"
 
 Address = tuple[str, int]
-T = TypeVar("T")
 
 
 #: The kinds of server the suite runs: Redis and Valkey.
@@ -128,30 +129,6 @@ def port_is_free(port: int) -> bool:
         except OSError:
             return False
         return True
-
-
-def wait_for(check: Callable[[], T | None], what: str, timeout: float = SETTLE_TIMEOUT) -> T:
-    """Call ``check`` until it returns something other than ``None`` or ``False``.
-
-    A connection or response error counts as "not yet": servers restart and sentinels
-    reconfigure while this waits.
-
-    :raises TimeoutError: naming ``what`` and the last error, after ``timeout`` seconds.
-    """
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while True:
-        try:
-            result = check()
-        except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError) as error:
-            last_error = error
-        else:
-            if result is not None and result is not False:
-                return result
-        if time.monotonic() > deadline:
-            detail = f" (last error: {last_error!r})" if last_error else ""
-            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}{detail}")
-        time.sleep(0.05)
 
 
 class _Client(redis.Redis):
@@ -279,6 +256,12 @@ class RedisServer:
         """A plain redis-py client of this server, whose connections ``close()`` closes."""
         kwargs.setdefault("password", self.password)
         return _Client(host="127.0.0.1", port=self.port, **kwargs)
+
+    def get(self, key: str, db: int = 0) -> Any:
+        """The value of ``key`` in database ``db`` (bytes, or ``None``), read by a client
+        closed at once."""
+        with self.client(db=db) as client:
+            return client.get(key)
 
     def replication(self) -> dict[str, Any]:
         """``INFO replication`` of the server, as redis-py parses it."""

@@ -30,9 +30,11 @@ from flask import Flask, Response
 
 from flask_redis import get_recorded_calls
 
+from .conftest import close_clients
 from .examples import imported
 from .gunicorn_server import Gunicorn, get
 from .servers import RedisServer, free_port
+from .waiting import wait_for
 
 pytestmark = [pytest.mark.one_kind, pytest.mark.server]
 
@@ -283,9 +285,7 @@ def example_app(
     development mode and not."""
     app: Flask = comments.create_app(redis_server.url, debug=request.param)
     yield app
-    for client in app.extensions["redis"].values():
-        client.close()
-        client.connection_pool.disconnect()
+    close_clients(app)
 
 
 def test_create_app_keeps_comments_in_db_0_and_views_in_db_1(
@@ -300,12 +300,9 @@ def test_create_app_keeps_comments_in_db_0_and_views_in_db_1(
 
     assert plain.lrange("comments", 0, -1) == [b"<b>first</b>"]
     assert plain.exists("views") == 0
-    db1 = redis_server.client(db=1)
-    try:
+    with redis_server.client(db=1) as db1:
         assert db1.get("views") == b"1"
         assert db1.exists("comments") == 0
-    finally:
-        db1.close()
     assert client.get("/stats").json == {"comments": 1, "views": 1}
 
 
@@ -546,31 +543,40 @@ def test_the_readme_runs_gunicorn_with_the_config_that_drops_a_dead_workers_gaug
         )  # fmt: skip
     server = Gunicorn(f"http://127.0.0.1:{port}", process, log, folder)
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while server.log_text().count("Booting worker") < WORKERS or not _answers(server.url):
+
+        def ready() -> bool:
             assert process.poll() is None, server.log_text()
-            assert time.monotonic() < deadline, server.log_text()
-            time.sleep(0.1)
+            return server.log_text().count("Booting worker") >= WORKERS and _answers(server.url)
+
+        logged = server.log_text
+        wait_for(ready, "gunicorn to answer", START_TIMEOUT, interval=0.1, detail=logged)
         assert not (folder / "counter_1.db").exists()
 
         status, page = get(server.url + "/")
         assert status == 200 and "No comments yet." in page
         # Each worker writes its metrics every second; whichever answers reads them all.
-        while _commands(get(server.url + "/metrics")[1]) != {
-            ("cache", "INCRBY"): 1, ("redis", "LRANGE"): 1
-        }:  # fmt: skip
-            assert time.monotonic() < deadline, server.log_text()
-            time.sleep(0.1)
+        wait_for(
+            lambda: (
+                _commands(get(server.url + "/metrics")[1])
+                == {("cache", "INCRBY"): 1, ("redis", "LRANGE"): 1}
+            ),
+            "the page's commands in /metrics",
+            START_TIMEOUT,
+            interval=0.1,
+            detail=logged,
+        )
 
         # A worker that exits: the child_exit hook removes the file of its live gauges.
-        while not list(folder.glob("gauge_livesum_*.db")):
-            assert time.monotonic() < deadline, server.log_text()
-            time.sleep(0.1)
-        gauges = sorted(folder.glob("gauge_livesum_*.db"))[0]
+        found = wait_for(
+            lambda: sorted(folder.glob("gauge_livesum_*.db")),
+            "a file of live gauges",
+            START_TIMEOUT,
+            interval=0.1,
+            detail=logged,
+        )
+        gauges = found[0]
         os.kill(int(gauges.stem.rpartition("_")[2]), signal.SIGTERM)
-        while gauges.exists():
-            assert time.monotonic() < deadline + STOP_TIMEOUT, server.log_text()
-            time.sleep(0.05)
+        wait_for(lambda: not gauges.exists(), "its gauges to go", STOP_TIMEOUT, detail=logged)
     finally:
         server.stop()
     assert process.returncode == 0, server.log_text()

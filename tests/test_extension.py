@@ -27,8 +27,8 @@ def test_bound_extension_writes_to_the_configured_database(
     app.config["REDIS_DB"] = 3
     ext = Redis(app)
     ext.set("greeting", "hello")
-    assert redis_server.client(db=3).get("greeting") == b"hello"
-    assert redis_server.client(db=0).get("greeting") is None
+    assert redis_server.get("greeting", db=3) == b"hello"
+    assert redis_server.get("greeting", db=0) is None
 
 
 def test_bound_extension_works_outside_an_app_context(app: Flask) -> None:
@@ -101,8 +101,8 @@ def test_one_extension_on_several_apps_uses_each_apps_client(
         ext.set("app", "first")
     with new_app.app_context():
         ext.set("app", "second")
-    assert redis_server.client(db=0).get("app") == b"first"
-    assert redis_server.client(db=1).get("app") == b"second"
+    assert redis_server.get("app", db=0) == b"first"
+    assert redis_server.get("app", db=1) == b"second"
 
 
 def test_bound_extension_set_up_on_another_app_follows_current_app(
@@ -137,7 +137,7 @@ def test_several_prefixes_on_one_app_use_their_own_databases(
     cache.set("who", "cache")
     with app.app_context():
         second.set("who", "redis2")
-    assert [redis_server.client(db=db).get("who") for db in (0, 5, 6)] == [
+    assert [redis_server.get("who", db=db) for db in (0, 5, 6)] == [
         b"redis", b"cache", b"redis2"
     ]  # fmt: skip
     assert set(app.extensions["redis"]) == {"REDIS", "CACHE", "REDIS2"}
@@ -162,7 +162,7 @@ def test_bad_config_fails_at_init_app_naming_the_key(app: Flask) -> None:
 def test_string_port_and_db_are_converted(app: Flask, redis_server: RedisServer) -> None:
     app.config.update(REDIS_PORT=str(redis_server.port), REDIS_DB="7")
     Redis(app).set("k", "v")
-    assert redis_server.client(db=7).get("k") == b"v"
+    assert redis_server.get("k", db=7) == b"v"
 
 
 def test_url_with_trailing_slashes_and_query(app: Flask, redis_server: RedisServer) -> None:
@@ -170,7 +170,7 @@ def test_url_with_trailing_slashes_and_query(app: Flask, redis_server: RedisServ
     ext = Redis(app)
     ext.set("k", "v")
     assert ext.get("k") == "v"
-    assert redis_server.client(db=4).get("k") == b"v"
+    assert redis_server.get("k", db=4) == b"v"
 
 
 def test_url_wins_over_separate_keys(app: Flask, redis_server: RedisServer) -> None:
@@ -178,7 +178,7 @@ def test_url_wins_over_separate_keys(app: Flask, redis_server: RedisServer) -> N
     with pytest.warns(IgnoredKeyWarning, match="REDIS_(PORT|DB) is ignored: REDIS_URL is set"):
         ext = Redis(app)
     ext.set("k", "v")
-    assert redis_server.client(db=8).get("k") == b"v"
+    assert redis_server.get("k", db=8) == b"v"
 
 
 @pytest.mark.parametrize("form", ["path", "file-url", "unix-url", "legacy-key"])
@@ -195,7 +195,7 @@ def test_unix_socket(app: Flask, redis_server: RedisServer, form: str) -> None:
     ext = Redis(app)
     ext.set("via", form)
     assert ext.connection.connection_pool.connection_kwargs["path"] == path
-    assert redis_server.client(db=2 if form == "unix-url" else 0).get("via") == form.encode()
+    assert redis_server.get("via", db=2 if form == "unix-url" else 0) == form.encode()
 
 
 def test_custom_class_gets_its_own_and_redis_arguments(
@@ -207,7 +207,7 @@ def test_custom_class_gets_its_own_and_redis_arguments(
     assert ext.namespace == "ns:"
     ext.set("k", "v")
     assert ext.get("k") == "v"
-    assert redis_server.client(db=2).get("k") == b"v"
+    assert redis_server.get("k", db=2) == b"v"
 
 
 @pytest.mark.parametrize(
@@ -248,7 +248,7 @@ def test_ready_connection_pool_is_used_as_it_is(
     ext = Redis(app)
     assert ext.connection_pool is pool
     ext.set("k", "v")
-    assert redis_server.client(db=3).get("k") == b"v"
+    assert redis_server.get("k", db=3) == b"v"
 
 
 def test_legacy_charset_key_warns_and_still_works(app: Flask) -> None:

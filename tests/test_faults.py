@@ -25,9 +25,10 @@ from redis.retry import Retry
 
 from flask_redis import RecordedCalls, Redis, get_recorded_calls
 
-from .conftest import close_clients
+from .conftest import Closing, close_clients
 from .samples import Samples
 from .servers import RedisServer
+from .waiting import wait_for
 
 #: A script that keeps the server busy until it is killed.
 BUSY = "while true do end"
@@ -70,10 +71,23 @@ class Outcome:
         self.error: BaseException | None = None
         self.calls: RecordedCalls | None = None
         self.done = threading.Event()
+        #: The status of the request, or what failed in its thread around the call.
+        self.status: int | None = None
+        self.failure: BaseException | None = None
+
+    def wait(self, timeout: float = 30) -> Outcome:
+        """Wait until the request has ended, and fail the test as its thread failed: an
+        error in a thread is lost with it."""
+        assert self.done.wait(timeout), f"the call did not end within {timeout} s"
+        if self.failure is not None:
+            raise self.failure
+        assert self.status == 200, f"the request answered {self.status}"
+        return self
 
 
 def in_request(app: Flask, work: Callable[[], Any]) -> Outcome:
-    """Start a request of ``app`` that calls ``work``, in a thread; its outcome."""
+    """Start a request of ``app`` that calls ``work``, in a thread; its outcome, whose
+    :meth:`Outcome.wait` waits for it."""
     outcome = Outcome()
     works: dict[int, tuple[Callable[[], Any], Outcome]] = app.extensions.setdefault("faults", {})
     if not works:  # before the app's first request
@@ -94,7 +108,9 @@ def in_request(app: Flask, work: Callable[[], Any]) -> Outcome:
 
     def run() -> None:
         try:
-            assert client.get(f"/fault/{key}").status_code == 200
+            outcome.status = client.get(f"/fault/{key}").status_code
+        except BaseException as failure:  # raised again in the test's thread by wait()
+            outcome.failure = failure
         finally:
             outcome.done.set()
 
@@ -105,20 +121,17 @@ def in_request(app: Flask, work: Callable[[], Any]) -> Outcome:
 def kill_while_busy(server: RedisServer, outcome: Outcome) -> None:
     """Kill ``server`` once the call of ``outcome`` keeps it busy, and wait for the call.
     The probe is a plain redis-py client, whatever the app's client library."""
-    probe = server.client(socket_timeout=0.3, retry=Retry(NoBackoff(), 0))
-    deadline = time.monotonic() + 10
-    try:
-        while time.monotonic() < deadline:
-            try:
-                if any(client.get("cmd") == "blpop" for client in probe.client_list()):
-                    break
-            except redis.TimeoutError:  # the server does not answer: a script runs
-                break
-            time.sleep(0.01)
-    finally:
-        probe.close()
+
+    def busy() -> bool:
+        try:
+            return any(client.get("cmd") == "blpop" for client in probe.client_list())
+        except redis.TimeoutError:  # the server does not answer: a script runs
+            return True
+
+    with server.client(socket_timeout=0.3, retry=Retry(NoBackoff(), 0)) as probe:
+        wait_for(busy, "the call to keep the server busy", 10, interval=0.01)
     server.kill()
-    assert outcome.done.wait(30), "the call did not end when its server was killed"
+    outcome.wait()
 
 
 def recovers(server: RedisServer, ext: Redis, samples: Samples) -> None:
@@ -176,8 +189,7 @@ def test_a_timeout(
 ) -> None:
     app.config["REDIS_SOCKET_TIMEOUT"] = 0.2
     ext = Redis(app)
-    outcome = in_request(app, lambda: ext.blpop(["queue"], timeout=5))
-    assert outcome.done.wait(30)
+    outcome = in_request(app, lambda: ext.blpop(["queue"], timeout=5)).wait()
     assert isinstance(outcome.error, client_module.TimeoutError)
     assert samples.commands("BLPOP") == 1
     assert samples.errors("BLPOP", "TimeoutError") == 1
@@ -186,21 +198,23 @@ def test_a_timeout(
 
 
 def test_a_blocking_pool_with_no_connection_left(
-    server: RedisServer, app: Flask, samples: Samples, client_module: ModuleType
+    server: RedisServer,
+    app: Flask,
+    samples: Samples,
+    client_module: ModuleType,
+    closing: Closing,
 ) -> None:
-    pool = client_module.BlockingConnectionPool(port=server.port, max_connections=1, timeout=0.2)
+    pool = closing(
+        client_module.BlockingConnectionPool(port=server.port, max_connections=1, timeout=0.2)
+    )
     app.config["REDIS_CONNECTION_POOL"] = pool
     ext = Redis(app)
     holder = in_request(app, lambda: ext.blpop(["queue"], timeout=1))
-    deadline = time.monotonic() + 10
-    while not pool._connections and time.monotonic() < deadline:  # it took the connection
-        time.sleep(0.01)
+    wait_for(lambda: pool._connections, "the BLPOP to take the connection", 10, interval=0.01)
     time.sleep(0.1)
-    outcome = in_request(app, ext.ping)
-    assert outcome.done.wait(30)
+    outcome = in_request(app, ext.ping).wait()
     assert isinstance(outcome.error, client_module.ConnectionError)
     assert samples.errors("PING", "ConnectionError") == 1
     assert outcome.calls is not None and outcome.calls[0].error.startswith("ConnectionError")
-    assert holder.done.wait(30) and holder.error is None  # BLPOP timed out on the server
+    assert holder.wait().error is None  # BLPOP timed out on the server
     assert ext.ping() is True
-    pool.disconnect()

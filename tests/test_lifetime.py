@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import gc
 import threading
-import time
 import weakref
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import redis
@@ -25,6 +24,7 @@ from flask_redis._libraries import ClientLibrary
 from .conftest import close_clients
 from .samples import POOL, Samples
 from .servers import ClusterNodes, RedisServer, SentinelSet
+from .waiting import wait_for
 
 #: Weak references to what must go with a dropped app, by name.
 Refs = dict[str, "weakref.ReferenceType[Any]"]
@@ -86,15 +86,6 @@ def dropped(app: Flask, ext: Redis, library: ClientLibrary) -> Refs:
     refs = refs_of(app, ext, library)
     close_clients(app)
     return refs
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return check()
 
 
 def test_an_app_with_metrics_in_its_own_registry_is_collected_and_its_tallies_stay(
@@ -234,7 +225,7 @@ def test_an_app_with_a_sentinel_prefix_is_collected_and_its_watch_ends(
     refs = drop()
     assert len(watches) == 1 and watches[0].is_alive()
     assert alive(refs) == []
-    assert wait_until(lambda: not watches[0].is_alive())
+    wait_for(lambda: not watches[0].is_alive(), "the watch to end with its app", 5)
     assert samples.commands("GET") == 3  # the replica's included
     assert samples.commands("SET") == 1
     assert samples.request_commands("work") == (2, 1)

@@ -34,6 +34,7 @@ import pytest
 
 from .gunicorn_server import Gunicorn, get, start_gunicorn
 from .servers import RedisServer, free_port
+from .waiting import wait_for
 
 pytestmark = [pytest.mark.one_kind, pytest.mark.tool]
 
@@ -366,30 +367,37 @@ def start_prometheus(directory: Path, target: str) -> Prometheus:
 
 
 def _ready(server: Prometheus) -> bool:
-    """Whether ``server`` answers ``/-/ready``; ``False`` if it could not listen."""
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
+    """Whether ``server`` answers ``/-/ready``; ``False`` if it could not listen.
+
+    :raises TimeoutError: it neither answered nor exited within :data:`START_TIMEOUT`.
+    """
+
+    def outcome() -> str | None:
         if server.process.poll() is not None or LISTEN_ERROR in server.log_text():
-            server.stop()
-            return False
+            return "exited"
         try:
             with urllib.request.urlopen(server.url + "/-/ready", timeout=1) as reply:
                 if reply.status == 200:
-                    return True
+                    return "ready"
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             pass  # not listening yet, or 503 while it starts
-        time.sleep(0.1)
-    server.stop()
-    pytest.fail(f"Prometheus was not ready within {START_TIMEOUT}s:\n{server.log_text()}")
+        return None
+
+    try:
+        found = wait_for(
+            outcome, "Prometheus to be ready", START_TIMEOUT, interval=0.1, detail=server.log_text
+        )
+    except TimeoutError:
+        server.stop()
+        raise
+    if found == "exited":
+        server.stop()
+    return found == "ready"
 
 
-def wait_until(check: Callable[[], bool], what: str, server: Prometheus) -> None:
-    """Poll ``check`` until it is true; fail naming ``what`` after SETTLE_TIMEOUT."""
-    deadline = time.monotonic() + SETTLE_TIMEOUT
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}:\n{server.log_text()[-3000:]}")
-        time.sleep(0.2)
+def log_tail(server: Prometheus) -> str:
+    """The end of what ``server`` logged, for a message."""
+    return server.log_text()[-3000:]
 
 
 # -- The traffic ------------------------------------------------------------------------
@@ -488,10 +496,13 @@ def scraped(
         # series grow by the same rounds (else one series could start from half a round,
         # the workers writing their metrics a second apart, and a ratio be off).
         send_round(gunicorn.url, 0)
-        deadline = time.monotonic() + SETTLE_TIMEOUT
-        while not counted(app_counts(gunicorn), 1):
-            assert time.monotonic() < deadline, f"the first round unwritten: {app_counts(gunicorn)}"
-            time.sleep(0.1)
+        wait_for(
+            lambda: counted(app_counts(gunicorn), 1),
+            "every worker to write the first round",
+            SETTLE_TIMEOUT,
+            interval=0.1,
+            detail=lambda: f"the app counts {app_counts(gunicorn)}",
+        )
         prometheus = start_prometheus(directory, gunicorn.url.removeprefix("http://"))
         try:
             yield _send_traffic(gunicorn, prometheus)
@@ -509,16 +520,18 @@ def _send_traffic(gunicorn: Gunicorn, prometheus: Prometheus) -> Scraped:
         targets = prometheus.api("targets")["activeTargets"]
         return [target["health"] for target in targets] == ["up"]
 
-    wait_until(target_up, "the app's target to be up", prometheus)
-    wait_until(lambda: counted(prometheus_counts(prometheus), 1), "a first scrape", prometheus)
+    def wait_on_prometheus(check: Callable[[], bool], what: str) -> None:
+        wait_for(check, what, SETTLE_TIMEOUT, interval=0.2, detail=lambda: log_tail(prometheus))
+
+    wait_on_prometheus(target_up, "the app's target to be up")
+    wait_on_prometheus(lambda: counted(prometheus_counts(prometheus), 1), "a first scrape")
     for round_number in range(1, ROUNDS):
         time.sleep(ROUND_PAUSE)
         send_round(gunicorn.url, round_number)
     wanted = scrapes(prometheus) + SCRAPES_AFTER
-    wait_until(
+    wait_on_prometheus(
         lambda: counted(prometheus_counts(prometheus), ROUNDS) and scrapes(prometheus) >= wanted,
         f"the traffic scraped, and {SCRAPES_AFTER} scrapes more",
-        prometheus,
     )
     return Scraped(prometheus, gunicorn, time.time())
 

@@ -87,7 +87,7 @@ def test_keys_configure_the_master_connections_and_the_sentinels(
     )
     redis_ext = Redis(sentinel_app)
     redis_ext.set("k", "v")
-    assert sentinel_set.master.client(db=3).get("k") == b"v"
+    assert sentinel_set.master.get("k", db=3) == b"v"
     assert redis_ext.client_getname() == "shop"
     pool = redis_ext.connection.connection_pool
     sentinel = pool.sentinel_manager.sentinels[0]
@@ -267,12 +267,9 @@ def check_writes(
     # Each failed request got a Redis error, and its SET is counted as one.
     assert sum(samples.matching(ERRORS).values()) == len(writes.failed)
     assert writes.errors <= {"ConnectionError", "MasterNotFoundError", "TimeoutError"}
-    master = sentinel_set.server_at(new).client(decode_responses=True)
-    try:
+    with sentinel_set.server_at(new).client(decode_responses=True) as master:
         keys = list(writes.acknowledged)
         stored = dict(zip(keys, master.mget(keys)))
-    finally:
-        master.close()
     sentinel_set.restore()
     assert redis_ext.connection.connection_pool.get_master_address() == new
     # Never a wrong answer: a write is stored with its value, or lost in the failover.

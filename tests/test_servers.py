@@ -12,6 +12,7 @@ from redis.cluster import RedisCluster
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 from redis.sentinel import Sentinel
 
+from .conftest import Closing
 from .servers import ClusterNodes, ClusterServer, SentinelSet, key_in_slot
 
 pytestmark = pytest.mark.one_library
@@ -62,22 +63,17 @@ def test_sentinels_agree_on_the_master_and_know_each_other(
 
 
 def test_redis_py_sentinel_client_reaches_the_master(
-    sentinel_set: SentinelSet, sentinel_master: redis.Redis
+    sentinel_set: SentinelSet, sentinel_master: redis.Redis, closing: Closing
 ) -> None:
     service = sentinel_set.service
-    sentinel = Sentinel(sentinel_set.sentinels, socket_timeout=2)  # type: ignore[no-untyped-call]
-    master = sentinel.master_for(service, socket_timeout=2)  # type: ignore[no-untyped-call]
-    try:
-        found = sentinel.discover_master(service)  # type: ignore[no-untyped-call]
-        replicas = sentinel.discover_slaves(service)  # type: ignore[no-untyped-call]
-        assert found == sentinel_set.master_address()
-        assert replicas == [sentinel_set.replica.address]
-        master.set("via", "sentinel")
-        assert sentinel_master.get("via") == b"sentinel"
-    finally:
-        master.close()
-        for client in sentinel.sentinels:
-            client.close()
+    sentinel = closing(Sentinel(sentinel_set.sentinels, socket_timeout=2))  # type: ignore[no-untyped-call]
+    master = closing(sentinel.master_for(service, socket_timeout=2))  # type: ignore[no-untyped-call]
+    found = sentinel.discover_master(service)  # type: ignore[no-untyped-call]
+    replicas = sentinel.discover_slaves(service)  # type: ignore[no-untyped-call]
+    assert found == sentinel_set.master_address()
+    assert replicas == [sentinel_set.replica.address]
+    master.set("via", "sentinel")
+    assert sentinel_master.get("via") == b"sentinel"
 
 
 def test_failover_moves_the_master_and_a_second_one_moves_it_back(

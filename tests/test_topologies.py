@@ -75,8 +75,8 @@ def test_prefixes_of_three_modes_on_one_app_each_keep_their_own(
 
     response = three_modes.test_client().get("/")
     assert response.status_code == 200
-    assert redis_server.client().get("where") == b"server"
-    assert sentinel_set.master.client().get("where") == b"sentinel"
+    assert redis_server.get("where") == b"server"
+    assert sentinel_set.master.get("where") == b"sentinel"
     assert isinstance(three_modes.extensions["redis"]["CACHE"], library.cluster)
 
     page = read_page(response.text)

@@ -9,7 +9,6 @@ import json
 import logging
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -42,6 +41,7 @@ from .conftest import SECRET, close_clients, observed_app
 from .recorded import recorded, run
 from .samples import Samples
 from .servers import ClusterNodes, RedisServer, SentinelSet, key_in_slot
+from .waiting import wait_for
 
 pytestmark = pytest.mark.one_library
 
@@ -407,10 +407,7 @@ def test_sentinel_with_valkey_py(
         pool = ext.connection.connection_pool
         [watch] = [each for each in failover._watches if each._pool() is pool]
         new = sentinel_set.failover(settle=False)
-        deadline = time.monotonic() + 10
-        while pool.master_address != new and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert pool.master_address == new
+        wait_for(lambda: pool.master_address == new, f"the pool to move to {new}", 10)
         sentinel_set.restore()
         assert ext.get("where") == "sentinel"
     finally:
