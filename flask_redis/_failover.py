@@ -24,7 +24,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from ._commands import printable
 
@@ -45,8 +45,15 @@ POLL_SECONDS = 1.0
 RETRY_SECONDS = 1.0
 MAX_RETRY_SECONDS = 16.0
 
-#: What a sentinel reports of the master: its ``config-epoch`` and its address.
-Report = tuple[int, tuple[str, int]]
+
+class MasterReport(NamedTuple):
+    """What a sentinel reports of the master."""
+
+    #: Sentinel's ``config-epoch``: the configuration that the report is of, newer if higher.
+    epoch: int
+    #: ``(ip, port)``.
+    address: tuple[str, int]
+
 
 _watches: weakref.WeakSet[MasterWatch] = weakref.WeakSet()
 
@@ -125,7 +132,7 @@ class _Subscription:
             self.pinged = now
         return True
 
-    def report(self, service: str, valid: Any) -> Report | None:
+    def report(self, service: str, valid: Any) -> MasterReport | None:
         """What the sentinel reports of ``service``'s master now, if it answers in time
         and reports it as up."""
         try:
@@ -134,17 +141,18 @@ class _Subscription:
             return None
         if not state or not valid(state, service):
             return None
-        return int(state.get("config-epoch", 0)), (str(state["ip"]), int(state["port"]))
+        epoch = int(state.get("config-epoch", 0))
+        return MasterReport(epoch, (str(state["ip"]), int(state["port"])))
 
 
-def newest(reports: Iterable[tuple[Any, Report]]) -> tuple[Any, Report] | None:
+def newest(reports: Iterable[tuple[Any, MasterReport]]) -> tuple[Any, MasterReport] | None:
     """Of ``(sentinel, report)`` pairs, the first pair whose report to follow: the highest
     ``config-epoch``, and of those, the address that most sentinels report."""
     found = list(reports)
     votes = collections.Counter(report for _, report in found)
     if not votes:
         return None
-    best = max(votes, key=lambda report: (report[0], votes[report]))
+    best = max(votes, key=lambda report: (report.epoch, votes[report]))
     return next(pair for pair in found if pair[1] == best)
 
 
@@ -165,7 +173,7 @@ class MasterWatch:
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
         self._subscriptions: list[_Subscription] = []
-        self._followed: Report | None = None
+        self._followed: MasterReport | None = None
         self._lock = threading.Lock()  # the first connection may order the sentinels too
 
     def start(self) -> MasterWatch:
@@ -266,7 +274,7 @@ class MasterWatch:
         report = subscription.report(self.service, self.sentinel.check_master_state)
         if report is None or report == self._followed:
             return
-        if self._followed is not None and report[0] > self._followed[0]:
+        if self._followed is not None and report.epoch > self._followed.epoch:
             self._follow(subscription.sentinel, report)
         else:
             self.choose()
@@ -284,7 +292,7 @@ class MasterWatch:
         if chosen is not None:
             self._follow(*chosen)
 
-    def _follow(self, sentinel: Any, report: Report) -> None:
+    def _follow(self, sentinel: Any, report: MasterReport) -> None:
         """Point the pool at the master that ``sentinel`` reports."""
         self._followed = report
         # The pool asks the sentinels in order and takes the first answer: the one to
