@@ -18,8 +18,9 @@ from flask_redis import _failover as failover
 from flask_redis._failover import MasterWatch
 from flask_redis._libraries import client_library
 
-from .conftest import close_clients
+from .conftest import Closing, close_clients
 from .servers import SentinelSet, free_port
+from .waiting import wait_for
 
 
 def watch_threads() -> list[threading.Thread]:
@@ -32,13 +33,8 @@ def no_watch_threads() -> bool:
     return not watch_threads()
 
 
-def wait_until(check: object, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
-            return True
-        time.sleep(0.05)
-    return False
+#: How long a watch may take to start, move or end, in seconds.
+WATCH_TIMEOUT = 5.0
 
 
 def sentinel_app(sentinel_set: SentinelSet, **config: object) -> Flask:
@@ -50,20 +46,20 @@ def sentinel_app(sentinel_set: SentinelSet, **config: object) -> Flask:
 def test_a_watch_starts_with_the_client_and_ends_with_it(
     sentinel_set: SentinelSet, sentinel_master: redis.Redis
 ) -> None:
-    assert wait_until(no_watch_threads)  # those of earlier tests are gone
+    wait_for(no_watch_threads, "the watches of earlier tests to end", WATCH_TIMEOUT)
     app = sentinel_app(sentinel_set)
     Redis(app).set("k", "v")
     assert [t.name for t in watch_threads()] == ["flask-redis-sentinel-mymaster"]
     close_clients(app)
     del app
-    assert wait_until(no_watch_threads)
+    wait_for(no_watch_threads, "the watch to end with its client", WATCH_TIMEOUT)
 
 
 def test_an_app_that_sends_nothing_starts_no_watch(
     sentinel_set: SentinelSet, sentinel_master: redis.Redis
 ) -> None:
     # As a `flask` command that loads the app and never talks to Redis.
-    assert wait_until(no_watch_threads)
+    wait_for(no_watch_threads, "the watches of earlier tests to end", WATCH_TIMEOUT)
     app = sentinel_app(sentinel_set)
     redis_ext = Redis(app)
     time.sleep(0.2)
@@ -76,7 +72,7 @@ def test_an_app_that_sends_nothing_starts_no_watch(
 def test_the_watch_can_be_turned_off(
     sentinel_set: SentinelSet, sentinel_master: redis.Redis
 ) -> None:
-    assert wait_until(no_watch_threads)
+    wait_for(no_watch_threads, "the watches of earlier tests to end", WATCH_TIMEOUT)
     app = sentinel_app(sentinel_set, REDIS_SENTINEL_WATCH="off")
     Redis(app).set("k", "v")
     assert watch_threads() == []
@@ -92,7 +88,7 @@ def test_the_pool_moves_to_the_announced_master_before_any_command(
     pool = redis_ext.connection.connection_pool
     new = sentinel_set.failover(settle=False)
     # No command was sent: the watch alone moved the pool and closed the idle connection.
-    assert wait_until(lambda: pool.master_address == new)
+    wait_for(lambda: pool.master_address == new, f"the pool to move to {new}", WATCH_TIMEOUT)
     assert all(connection._sock is None for connection in pool._available_connections)
     sentinel_set.restore()
     close_clients(app)
@@ -100,17 +96,17 @@ def test_the_pool_moves_to_the_announced_master_before_any_command(
 
 @pytest.mark.parametrize("name", ["redis", "valkey"])
 def test_an_unreachable_sentinel_is_logged_once_and_tried_again(
-    caplog: pytest.LogCaptureFixture, name: str
+    caplog: pytest.LogCaptureFixture, name: str, closing: Closing
 ) -> None:
     pytest.importorskip(name)
     sentinel_class = client_library(name).sentinel
-    sentinel = sentinel_class([("127.0.0.1", free_port())], socket_timeout=0.2)
-    client = sentinel.master_for("nowhere")
+    sentinel = closing(sentinel_class([("127.0.0.1", free_port())], socket_timeout=0.2))
+    client = closing(sentinel.master_for("nowhere"))
     with caplog.at_level(logging.WARNING, "flask_redis"):
         watch = MasterWatch(sentinel, "nowhere", client.connection_pool).start()
         try:
             # The library's clients of the sentinels retry for a few seconds before they fail.
-            assert wait_until(lambda: caplog.records, 15)
+            wait_for(lambda: caplog.records, "a warning of the watch", 15)
             assert watch._thread is not None and watch._thread.is_alive()  # it tries again
         finally:
             watch.stop()
@@ -120,7 +116,6 @@ def test_an_unreachable_sentinel_is_logged_once_and_tried_again(
         f"flask_redis: cannot listen to sentinel {host}:{port} of 'nowhere' for failovers"
         " (ConnectionError); trying again"
     ]
-    client.close()
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
@@ -165,9 +160,9 @@ ADDRESS_A, ADDRESS_B = ("10.0.0.1", 6379), ("10.0.0.2", 6379)
     ],
 )
 def test_the_newest_configuration_is_followed_then_the_most_sentinels(
-    reports: list[tuple[str, tuple[int, tuple[str, int]]]], chosen: str | None
+    reports: list[tuple[str, failover.Report]], chosen: str | None
 ) -> None:
-    found = failover.newest((name, failover.MasterReport(*report)) for name, report in reports)
+    found = failover.newest(reports)
     assert (found[0] if found else None) == chosen
 
 
@@ -179,7 +174,8 @@ def test_a_frozen_sentinel_is_left_and_listened_to_again_once_it_thaws(
 ) -> None:
     monkeypatch.setattr(failover, "PING_SECONDS", 0.5)
     monkeypatch.setattr(failover, "MAX_RETRY_SECONDS", 1.0)
-    assert wait_until(no_watch_threads)  # those of earlier tests would log too
+    # Those of earlier tests would log too.
+    wait_for(no_watch_threads, "the watches of earlier tests to end", WATCH_TIMEOUT)
     app = sentinel_app(sentinel_set)
     redis_ext = Redis(app)
     redis_ext.set("k", "v")
@@ -187,17 +183,17 @@ def test_a_frozen_sentinel_is_left_and_listened_to_again_once_it_thaws(
     watch = next(w for w in failover._watches if w._pool() is pool)
     first = sentinel_set.sentinel_servers[0]
     subscription = next(s for s in watch._subscriptions if port_of_client(s.sentinel) == first.port)
-    assert wait_until(lambda: subscription.pubsub is not None)
+    wait_for(lambda: subscription.pubsub is not None, "the subscription", WATCH_TIMEOUT)
     with caplog.at_level(logging.WARNING, "flask_redis"):
         first.freeze()
         try:
             # Its PING goes unanswered: the watch closes the subscription and says so.
-            assert wait_until(lambda: subscription.pubsub is None, 5)
-            assert wait_until(lambda: caplog.records, 5)
+            wait_for(lambda: subscription.pubsub is None, "the subscription to close", 5)
+            wait_for(lambda: caplog.records, "a warning of the watch", 5)
             assert watch._thread is not None and watch._thread.is_alive()
         finally:
             first.thaw()
-        assert wait_until(lambda: subscription.pubsub is not None, 10)
+        wait_for(lambda: subscription.pubsub is not None, "the subscription again", 10)
     assert [record.getMessage() for record in caplog.records] == [
         f"flask_redis: cannot listen to sentinel 127.0.0.1:{first.port} of 'mymaster' for"
         " failovers (TimeoutError); trying again"
