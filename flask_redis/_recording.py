@@ -118,7 +118,7 @@ class RecordedCalls(Stacked, list[RecordedCall]):
     """The calls of one request, in order (see :func:`get_recorded_calls`).
 
     The threads that a request hands work to record their calls here too (see
-    :mod:`.per_request`). Each thread counts in tallies of its own, which the figures add up:
+    :mod:`._per_request`). Each thread counts in tallies of its own, which the figures add up:
     no count is lost when they record at once.
     """
 
