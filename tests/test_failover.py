@@ -160,9 +160,9 @@ ADDRESS_A, ADDRESS_B = ("10.0.0.1", 6379), ("10.0.0.2", 6379)
     ],
 )
 def test_the_newest_configuration_is_followed_then_the_most_sentinels(
-    reports: list[tuple[str, failover.Report]], chosen: str | None
+    reports: list[tuple[str, tuple[int, tuple[str, int]]]], chosen: str | None
 ) -> None:
-    found = failover.newest(reports)
+    found = failover.newest((name, failover.MasterReport(*report)) for name, report in reports)
     assert (found[0] if found else None) == chosen
 
 
