@@ -4,8 +4,9 @@ No round trip calls prometheus-client, nor takes a lock: each is tallied in a re
 its thread and, in a request, added to the thread's figures in the request (commands and
 time in Redis), which no other thread writes to (``_tallies`` holds those records).
 Nothing is done when a request starts or ends. When the metrics are collected, the
-figures of the requests whose contexts have been popped are added up, each request once whatever threads it handed commands to, and
-what is new in the records is added to the metrics. Under a multiprocess server, where
+figures of the requests whose contexts have been popped are added up, each request once
+whatever threads it handed commands to, and what is new in the records is added to the
+metrics. Under a multiprocess server, where
 another process reads the metrics, a thread of each process does that every second
 instead (see :mod:`._multiprocess`).
 
