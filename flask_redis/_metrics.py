@@ -6,9 +6,8 @@ time in Redis), which no other thread writes to (``_tallies`` holds those record
 Nothing is done when a request starts or ends. When the metrics are collected, the
 figures of the requests whose contexts have been popped are added up, each request once
 whatever threads it handed commands to, and what is new in the records is added to the
-metrics. Under a multiprocess server, where
-another process reads the metrics, a thread of each process does that every second
-instead (see :mod:`._multiprocess`).
+metrics. Under a multiprocess server, where another process reads the metrics, a thread
+of each process does that every second instead (see ``_multiprocess``).
 
 Nothing kept here keeps an app alive: the figures of a request that has ended let go of
 its context, and so of its app, before each full collection of the garbage collector
