@@ -34,6 +34,8 @@ from .waiting import wait_for
 
 START_TIMEOUT = 15.0
 SETTLE_TIMEOUT = 30.0
+#: How many times :meth:`SentinelSet.failover` asks for a failover that Sentinel aborts.
+FAILOVER_ATTEMPTS = 3
 HOST = "127.0.0.1"
 
 Address = tuple[str, int]
@@ -192,7 +194,7 @@ class RedisServer:
                 return self
             if attempt == attempts - 1:
                 raise RuntimeError(
-                    f"{self.kind}-server did not start on port {self.port}:\n{self._log_text()}"
+                    f"{self.kind}-server did not start on port {self.port}:\n{self.log_text()}"
                 )
         return self  # pragma: no cover - the loop returns or raises
 
@@ -202,7 +204,7 @@ class RedisServer:
             raise RuntimeError(f"{self.kind}-server on port {self.port} is still running")
         if not self._launch(*options):
             raise RuntimeError(
-                f"{self.kind}-server did not restart on port {self.port}:\n{self._log_text()}"
+                f"{self.kind}-server did not restart on port {self.port}:\n{self.log_text()}"
             )
         return self
 
@@ -232,7 +234,8 @@ class RedisServer:
         self.stop()
         return False
 
-    def _log_text(self) -> str:
+    def log_text(self) -> str:
+        """The server's log file, as text."""
         return self.log.read_text() if self.log.exists() else "(no log)"
 
     def _wait_until_ready(self) -> bool:
@@ -531,6 +534,12 @@ class SentinelSet:
         raise redis.ConnectionError("no sentinel of the set answers")
 
     @property
+    def attempt_seconds(self) -> float:
+        """How long a failover may take before it is taken for aborted: Sentinel gives
+        up on it after ``failover-timeout``; twice that, and some seconds to spare."""
+        return 2 * max(s.failover_timeout for s in self.sentinel_servers) / 1000 + 5
+
+    @property
     def answering(self) -> list[SentinelServer]:
         """The sentinels that run and are not frozen."""
         return [s for s in self.sentinel_servers if s.running and not s.frozen]
@@ -567,8 +576,21 @@ class SentinelSet:
             sentinel = next((s for s in reversed(self.answering) if not s.tilted()), None)
             return sentinel and sentinel.ask("FAILOVER", self.service)
 
-        wait_for(accepted, "a sentinel to accept SENTINEL FAILOVER", timeout)
-        new = self._wait_for_new_master(old, timeout)
+        # A failover that Sentinel aborts (its failover-timeout passes, the replica it
+        # chose does not turn master in time) is not tried again by Sentinel when the
+        # master is up: ask again, unless some sentinel already reports a new master.
+        for _ in range(FAILOVER_ATTEMPTS - 1):
+            wait_for(accepted, "a sentinel to accept SENTINEL FAILOVER", timeout)
+            try:
+                new = self._wait_for_new_master(old, self.attempt_seconds)
+                break
+            except TimeoutError:
+                if any(address != old for address in self._reported_masters()):
+                    new = self._wait_for_new_master(old, timeout)
+                    break
+        else:
+            wait_for(accepted, "a sentinel to accept SENTINEL FAILOVER", timeout)
+            new = self._wait_for_new_master(old, timeout)
         if settle:
             self._settle(new, timeout)
         return new
@@ -629,7 +651,30 @@ class SentinelSet:
                 return None
             return address
 
-        return wait_for(moved, f"every sentinel to report a master other than {old}", timeout)
+        return wait_for(
+            moved,
+            f"every sentinel to report a master other than {old}",
+            timeout,
+            detail=self.sentinel_logs,
+        )
+
+    def _reported_masters(self) -> list[Address]:
+        """The master each answering sentinel reports, leaving out those that fail."""
+        reported = []
+        for sentinel in self.answering:
+            try:
+                reported.append(sentinel.master_address())
+            except redis.RedisError:
+                continue
+        return reported
+
+    def sentinel_logs(self, lines: int = 30) -> str:
+        """The last ``lines`` lines of each sentinel's log, for a failure message."""
+        return "\n".join(
+            f"--- sentinel {sentinel.address}:\n"
+            + "\n".join(sentinel.log_text().splitlines()[-lines:])
+            for sentinel in self.sentinel_servers
+        )
 
     def _settle(self, address: Address, timeout: float) -> None:
         master = self.server_at(address)

@@ -733,7 +733,7 @@ def test_many_apps_and_prefixes_share_a_registry(redis_server: RedisServer, shar
             cache = Redis(app, prefix)
         app.before_request(lambda cache=cache: cache.ping() and None)
         assert get(app, "/") == 404
-        cache.connection_pool.disconnect()
+        close_clients(app)
     assert Samples(registry).request_commands("none", "cache")[1] == before + 5
 
 

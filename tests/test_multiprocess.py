@@ -32,6 +32,7 @@ from .conftest import close_clients
 from .gunicorn_server import HTTP_TIMEOUT, STOP_TIMEOUT, Gunicorn, get, start_gunicorn
 from .recorded import log_failures_anew, uncountable_pool
 from .servers import RedisServer
+from .waiting import wait_for
 
 pytest.importorskip("prometheus_client")
 pytest.importorskip("gunicorn")
@@ -192,10 +193,12 @@ def test_workers_metrics_are_added_up(gunicorn: Gunicorn, preload: bool) -> None
     gone = min(pids)
     os.kill(gone, signal.SIGTERM)
     livesum_file = gunicorn.multiproc_dir / f"gauge_livesum_{gone}.db"
-    deadline = time.monotonic() + STOP_TIMEOUT
-    while livesum_file.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not livesum_file.exists(), gunicorn.log_text()
+    wait_for(
+        lambda: not livesum_file.exists(),
+        f"the live gauges of worker {gone} removed at its exit",
+        STOP_TIMEOUT,
+        detail=gunicorn.log_text,
+    )
     samples = _scrape(gunicorn)
     assert value("flask_redis_commands_total", prefix="redis", command="SET") == 2 * REQUESTS
     assert value(pool_gauge, prefix="redis", state="idle") == holding - 1

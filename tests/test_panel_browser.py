@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import redis
 
+from .conftest import close_clients
 from .examples import imported
 from .recorded import SCRIPT_TAG
 from .servers import RedisServer
@@ -99,9 +100,7 @@ def server_url(example: ModuleType, redis_server: RedisServer, plain: redis.Redi
         server.shutdown()
         thread.join(timeout=10)
         server.server_close()
-        for client in app.extensions["redis"].values():
-            client.close()
-            client.connection_pool.disconnect()
+        close_clients(app)
 
 
 @dataclass
