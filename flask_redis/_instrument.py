@@ -145,8 +145,8 @@ def _timed(observe: Observer, command: _Command, commands: Sequence[_Command] | 
     return reply
 
 
-class _InstrumentedPipeline:
-    """Mixed into a client's pipeline class: ``execute()`` is one observed round trip."""
+class _Queued:
+    """What the instrumented pipelines, sync and asyncio, read of the commands queued."""
 
     _flask_redis_observe: Observer = _ignore
 
@@ -154,6 +154,10 @@ class _InstrumentedPipeline:
         """The commands queued, and whether they run as a transaction."""
         commands = [args for args, _options in self.command_stack]  # type: ignore[attr-defined]
         return commands, self.transaction or self.explicit_transaction  # type: ignore[attr-defined]
+
+
+class _InstrumentedPipeline(_Queued):
+    """Mixed into a client's pipeline class: ``execute()`` is one observed round trip."""
 
     def execute(self, raise_on_error: bool = True) -> Any:
         commands, transaction = self._flask_redis_queued()
@@ -272,6 +276,63 @@ class _InstrumentedClient:
         return client
 
 
+async def _timed_async(observe: Observer, command: _Command, commands: Sequence[_Command] | None,
+                       call: Callable[[], Any]) -> Any:  # fmt: skip
+    """:func:`_timed` for a coroutine: ``await call()`` is the round trip. Its time is the
+    wall time of the await, the time other tasks of the loop ran meanwhile included."""
+    start = perf_counter()
+    try:
+        reply = await call()
+    except BaseException as error:  # CancelledError too: the round trip ended there
+        _observe(observe, command, perf_counter() - start, None, error, commands)
+        raise
+    _observe(observe, command, perf_counter() - start, reply, None, commands)
+    return reply
+
+
+class _InstrumentedAsyncPipeline(_Queued):
+    """Mixed into an asyncio client's pipeline class: ``await execute()`` is one observed
+    round trip."""
+
+    async def execute(self, raise_on_error: bool = True) -> Any:
+        commands, transaction = self._flask_redis_queued()
+        execute = super().execute  # type: ignore[misc]
+        if not commands:  # nothing queued: redis-py makes no round trip
+            return await execute(raise_on_error)
+        name = ("MULTI",) if transaction else ("PIPELINE",)
+        return await _timed_async(self._flask_redis_observe, name, commands,
+                                  lambda: execute(raise_on_error))  # fmt: skip
+
+    async def immediate_execute_command(self, *args: Any, **options: Any) -> Any:
+        # WATCH, and the reads between WATCH and MULTI, go to the server at once.
+        call = super().immediate_execute_command  # type: ignore[misc]
+        return await _timed_async(self._flask_redis_observe, args, None,
+                                  lambda: call(*args, **options))  # fmt: skip
+
+
+class _InstrumentedAsyncClient:
+    """Mixed into an asyncio client class (``redis.asyncio.Redis``): each command awaited
+    is one observed round trip."""
+
+    _flask_redis_observe: Observer = _ignore
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        call = super().execute_command  # type: ignore[misc]
+        return await _timed_async(self._flask_redis_observe, args, None,
+                                  lambda: call(*args, **options))  # fmt: skip
+
+    def pipeline(self, *args: Any, **kwargs: Any) -> Any:
+        pipe = super().pipeline(*args, **kwargs)  # type: ignore[misc]
+        pipe.__class__ = subclass(type(pipe), _InstrumentedAsyncPipeline)
+        pipe._flask_redis_observe = self._flask_redis_observe
+        return pipe
+
+    def client(self) -> Any:
+        client = super().client()  # type: ignore[misc]
+        client._flask_redis_observe = self._flask_redis_observe
+        return client
+
+
 # Made once per base class: there are as many as the app uses client and pipeline classes.
 _subclasses: dict[tuple[type[Any], type[Any]], type[Any]] = {}
 
@@ -297,6 +358,12 @@ def instrumented(base: type[ClientT]) -> type[ClientT]:
     return subclass(base, _InstrumentedClient)
 
 
+def instrumented_async(base: type[ClientT]) -> type[ClientT]:
+    """:func:`instrumented` for an asyncio client class (``redis.asyncio.Redis``): each
+    command and pipeline awaited is one observed round trip."""
+    return subclass(base, _InstrumentedAsyncClient)
+
+
 def combine(*observers: Observer) -> Observer:
     """One observer that calls each of ``observers`` in turn. Each has its own guard: one
     that fails is logged (once, by name) and the others still see the round trip."""
@@ -314,6 +381,13 @@ def combine(*observers: Observer) -> Observer:
             _observe(observer, command, seconds, reply, error, commands)
 
     return observe_all
+
+
+def observer_of(client: Any) -> Observer | None:
+    """The observer that :func:`observe` gave ``client``, or ``None`` for a client that is
+    not instrumented."""
+    found = getattr(client, "_flask_redis_observe", None)
+    return None if found is None or found is _ignore else found
 
 
 def observe(client: Any, observer: Observer) -> None:

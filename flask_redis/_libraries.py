@@ -57,6 +57,18 @@ class ClientLibrary:
         return found
 
     @property
+    def asyncio_client(self) -> type[Any]:
+        """The asyncio client of one server: ``redis.asyncio.Redis`` or
+        ``valkey.asyncio.Valkey`` (imported now: most apps never need it)."""
+        module = importlib.import_module(f"{self.name}.asyncio")
+        return getattr(module, self.client.__name__)  # type: ignore[no-any-return]
+
+    @property
+    def asyncio_retry(self) -> type[Any]:
+        """The ``Retry`` class that the asyncio clients take."""
+        return importlib.import_module(f"{self.name}.asyncio.retry").Retry  # type: ignore[no-any-return]
+
+    @property
     def project(self) -> str:
         """The name of the project, for messages: ``"redis-py"`` or ``"valkey-py"``."""
         return f"{self.name}-py"

@@ -1,0 +1,210 @@
+"""``Redis.async_connection``: an asyncio client per event loop, on a real server.
+
+Flask runs each ``async def`` view in an event loop of its own; a script runs its own with
+:func:`asyncio.run`; an ASGI server runs one for every request. The tests count the
+server's connections (``CLIENT LIST``) to see that each loop's connections are reused
+while it runs and closed in it when it ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any
+
+import pytest
+import redis
+from flask import Flask
+from prometheus_client import CollectorRegistry
+
+from flask_redis import Redis, get_recorded_calls
+
+from .samples import Samples
+from .servers import RedisServer
+from .waiting import wait_for
+
+pytest.importorskip("asgiref")  # Flask's async views need it: the "async" extra
+
+
+def _connections(plain: redis.Redis) -> int:
+    """The server's client connections, the plain client's own included."""
+    return len(plain.client_list())
+
+
+@pytest.fixture()
+def async_app(app: Flask, registry: CollectorRegistry) -> Iterator[Flask]:
+    """:func:`app` with metrics in :func:`registry` and calls recorded, and three views
+    that use the asyncio client: one command, a pipeline, and an error."""
+    app.config.update(REDIS_METRICS_REGISTRY=registry, REDIS_RECORD_CALLS=True)
+    ext = Redis(app)
+
+    @app.get("/count")
+    async def count() -> dict[str, Any]:
+        value = await ext.async_connection.incr("count")
+        return {"value": value, "calls": [call.command for call in get_recorded_calls()]}
+
+    @app.get("/pipeline")
+    async def pipeline() -> dict[str, Any]:
+        async with ext.async_connection.pipeline(transaction=True) as pipe:
+            pipe.set("key", "value").get("key")
+            _ok, value = await pipe.execute()
+        return {"value": value.decode(), "calls": [c.command for c in get_recorded_calls()]}
+
+    @app.get("/error")
+    async def error() -> str:
+        await ext.async_connection.set("text", "x")
+        try:
+            await ext.async_connection.lpush("text", "y")
+        except Exception as error:  # redis-py's or valkey-py's ResponseError
+            return type(error).__name__
+        return "no error"
+
+    yield app
+
+
+def test_async_views_count_record_and_close_their_connections(
+    async_app: Flask, plain: redis.Redis, samples: Samples
+) -> None:
+    start = _connections(plain)
+    client = async_app.test_client()
+    for number in range(1, 201):
+        reply = client.get("/count").get_json()
+        assert reply == {"value": number, "calls": ["INCRBY"]}
+    # Each view ran in a loop of its own, whose connection was closed as it ended.
+    assert _connections(plain) == start
+    assert async_app.extensions["redis_asyncio"]["REDIS"].__len__() == 0
+    assert samples.commands("INCRBY") == 200
+    assert samples.requests("count") == 200
+
+
+def test_a_pipeline_of_an_async_view_is_one_observed_round_trip(
+    async_app: Flask, samples: Samples
+) -> None:
+    reply = async_app.test_client().get("/pipeline").get_json()
+    assert reply == {"value": "value", "calls": ["SET", "GET"]}
+    assert samples.round_trips("MULTI") == 1
+    assert samples.commands("SET") == 1
+    assert samples.commands("GET") == 1
+
+
+def test_an_error_in_an_async_view_reaches_the_caller_and_is_counted(
+    async_app: Flask, samples: Samples
+) -> None:
+    assert async_app.test_client().get("/error").get_data(as_text=True) == "ResponseError"
+    assert samples.errors("LPUSH", "ResponseError") == 1
+
+
+def test_a_script_runs_the_client_in_its_own_loop_and_closes_it(
+    app: Flask, plain: redis.Redis
+) -> None:
+    ext = Redis(app)
+    start = _connections(plain)
+
+    async def main() -> Any:
+        await ext.async_connection.set("script", "yes")
+        # The same client for the whole loop, and one connection for commands in sequence.
+        assert ext.async_connection is ext.async_connection
+        assert _connections(plain) == start + 1
+        return await ext.async_connection.get("script")
+
+    with app.app_context():
+        for _ in range(3):
+            assert asyncio.run(main()) == b"yes"
+            assert _connections(plain) == start
+
+
+def test_one_long_lived_loop_reuses_its_pool_for_every_task(app: Flask, plain: redis.Redis) -> None:
+    """As under an ASGI server: one loop serves every request, concurrently."""
+    ext = Redis(app)
+    start = _connections(plain)
+    seen = []
+
+    async def request(number: int) -> None:
+        client = ext.async_connection
+        seen.append(client)
+        await client.set(f"task:{number}", number)
+        assert await client.get(f"task:{number}") == str(number).encode()
+
+    async def serve() -> None:
+        for _ in range(10):
+            await asyncio.gather(*(request(number) for number in range(8)))
+        # 8 tasks at once: at most 8 connections, kept for the next requests.
+        assert start < _connections(plain) <= start + 8
+
+    with app.app_context():
+        asyncio.run(serve())
+    assert len({id(client) for client in seen}) == 1
+    assert _connections(plain) == start
+
+
+def test_threads_running_loops_at_once_each_get_a_client_of_their_own(
+    app: Flask, plain: redis.Redis
+) -> None:
+    ext = Redis(app)
+    start = _connections(plain)
+    errors: list[BaseException] = []
+    clients: list[Any] = []
+
+    async def work(thread: int) -> None:
+        clients.append(ext.async_connection)
+        for number in range(50):
+            await ext.async_connection.set(f"thread:{thread}", number)
+        assert await ext.async_connection.get(f"thread:{thread}") == b"49"
+
+    def run(thread: int) -> None:
+        try:
+            with app.app_context():
+                asyncio.run(work(thread))
+        except BaseException as error:  # re-raised by the test below
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(thread,)) for thread in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    assert len({id(client) for client in clients}) == 8
+    wait_for(lambda: _connections(plain) == start, "the threads' connections to close")
+
+
+def test_a_command_cancelled_midway_leaves_the_client_usable(
+    app: Flask, plain: redis.Redis, registry: CollectorRegistry, samples: Samples
+) -> None:
+    app.config["REDIS_METRICS_REGISTRY"] = registry
+    ext = Redis(app)
+
+    async def main() -> Any:
+        client = ext.async_connection
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(client.blpop("empty", timeout=5), 0.2)
+        await client.rpush("empty", "late")  # the cancelled BLPOP must not take it
+        await client.set("after", "ok")
+        return await client.get("after"), await client.lrange("empty", 0, -1)
+
+    with app.app_context():
+        assert asyncio.run(main()) == (b"ok", [b"late"])
+    assert samples.errors("BLPOP", "CancelledError") == 1
+
+
+def test_outside_a_loop_the_async_client_says_where_to_use_it(app: Flask) -> None:
+    ext = Redis(app)
+    with app.app_context(), pytest.raises(RuntimeError, match="async def"):
+        ext.async_connection  # noqa: B018
+
+
+def test_a_setting_the_async_client_cannot_take_is_named(
+    app: Flask, redis_server: RedisServer, client_module: ModuleType
+) -> None:
+    pool = client_module.ConnectionPool(host="127.0.0.1", port=redis_server.port)
+    app.config["REDIS_CONNECTION_POOL"] = pool
+    ext = Redis(app)
+
+    async def main() -> None:
+        ext.async_connection  # noqa: B018
+
+    with app.app_context(), pytest.raises(ValueError, match="REDIS_CONNECTION_POOL"):
+        asyncio.run(main())
+    pool.disconnect()
