@@ -42,6 +42,8 @@ setup(
             "build>=1",
             "radon>=6",
             "asgiref>=3.2",
+            "uvicorn>=0.20",
+            "uvloop>=0.17; sys_platform != 'win32'",
             "twine>=5",
             "valkey>=6.1",
             # valkey-server for the tests; without it their Valkey runs are skipped.

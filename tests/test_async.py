@@ -9,8 +9,11 @@ while it runs and closed in it when it ends.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
+import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
 from typing import Any
 
@@ -22,7 +25,7 @@ from prometheus_client import CollectorRegistry
 from flask_redis import Redis, get_recorded_calls
 
 from .samples import Samples
-from .servers import RedisServer
+from .servers import RedisServer, free_port
 from .waiting import wait_for
 
 pytest.importorskip("asgiref")  # Flask's async views need it: the "async" extra
@@ -208,3 +211,47 @@ def test_a_setting_the_async_client_cannot_take_is_named(
     with app.app_context(), pytest.raises(ValueError, match="REDIS_CONNECTION_POOL"):
         asyncio.run(main())
     pool.disconnect()
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return response.status, response.read()
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_under_an_asgi_server_one_loop_serves_every_request(
+    async_app: Flask, plain: redis.Redis, samples: Samples, loop: str
+) -> None:
+    """uvicorn, with the app wrapped in asgiref's WsgiToAsgi, on asyncio's loop and on
+    uvloop's: Flask runs the async views in the server's own loop, so one client and its
+    pool serve them all."""
+    uvicorn = pytest.importorskip("uvicorn")
+    pytest.importorskip(loop)
+    from asgiref.wsgi import WsgiToAsgi
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            WsgiToAsgi(async_app), host="127.0.0.1", port=port, log_level="warning", loop=loop
+        )
+    )
+    thread = threading.Thread(target=server.run)
+    start = _connections(plain)
+    thread.start()
+    try:
+        wait_for(lambda: server.started, "uvicorn to start")
+        url = f"http://127.0.0.1:{port}/count"
+        with ThreadPoolExecutor(8) as pool:
+            replies = list(pool.map(lambda _: _get(url), range(1000)))
+        assert {status for status, _body in replies} == {200}
+        values = sorted(json.loads(body)["value"] for _status, body in replies)
+        assert values == list(range(1, 1001))
+        # 8 requests at once: at most 8 connections, kept between requests.
+        assert start < _connections(plain) <= start + 8
+        assert len(async_app.extensions["redis_asyncio"]["REDIS"]) == 1
+    finally:
+        server.should_exit = True
+        thread.join(30)
+    assert _connections(plain) == start  # closed in the loop as uvicorn ended it
+    assert samples.commands("INCRBY") == 1000
+    assert samples.requests("count") == 1000
