@@ -24,10 +24,15 @@ def loop_clients(config: ClientConfig, observer: Observer | None) -> LoopClients
         message names its key). Checked when the first client is made, in its loop.
     """
 
+    made: list[tuple[type[Any], dict[str, Any]]] = []  # the class and arguments, once read
+
     def make() -> Any:
-        base = config.library.asyncio_client
-        kwargs = _arguments(config, base)
-        client = (base if observer is None else instrumented_async(base))(**kwargs)
+        if not made:  # read on first use: under a WSGI server, every async view makes one
+            base = config.library.asyncio_client
+            kwargs = _arguments(config, base)
+            made.append((base if observer is None else instrumented_async(base), kwargs))
+        client_class, kwargs = made[0]
+        client = client_class(**kwargs)
         if observer is not None:
             observe(client, observer)
         return client
