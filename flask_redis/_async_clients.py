@@ -1,6 +1,7 @@
 """The asyncio client of a config prefix: ``redis.asyncio.Redis`` (``valkey.asyncio.Valkey``)
-made from the same settings as the prefix's client, observed by the same observer, one per
-event loop (see ``_loops``)."""
+for one server, the master of a Sentinel service, or a Cluster client, made from the same
+settings as the prefix's client and observed by the same observer, one per event loop
+(see ``_loops``)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from typing import Any
 
 from ._config import ClientConfig
 from ._instrument import Observer, instrumented_async, observe
-from ._loops import LoopClients
-from ._topology import SERVER
+from ._loops import LoopClients, Made
+from ._topology import CLUSTER, SENTINEL
 
 #: Arguments of the sync client that the asyncio client takes only as asyncio objects.
 _SYNC_OBJECTS = ("connection_pool",)
@@ -23,32 +24,51 @@ def loop_clients(config: ClientConfig, observer: Observer | None) -> LoopClients
     :raises ValueError: a setting of the prefix is one the asyncio client cannot take (the
         message names its key). Checked when the first client is made, in its loop.
     """
+    classes: list[tuple[type[Any], dict[str, Any]]] = []  # read once, on first use
 
-    made: list[tuple[type[Any], dict[str, Any]]] = []  # the class and arguments, once read
-
-    def make() -> Any:
-        if not made:  # read on first use: under a WSGI server, every async view makes one
-            base = config.library.asyncio_client
+    def make() -> Made:
+        if not classes:  # under a WSGI server, every async view makes a client
+            base = _base(config)
             kwargs = _arguments(config, base)
-            made.append((base if observer is None else instrumented_async(base), kwargs))
-        client_class, kwargs = made[0]
-        client = client_class(**kwargs)
+            classes.append((base if observer is None else instrumented_async(base), kwargs))
+        client_class, kwargs = classes[0]
+        client, others = _connect(config, client_class, kwargs)
         if observer is not None:
             observe(client, observer)
-        return client
+        return client, others
 
     return LoopClients(make)
 
 
-def _arguments(config: ClientConfig, base: type[Any]) -> dict[str, Any]:
-    """The keyword arguments of ``config`` for the asyncio client class ``base``."""
-    prefix = config.prefix
-    if config.mode != SERVER:
-        raise ValueError(
-            f"Redis.async_connection ({prefix}): the asyncio client is made for one server"
-            f" (PREFIX_HOST, PREFIX_URL); this prefix uses {config.mode}, which it does not"
-            " support yet: use Redis.connection"
+def _base(config: ClientConfig) -> type[Any]:
+    """The asyncio class of ``config``'s topology: the cluster client, else the client."""
+    if config.mode == CLUSTER:
+        return config.library.asyncio_cluster[0]
+    return config.library.asyncio_client
+
+
+def _connect(config: ClientConfig, client_class: type[Any], kwargs: dict[str, Any]) -> Made:
+    """A client of ``client_class``, and the clients of the sentinels it asks, to close
+    with it."""
+    library = config.library
+    if config.mode == SENTINEL:
+        sentinel = library.asyncio_sentinel(
+            config.addresses, sentinel_kwargs=config.sentinel_kwargs, **kwargs
         )
+        which = {library.sentinel_class_argument: client_class}
+        return sentinel.master_for(str(config.service), **which), list(sentinel.sentinels)
+    if config.mode == CLUSTER and config.addresses:
+        node = library.asyncio_cluster[1]
+        startup = [node(host, port) for host, port in config.addresses]
+        return client_class(startup_nodes=startup, **kwargs), []
+    return client_class(**kwargs), []
+
+
+def _arguments(config: ClientConfig, base: type[Any]) -> dict[str, Any]:
+    """The keyword arguments of ``config`` for the asyncio client class ``base``.
+
+    :raises ValueError: naming the keys whose arguments ``base`` does not take.
+    """
     accepted = inspect.signature(base.__init__).parameters
     refused = sorted(
         config.sources.get(name, name)
@@ -59,7 +79,7 @@ def _arguments(config: ClientConfig, base: type[Any]) -> dict[str, Any]:
     )
     if refused:
         raise ValueError(
-            f"Redis.async_connection ({prefix}): the asyncio client"
+            f"Redis.async_connection ({config.prefix}): the asyncio client"
             f" ({base.__module__}.{base.__qualname__}) cannot take {', '.join(refused)}:"
             " leave them out, or use Redis.connection"
         )

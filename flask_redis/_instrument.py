@@ -214,6 +214,13 @@ def _is_transaction(strategy: Any) -> bool:
     return _TransactionStrategy is not None and isinstance(strategy, _TransactionStrategy)
 
 
+def _is_async_cluster(pipe: Any) -> bool:
+    """Whether ``pipe`` is an asyncio cluster client's pipeline, which holds its client as
+    ``cluster_client`` (redis-py 6 and later) or ``_client`` (redis-py 5, valkey-py); by
+    name, not by class: this module does not import ``redis.asyncio``."""
+    return hasattr(pipe, "cluster_client") or hasattr(pipe, "_client")
+
+
 def _forwarding(function: Callable[..., Any]) -> Callable[..., Any] | None:
     """``function`` if all it does is hand the command on to ``self._execute_command``,
     as redis-py's :meth:`~redis.Redis.execute_command` does since 5.1; else ``None``."""
@@ -294,20 +301,41 @@ class _InstrumentedAsyncPipeline(_Queued):
     """Mixed into an asyncio client's pipeline class: ``await execute()`` is one observed
     round trip."""
 
-    async def execute(self, raise_on_error: bool = True) -> Any:
+    def _flask_redis_queued(self) -> tuple[list[_Command], bool]:
+        # An asyncio pipeline is a client too: its "transaction" is the client's method.
+        commands = [args for args, _options in self.command_stack]  # type: ignore[attr-defined]
+        return commands, self.is_transaction or self.explicit_transaction  # type: ignore[attr-defined]
+
+    async def execute(self, *args: Any, **kwargs: Any) -> Any:
+        # Any arguments, handed on: a cluster pipeline's execute() takes allow_redirections.
         commands, transaction = self._flask_redis_queued()
         execute = super().execute  # type: ignore[misc]
         if not commands:  # nothing queued: redis-py makes no round trip
-            return await execute(raise_on_error)
+            return await execute(*args, **kwargs)
         name = ("MULTI",) if transaction else ("PIPELINE",)
         return await _timed_async(self._flask_redis_observe, name, commands,
-                                  lambda: execute(raise_on_error))  # fmt: skip
+                                  lambda: execute(*args, **kwargs))  # fmt: skip
 
     async def immediate_execute_command(self, *args: Any, **options: Any) -> Any:
         # WATCH, and the reads between WATCH and MULTI, go to the server at once.
         call = super().immediate_execute_command  # type: ignore[misc]
         return await _timed_async(self._flask_redis_observe, args, None,
                                   lambda: call(*args, **options))  # fmt: skip
+
+
+class _InstrumentedAsyncClusterPipeline(_InstrumentedAsyncPipeline):
+    """Mixed into an asyncio cluster client's pipeline class, whose queue is kept elsewhere."""
+
+    def _flask_redis_queued(self) -> tuple[list[_Command], bool]:
+        # redis-py 6 and later queue in an execution strategy, transactions included;
+        # redis-py 5 and valkey-py in the pipeline itself, and have no cluster transactions.
+        strategy = getattr(self, "_execution_strategy", None)
+        if strategy is None:
+            queue = self._command_stack  # type: ignore[attr-defined]
+        else:
+            queue = strategy._command_queue
+        transaction = type(strategy).__name__ == "TransactionStrategy"
+        return [command.args for command in queue], transaction
 
 
 class _InstrumentedAsyncClient:
@@ -323,7 +351,12 @@ class _InstrumentedAsyncClient:
 
     def pipeline(self, *args: Any, **kwargs: Any) -> Any:
         pipe = super().pipeline(*args, **kwargs)  # type: ignore[misc]
-        pipe.__class__ = subclass(type(pipe), _InstrumentedAsyncPipeline)
+        mixin = (
+            _InstrumentedAsyncClusterPipeline
+            if _is_async_cluster(pipe)
+            else _InstrumentedAsyncPipeline
+        )
+        pipe.__class__ = subclass(type(pipe), mixin)
         pipe._flask_redis_observe = self._flask_redis_observe
         return pipe
 

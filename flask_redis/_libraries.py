@@ -64,6 +64,18 @@ class ClientLibrary:
         return getattr(module, self.client.__name__)  # type: ignore[no-any-return]
 
     @property
+    def asyncio_cluster(self) -> tuple[type[Any], type[Any]]:
+        """The asyncio cluster client and its ``ClusterNode``: ``redis.asyncio.cluster``'s
+        ``RedisCluster`` or ``valkey.asyncio.cluster``'s ``ValkeyCluster``."""
+        module = importlib.import_module(f"{self.name}.asyncio.cluster")
+        return getattr(module, self.cluster.__name__), module.ClusterNode
+
+    @property
+    def asyncio_sentinel(self) -> type[Any]:
+        """The asyncio Sentinel manager of the library."""
+        return importlib.import_module(f"{self.name}.asyncio.sentinel").Sentinel  # type: ignore[no-any-return]
+
+    @property
     def asyncio_retry(self) -> type[Any]:
         """The ``Retry`` class that the asyncio clients take."""
         return importlib.import_module(f"{self.name}.asyncio.retry").Retry  # type: ignore[no-any-return]

@@ -20,17 +20,22 @@ import asyncio
 import os
 import threading
 import weakref
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any, Callable
+
+#: What makes a client returns: the client, and other clients to close with it (the
+#: clients of the sentinels that a Sentinel master's pool asks).
+Made = tuple[Any, Sequence[Any]]
 
 
 class LoopClients:
     """The clients of one config prefix, one per event loop.
 
-    :param make: Makes a client; called in the loop it is for.
+    :param make: Makes a client, and the clients to close with it; called in the loop
+        they are for.
     """
 
-    def __init__(self, make: Callable[[], Any]) -> None:
+    def __init__(self, make: Callable[[], Made]) -> None:
         self._make = make
         self._lock = threading.Lock()
         # Per loop: the client, the generator that closes it, the process that made it.
@@ -58,8 +63,8 @@ class LoopClients:
         with self._lock:  # threads that run loops of their own ask at once
             found = self._clients.get(loop)
             if found is None or found[2] != os.getpid():  # none, or one of the parent process
-                client = self._make()
-                closer = self._closing(loop, client)
+                client, others = self._make()
+                closer = self._closing(loop, [client, *others])
                 # Its first step registers it with the loop, which finalizes it at shutdown;
                 # it runs no await, so it is done here without the loop's help.
                 try:
@@ -70,20 +75,21 @@ class LoopClients:
         return found[0]
 
     async def _closing(
-        self, loop: asyncio.AbstractEventLoop, client: Any
+        self, loop: asyncio.AbstractEventLoop, clients: list[Any]
     ) -> AsyncGenerator[None, None]:
-        """Yield once, then close ``client`` when ``loop`` finalizes this generator, and
-        forget it: the client's connections may hold the loop, which would keep it, and
-        its entry, alive (one per request, where each request runs a loop of its own)."""
+        """Yield once, then close ``clients`` when ``loop`` finalizes this generator, and
+        forget them: their connections may hold the loop, which would keep it, and its
+        entry, alive (one per request, where each request runs a loop of its own)."""
         try:
             yield
         finally:
             try:
-                close = getattr(client, "aclose", None) or client.close  # redis-py 5.0: close
-                await close()
+                for client in clients:
+                    close = getattr(client, "aclose", None) or client.close  # redis-py 5.0
+                    await close()
             finally:
                 with self._lock:
-                    if self._clients.get(loop, (None,))[0] is client:
+                    if self._clients.get(loop, (None,))[0] is clients[0]:
                         del self._clients[loop]
 
     def __len__(self) -> int:

@@ -24,8 +24,9 @@ from prometheus_client import CollectorRegistry
 
 from flask_redis import Redis, get_recorded_calls
 
+from .conftest import close_clients, observed_app
 from .samples import Samples
-from .servers import RedisServer, free_port
+from .servers import ClusterNodes, RedisServer, SentinelSet, free_port
 from .waiting import wait_for
 
 pytest.importorskip("asgiref")  # Flask's async views need it: the "async" extra
@@ -34,6 +35,12 @@ pytest.importorskip("asgiref")  # Flask's async views need it: the "async" extra
 def _connections(plain: redis.Redis) -> int:
     """The server's client connections, the plain client's own included."""
     return len(plain.client_list())
+
+
+def _wait_for_connections(plain: redis.Redis, count: int) -> None:
+    """Wait until the server has ``count`` connections: it sees a closed one go soon after
+    the client closed it, not at once."""
+    wait_for(lambda: _connections(plain) == count, f"the server to have {count} connections")
 
 
 @pytest.fixture()
@@ -76,7 +83,7 @@ def test_async_views_count_record_and_close_their_connections(
         reply = client.get("/count").get_json()
         assert reply == {"value": number, "calls": ["INCRBY"]}
     # Each view ran in a loop of its own, whose connection was closed as it ended.
-    assert _connections(plain) == start
+    _wait_for_connections(plain, start)
     assert async_app.extensions["redis_asyncio"]["REDIS"].__len__() == 0
     assert samples.commands("INCRBY") == 200
     assert samples.requests("count") == 200
@@ -115,7 +122,7 @@ def test_a_script_runs_the_client_in_its_own_loop_and_closes_it(
     with app.app_context():
         for _ in range(3):
             assert asyncio.run(main()) == b"yes"
-            assert _connections(plain) == start
+            _wait_for_connections(plain, start)
 
 
 def test_one_long_lived_loop_reuses_its_pool_for_every_task(app: Flask, plain: redis.Redis) -> None:
@@ -139,7 +146,7 @@ def test_one_long_lived_loop_reuses_its_pool_for_every_task(app: Flask, plain: r
     with app.app_context():
         asyncio.run(serve())
     assert len({id(client) for client in seen}) == 1
-    assert _connections(plain) == start
+    _wait_for_connections(plain, start)
 
 
 def test_threads_running_loops_at_once_each_get_a_client_of_their_own(
@@ -170,7 +177,7 @@ def test_threads_running_loops_at_once_each_get_a_client_of_their_own(
         thread.join(30)
     assert errors == []
     assert len({id(client) for client in clients}) == 8
-    wait_for(lambda: _connections(plain) == start, "the threads' connections to close")
+    _wait_for_connections(plain, start)
 
 
 def test_a_command_cancelled_midway_leaves_the_client_usable(
@@ -252,6 +259,80 @@ def test_under_an_asgi_server_one_loop_serves_every_request(
     finally:
         server.should_exit = True
         thread.join(30)
-    assert _connections(plain) == start  # closed in the loop as uvicorn ended it
+    _wait_for_connections(plain, start)  # closed in the loop as uvicorn ended it
     assert samples.commands("INCRBY") == 1000
     assert samples.requests("count") == 1000
+
+
+def _views(app: Flask, keys: list[str]) -> Redis:
+    """Set up ``app``'s ``REDIS`` prefix and a view, ``/keys``, that writes ``keys`` one by
+    one and reads them back in one pipeline, through the asyncio client."""
+    ext = Redis(app)
+
+    @app.get("/keys")
+    async def write_and_read() -> dict[str, Any]:
+        for key in keys:
+            await ext.async_connection.set(key, key)
+        async with ext.async_connection.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.get(key)
+            values = await pipe.execute()
+        return {"values": values}  # decoded: observed_app decodes replies
+
+    return ext
+
+
+def test_a_sentinel_prefix_gives_an_async_client_of_the_master(
+    sentinel_set: SentinelSet, sentinel_master: redis.Redis, registry: CollectorRegistry
+) -> None:
+    # Without the failover watch, whose connections to the sentinels open in a thread.
+    app = observed_app(sentinel_set.url, registry, REDIS_SENTINEL_WATCH=False)
+    keys = [f"sentinel:{number}" for number in range(5)]
+    _views(app, keys)
+    master = sentinel_set.server_at(sentinel_set.master_address())
+    sentinels = [s for s in sentinel_set.sentinel_servers if s.running]
+    start = [_connections_of(server) for server in (master, *sentinels)]
+    try:
+        client = app.test_client()
+        for _ in range(20):
+            assert client.get("/keys").get_json() == {"values": keys}
+        # Each view's loop closed its connections, to the master and to the sentinels.
+        wait_for(
+            lambda: [_connections_of(server) for server in (master, *sentinels)] == start,
+            "the connections of the async views to close",
+        )
+        samples = Samples(registry)
+        assert samples.commands("SET") == 100
+        assert samples.round_trips("PIPELINE") == 20
+        assert samples.commands("GET") == 100
+    finally:
+        close_clients(app)
+
+
+def test_a_cluster_prefix_gives_an_async_cluster_client(
+    redis_cluster_nodes: ClusterNodes, cluster_client: Any, registry: CollectorRegistry
+) -> None:
+    app = observed_app(redis_cluster_nodes.url, registry)
+    keys = [f"cluster:{number}" for number in range(12)]  # over every master
+    _views(app, keys)
+    nodes = redis_cluster_nodes.nodes
+    start = [_connections_of(node) for node in nodes]
+    try:
+        client = app.test_client()
+        for _ in range(10):
+            assert client.get("/keys").get_json() == {"values": keys}
+        wait_for(
+            lambda: [_connections_of(node) for node in nodes] == start,
+            "the connections of the async views to close",
+        )
+        samples = Samples(registry)
+        assert samples.commands("SET") == 120
+        assert samples.round_trips("PIPELINE") == 10
+        assert samples.commands("GET") == 120
+    finally:
+        close_clients(app)
+
+
+def _connections_of(server: RedisServer) -> int:
+    with server.client(socket_timeout=2) as client:
+        return len(client.client_list())
