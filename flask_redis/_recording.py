@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 import threading
+from asyncio import events
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from time import perf_counter
@@ -33,7 +35,7 @@ from ._display import (
     is_utf8,
     refused,
 )
-from ._instrument import Observer
+from ._instrument import Observer, combine
 from ._per_request import PerRequest, Stacked
 from ._server_timing import Timing, send_server_timing
 from ._topology import CLUSTER, SENTINEL
@@ -91,6 +93,10 @@ class RecordedCall:
     #: The command and its arguments are the text that was sent, so that it can be sent
     #: again from them: none was cut short, redacted, left out or shown as hex.
     exact: bool = True
+    #: The round trip was awaited: made by the asyncio client
+    #: (:attr:`Redis.async_connection <flask_redis.Redis.async_connection>`). A call of the
+    #: sync client is not, even in an ``async def`` view, where it blocks the event loop.
+    asynchronous: bool = False
 
 
 class _Tally:
@@ -214,6 +220,7 @@ class _Pending(NamedTuple):
     misses: int
     redacted: bool
     exact: bool
+    asynchronous: bool
 
 
 # Per app, the prefixes that record calls; per request, the calls.
@@ -252,6 +259,27 @@ def _hits_and_misses(command: str, keys: int, reply: Any) -> tuple[int, int]:
     # Nil, an empty collection or string, 0 or False: nothing was found.
     missing = reply is None or (command in _EMPTY_IS_MISS and not reply)
     return (0, 1) if missing else (1, 0)
+
+
+#: The running event loop of the thread, or ``None``: one C call (asyncio's own, which
+#: :func:`asyncio.get_running_loop` wraps, without the exception it raises outside a loop).
+_running_loop = events._get_running_loop
+#: The source file of the instrumented clients, whose frames call the observers.
+_INSTRUMENT_FILE = combine.__code__.co_filename
+_CO_COROUTINE = 0x80  # inspect.CO_COROUTINE
+
+
+def _awaited(depth: int) -> bool:
+    """Whether the round trip being observed was awaited, when the thread runs an event
+    loop: a coroutine of the instrumented client called the observer, ``depth`` frames out
+    of the function that asks (a sync client's call in a coroutine has only plain frames
+    there)."""
+    frame: Any = sys._getframe(depth + 1)
+    while frame is not None and frame.f_code.co_filename == _INSTRUMENT_FILE:
+        if frame.f_code.co_flags & _CO_COROUTINE:
+            return True
+        frame = frame.f_back
+    return False
 
 
 class _Local(threading.local):
@@ -376,10 +404,11 @@ class PrefixRecorder:
             exact = all(type(arg) is not str or as_utf8(arg, encoding) for arg in args)
         # Frames out of this method: observe(), then what called it.
         location, stack = self._find_caller(2)
+        asynchronous = _running_loop() is not None and _awaited(3)
         # _Pending's fields, in order, each named as its field.
         calls._pending.append((
             prefix, command, args, args_left_out, start, duration, pipeline, transaction, error,
-            location, stack, node, hits, misses, redacted, exact,
+            location, stack, node, hits, misses, redacted, exact, asynchronous,
         ))  # fmt: skip
 
 

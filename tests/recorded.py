@@ -9,6 +9,7 @@ import shutil
 import sys
 import threading
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -283,6 +284,19 @@ class ToolbarApp:
 
         self.app.add_url_rule("/", "page", page)
         response = self.app.test_client().get("/")
+        assert response.status_code == 200
+        return read_page(response.text)
+
+    def async_page(self, view: Callable[[], Awaitable[object]]) -> Page:
+        """Await ``view`` in an ``async def`` page of the app, and read the panel of the
+        response."""
+
+        async def async_page() -> str:
+            await view()
+            return "<!doctype html><html><body><p>The async page</p></body></html>"
+
+        self.app.add_url_rule("/async", "async_page", async_page)
+        response = self.app.test_client().get("/async")
         assert response.status_code == 200
         return read_page(response.text)
 
