@@ -225,6 +225,37 @@ def _get(url: str) -> tuple[int, bytes]:
         return response.status, response.read()
 
 
+def _load(url: str, requests: int = 1000, at_once: int = 8) -> list[int]:
+    """GET ``url`` ``requests`` times, ``at_once`` at a time: the values of the replies."""
+    with ThreadPoolExecutor(at_once) as pool:
+        replies = list(pool.map(lambda _: _get(url), range(requests)))
+    assert {status for status, _body in replies} == {200}
+    return sorted(json.loads(body)["value"] for _status, body in replies)
+
+
+def test_under_a_threaded_wsgi_server_each_request_closes_its_loops_connections(
+    async_app: Flask, plain: redis.Redis, samples: Samples
+) -> None:
+    """Werkzeug's threaded server: Flask runs each async view in a loop of its own."""
+    from werkzeug.serving import make_server
+
+    start = _connections(plain)
+    server = make_server("127.0.0.1", free_port(), async_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever)
+    thread.start()
+    try:
+        values = _load(f"http://127.0.0.1:{server.port}/count")
+    finally:
+        server.shutdown()
+        thread.join(30)
+        server.server_close()
+    assert values == list(range(1, 1001))
+    assert len(async_app.extensions["redis_asyncio"]["REDIS"]) == 0
+    _wait_for_connections(plain, start)
+    assert samples.commands("INCRBY") == 1000
+    assert samples.requests("count") == 1000
+
+
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_under_an_asgi_server_one_loop_serves_every_request(
     async_app: Flask, plain: redis.Redis, samples: Samples, loop: str
@@ -247,12 +278,7 @@ def test_under_an_asgi_server_one_loop_serves_every_request(
     thread.start()
     try:
         wait_for(lambda: server.started, "uvicorn to start")
-        url = f"http://127.0.0.1:{port}/count"
-        with ThreadPoolExecutor(8) as pool:
-            replies = list(pool.map(lambda _: _get(url), range(1000)))
-        assert {status for status, _body in replies} == {200}
-        values = sorted(json.loads(body)["value"] for _status, body in replies)
-        assert values == list(range(1, 1001))
+        assert _load(f"http://127.0.0.1:{port}/count") == list(range(1, 1001))
         # 8 requests at once: at most 8 connections, kept between requests.
         assert start < _connections(plain) <= start + 8
         assert len(async_app.extensions["redis_asyncio"]["REDIS"]) == 1
@@ -277,28 +303,39 @@ def _views(app: Flask, keys: list[str]) -> Redis:
             for key in keys:
                 pipe.get(key)
             values = await pipe.execute()
-        return {"values": values}  # decoded: observed_app decodes replies
+        name = await ext.async_connection.client_getname()
+        return {"values": values, "name": name}  # decoded: observed_app decodes replies
 
     return ext
+
+
+#: The name of the app's connections in the Sentinel and Cluster tests: the sentinels and
+#: nodes also talk to each other, at moments of their own.
+NAME = "flask-redis-async"
 
 
 def test_a_sentinel_prefix_gives_an_async_client_of_the_master(
     sentinel_set: SentinelSet, sentinel_master: redis.Redis, registry: CollectorRegistry
 ) -> None:
-    # Without the failover watch, whose connections to the sentinels open in a thread.
-    app = observed_app(sentinel_set.url, registry, REDIS_SENTINEL_WATCH=False)
+    app = observed_app(
+        sentinel_set.url,
+        registry,
+        REDIS_CLIENT_NAME=NAME,
+        REDIS_SENTINEL_KWARGS={"client_name": NAME},
+        REDIS_SENTINEL_WATCH=False,  # its connections are the sync client's
+    )
     keys = [f"sentinel:{number}" for number in range(5)]
     _views(app, keys)
     master = sentinel_set.server_at(sentinel_set.master_address())
-    sentinels = [s for s in sentinel_set.sentinel_servers if s.running]
-    start = [_connections_of(server) for server in (master, *sentinels)]
+    servers = [master, *(s for s in sentinel_set.sentinel_servers if s.running)]
+    start = [_named_connections(server) for server in servers]  # the sync client's
     try:
         client = app.test_client()
         for _ in range(20):
-            assert client.get("/keys").get_json() == {"values": keys}
+            assert client.get("/keys").get_json() == {"values": keys, "name": NAME}
         # Each view's loop closed its connections, to the master and to the sentinels.
         wait_for(
-            lambda: [_connections_of(server) for server in (master, *sentinels)] == start,
+            lambda: [_named_connections(server) for server in servers] == start,
             "the connections of the async views to close",
         )
         samples = Samples(registry)
@@ -312,17 +349,17 @@ def test_a_sentinel_prefix_gives_an_async_client_of_the_master(
 def test_a_cluster_prefix_gives_an_async_cluster_client(
     redis_cluster_nodes: ClusterNodes, cluster_client: Any, registry: CollectorRegistry
 ) -> None:
-    app = observed_app(redis_cluster_nodes.url, registry)
+    app = observed_app(redis_cluster_nodes.url, registry, REDIS_CLIENT_NAME=NAME)
     keys = [f"cluster:{number}" for number in range(12)]  # over every master
     _views(app, keys)
     nodes = redis_cluster_nodes.nodes
-    start = [_connections_of(node) for node in nodes]
+    start = [_named_connections(node) for node in nodes]  # the sync client's
     try:
         client = app.test_client()
         for _ in range(10):
-            assert client.get("/keys").get_json() == {"values": keys}
+            assert client.get("/keys").get_json() == {"values": keys, "name": NAME}
         wait_for(
-            lambda: [_connections_of(node) for node in nodes] == start,
+            lambda: [_named_connections(node) for node in nodes] == start,
             "the connections of the async views to close",
         )
         samples = Samples(registry)
@@ -333,6 +370,7 @@ def test_a_cluster_prefix_gives_an_async_cluster_client(
         close_clients(app)
 
 
-def _connections_of(server: RedisServer) -> int:
+def _named_connections(server: RedisServer) -> int:
+    """The connections to ``server`` named :data:`NAME`."""
     with server.client(socket_timeout=2) as client:
-        return len(client.client_list())
+        return sum(1 for each in client.client_list() if each.get("name") == NAME)
