@@ -2,7 +2,8 @@
 
 Not imported by the test process itself: that would register its metrics in pytest's
 default registry. The commands of ``/work`` are listed in ``WORK_COMMANDS`` there;
-``/background`` sends one ECHO outside a request.
+``/background`` sends one ECHO outside a request; ``/async-work``, an async view, one
+INCRBY through the asyncio client (:mod:`tests.test_async`).
 
 Read from the environment: ``FLASK_REDIS_TEST_PORT``, the port of the suite's
 redis-server, and ``FLASK_REDIS_TEST_WRITE_INTERVAL``, the seconds between two writes of a
@@ -64,4 +65,12 @@ def background() -> str:
     thread = threading.Thread(target=redis.echo, args=("from a thread",))
     thread.start()
     thread.join()
+    return str(os.getpid())
+
+
+@app.route("/async-work")
+async def async_work() -> str:
+    """One INCRBY through the asyncio client, in the loop Flask runs the view in; answers
+    with the pid of the worker that served it."""
+    await redis.async_connection.incr("mp:async")
     return str(os.getpid())

@@ -14,6 +14,7 @@ import threading
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -25,6 +26,7 @@ from prometheus_client import CollectorRegistry
 from flask_redis import Redis, get_recorded_calls
 
 from .conftest import close_clients, observed_app
+from .gunicorn_server import start_gunicorn
 from .samples import Samples
 from .servers import ClusterNodes, RedisServer, SentinelSet, free_port
 from .waiting import wait_for
@@ -254,6 +256,43 @@ def test_under_a_threaded_wsgi_server_each_request_closes_its_loops_connections(
     _wait_for_connections(plain, start)
     assert samples.commands("INCRBY") == 1000
     assert samples.requests("count") == 1000
+
+
+@pytest.mark.parametrize("preload", [False, True])
+def test_under_gunicorn_each_worker_serves_async_views_in_loops_of_its_own(
+    redis_server: RedisServer, plain: redis.Redis, tmp_path: Path, preload: bool
+) -> None:
+    """gunicorn's sync workers, forked from a master that loaded the app (``--preload``)
+    or not: each async view runs in a loop of its own, in a worker of its own."""
+    start = _connections(plain)
+    server = start_gunicorn(
+        tmp_path,
+        "tests.gunicorn_app:app",
+        workers=2,
+        env={
+            "FLASK_REDIS_TEST_PORT": str(redis_server.port),
+            "FLASK_REDIS_TEST_WRITE_INTERVAL": "0.2",
+        },
+        preload=preload,
+    )
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            replies = list(pool.map(lambda _: _get(server.url + "/async-work"), range(1000)))
+        assert {status for status, _body in replies} == {200}
+        assert len({body for _status, body in replies}) == 2  # both workers served
+        assert plain.get("mp:async") == b"1000"
+
+        def counted() -> bool:
+            status, text = _get(server.url + "/metrics")
+            return status == 200 and (
+                'flask_redis_commands_total{command="INCRBY",prefix="redis"} 1000.0'
+                in text.decode()
+            )
+
+        wait_for(counted, "the workers' INCRBY to be counted", detail=server.log_text)
+    finally:
+        server.stop()
+    _wait_for_connections(plain, start)
 
 
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
