@@ -23,15 +23,20 @@
     valkey-py and instrumented on an in-memory valkey-py connection, as in 1.
 12. valkey-py over loopback, on a real valkey-server: GET, and a pipeline of 100 SET.
 13. With ``--instructions``: the instructions added per GET of valkey-py, as in 6.
+14. With ``--instructions``: the asyncio client (``Redis.async_connection``), on an
+    in-memory ``redis.asyncio`` connection: the instructions per awaited GET, plain, with
+    metrics and recording, and, for scale, with redis-client-kit's asyncio client; and per
+    whole request of an ``async def`` view making 0, 1 or 10 awaited GETs.
 
 Run from the project root:
 ``python benchmarks/overhead.py [--rounds N] [--instructions]
-[--only server|cluster|request|valkey] [--multiprocess]``.
+[--only server|cluster|request|valkey|async] [--multiprocess]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import atexit
 import gc
 import importlib.util
@@ -55,6 +60,7 @@ from time import perf_counter
 from typing import Any
 
 import redis
+import redis.asyncio
 from flask import Flask
 from flask.signals import request_started
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -94,6 +100,38 @@ class _InMemory:
 
 class MemoryConnection(_InMemory, redis.Connection):
     """A redis-py connection that sends nothing and always reads the same reply."""
+
+
+class MemoryAsyncConnection(redis.asyncio.Connection):
+    """A redis.asyncio connection that sends nothing and always reads the same reply: each
+    of its coroutines returns at once, without giving the event loop a turn."""
+
+    async def connect(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    async def send_packed_command(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    async def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        return b"value"
+
+    async def can_read_destructive(self) -> bool:
+        return False
+
+    async def can_read(self) -> bool:
+        return False
+
+    async def disconnect(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+def memory_async(client: Any) -> Any:
+    """``client``, an asyncio client that has made no connection yet, with its pool set to
+    make :class:`MemoryAsyncConnection` (the asyncio client takes no pool of the config)."""
+    pool = client.connection_pool
+    if pool.connection_class is not MemoryAsyncConnection:
+        pool.connection_class = MemoryAsyncConnection
+    return client
 
 
 def memory_valkey_pool() -> Any:
@@ -528,6 +566,13 @@ def count(case: str, n: int) -> None:
     if case.startswith("request "):
         _, column, gets, client, library = case.split()
         count_requests(column, int(gets), n, client, library)
+        return
+    if case.startswith("async request "):
+        _, _, column, gets = case.split()
+        count_async_requests(column, int(gets), n)
+        return
+    if case.startswith("async "):
+        count_async(case[len("async ") :], n)
         return
     cluster, valkey = case.startswith("cluster "), case.startswith("valkey ")
     kind = case.split(" ", 1)[1] if cluster or valkey else case
@@ -990,6 +1035,148 @@ def valkey_sections(args: argparse.Namespace) -> None:
         print_instructions(instructions(VALKEY_COUNT_CASES), "valkey plain", strip="valkey ")
 
 
+# Section 14: the asyncio client.
+#: The cases per awaited GET; the last is left out when redis-client-kit is not installed.
+ASYNC_COUNT_CASES = (
+    "plain",
+    "metrics, outside a request",
+    "metrics, in a request",
+    "recording, in a request",
+    "redis-client-kit",
+)
+#: The awaited GETs an ``async def`` view makes, one row each, and the columns.
+ASYNC_REQUEST_GETS = (0, 1, 10)
+ASYNC_REQUEST_COLUMNS = ("plain", "metrics")
+
+
+def kit_async_client() -> Any:
+    """redis-client-kit's asyncio ``InstrumentedRedis`` with the ``RedisMetrics`` its
+    ``create_async_redis_client`` gives it, on an in-memory pool; made in the running loop."""
+    from redis_client_kit.aio import InstrumentedRedis
+    from redis_client_kit.metrics import get_redis_metrics
+
+    pool = redis.asyncio.ConnectionPool(connection_class=MemoryAsyncConnection)
+    return InstrumentedRedis(connection_pool=pool, metrics=get_redis_metrics("flask_redis_bench"))
+
+
+def count_async(kind: str, n: int) -> None:
+    """Await ``n`` GETs of the asyncio client of ``kind`` in one event loop, on an in-memory
+    connection (the child of --instructions). The loop, its client and the first GET, which
+    connects, are in every run, the run of none included."""
+    if installed("redis-client-kit"):  # every case's run imports the same
+        import redis_client_kit.aio  # noqa: F401
+    app, clients = app_with({"BENCH": {
+        "METRICS": kind.startswith("metrics"),
+        "METRICS_REGISTRY": CollectorRegistry(),
+        "RECORD_CALLS": kind.startswith("recording"),
+        "RECORD_CALLS_MAX": n,
+    }})  # fmt: skip
+    extension = clients["BENCH"]
+
+    async def gets() -> None:
+        if kind == "redis-client-kit":
+            client = kit_async_client()
+        else:
+            client = memory_async(extension.async_connection)
+            instrumented = type(client) is not redis.asyncio.Redis
+            assert instrumented == (kind != "plain"), type(client)
+        assert await client.get("key") == b"value"  # the first command connects
+        gc.collect()
+        gc.freeze()
+        for _ in range(n):
+            await client.get("key")
+
+    with app.test_request_context():
+        if kind.endswith("in a request"):
+            request_started.send(app)
+        asyncio.run(gets())
+
+
+def async_gets_view(extension: Redis, gets: int) -> Callable[[], Any]:
+    """An ``async def`` view that takes the asyncio client of its loop, sets its pool to
+    the in-memory connection (a new client per request: Flask runs each async view in a
+    loop of its own), awaits ``gets`` GETs and returns a short string."""
+
+    async def view() -> str:
+        client = memory_async(extension.async_connection)
+        for _ in range(gets):
+            await client.get("key")
+        return "done"
+
+    return view
+
+
+def async_request_app(column: str) -> Flask:
+    """The app of ``column`` (``"plain"`` or ``"metrics"``), with a view ``/N`` that awaits
+    N GETs for each N of :data:`ASYNC_REQUEST_GETS`."""
+    app = Flask(__name__)
+    app.config.update(REDIS_METRICS=column == "metrics", REDIS_METRICS_REGISTRY=CollectorRegistry())
+    extension = Redis(app)
+    for gets in ASYNC_REQUEST_GETS:
+        app.add_url_rule(f"/{gets}", f"gets_{gets}", async_gets_view(extension, gets))
+    return app
+
+
+def count_async_requests(column: str, gets: int, n: int) -> None:
+    """Make ``n`` requests, by Flask's test client, of the async view with ``gets`` GETs of
+    ``column``'s app (the child of --instructions); every view is requested three times
+    first, in every run. Asyncio's loop opens a socket pair of its own: unlike section 10,
+    sockets are not refused; the in-memory connection opens none."""
+    app = async_request_app(column)
+    test_client = app.test_client()
+    for _ in range(3):
+        for each in ASYNC_REQUEST_GETS:
+            response = test_client.get(f"/{each}")
+            assert response.status_code == 200, response.status
+            response.close()
+    gc.collect()
+    gc.freeze()
+    for _ in range(n):
+        test_client.get(f"/{gets}").close()
+    registry = app.config["REDIS_METRICS_REGISTRY"]
+    if column == "metrics":  # what the requests left for the scrape, as in 10
+        metrics_for(registry).add_pending()
+
+
+def parallel_callgrind(jobs: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+    """callgrind's count of each ``(case, calls)``, two runs at a time at most."""
+    with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
+        return dict(zip(jobs, pool.map(lambda job: callgrind(*job), jobs)))
+
+
+def async_section(args: argparse.Namespace) -> None:
+    """Section 14: the asyncio client."""
+    print("14. Asyncio client (Redis.async_connection), in-memory redis.asyncio connection")
+    if not args.instructions:
+        print("   counted in instructions only: run with --instructions")
+        return
+    kinds = [kind for kind in ASYNC_COUNT_CASES if installed(kind)]
+    if "redis-client-kit" in kinds:
+        print(f"   redis-client-kit {version('redis-client-kit')}")
+    else:
+        print("   redis-client-kit is not installed: its row is left out"
+              " (pip install redis-client-kit)")  # fmt: skip
+    n = 2000
+    print(f"   instructions per awaited GET, one event loop (callgrind, {n} GETs minus none)")
+    counted = parallel_callgrind([(f"async {kind}", calls) for kind in kinds for calls in (0, n)])
+    per_get = {kind: (counted[f"async {kind}", n] - counted[f"async {kind}", 0]) / n
+               for kind in kinds}  # fmt: skip
+    print_instructions(per_get, "plain")
+    print(f"   instructions per request, Flask's test client, an async def view awaiting N GETs"
+          f" (callgrind, {REQUESTS_COUNTED} requests minus none)")  # fmt: skip
+    counts = [(0, 0), *((gets, REQUESTS_COUNTED) for gets in ASYNC_REQUEST_GETS)]
+    jobs = [(f"async request {column} {gets}", calls)
+            for column in ASYNC_REQUEST_COLUMNS for gets, calls in counts]  # fmt: skip
+    counted = parallel_callgrind(jobs)
+    figures = {
+        gets: {column: (counted[f"async request {column} {gets}", REQUESTS_COUNTED]
+                        - counted[f"async request {column} 0", 0]) / REQUESTS_COUNTED
+               for column in ASYNC_REQUEST_COLUMNS}
+        for gets in ASYNC_REQUEST_GETS
+    }  # fmt: skip
+    print_request_table(figures, lambda count: f"{count / 1e3:.1f}k")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=30, help="alternating rounds per case")
@@ -1000,9 +1187,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--only",
-        choices=("server", "cluster", "request", "valkey"),
+        choices=("server", "cluster", "request", "valkey", "async"),
         help="run only the sections of one server (1-6), of a cluster (7-9),"
-        " of whole requests (10) or of valkey-py (11-13)",
+        " of whole requests (10), of valkey-py (11-13) or of the asyncio client (14)",
     )
     parser.add_argument(
         "--client",
@@ -1057,6 +1244,7 @@ def main() -> None:
         "cluster": cluster_sections,
         "request": request_section,
         "valkey": valkey_sections,
+        "async": async_section,
     }
     for number, (name, section) in enumerate(sections.items()):
         if args.only in (None, name):
