@@ -9,6 +9,7 @@ while it runs and closed in it when it ends.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import threading
 import urllib.request
@@ -32,6 +33,17 @@ from .servers import ClusterNodes, RedisServer, SentinelSet, free_port
 from .waiting import wait_for
 
 pytest.importorskip("asgiref")  # Flask's async views need it: the "async" extra
+
+
+@pytest.fixture(autouse=True)
+def _no_asyncio_error(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Fail a test after which asyncio logged an error: "Task was destroyed but it is
+    pending", an exception never retrieved, a transport left open (warnings, which the
+    suite turns into errors, cover the rest)."""
+    yield
+    gc.collect()  # finalizes what the test left behind: asyncio logs it then
+    logged = [*caplog.get_records("call"), *caplog.records]
+    assert [r.getMessage() for r in logged if r.name == "asyncio" and r.levelno >= 40] == []
 
 
 def _connections(plain: redis.Redis) -> int:
