@@ -9,7 +9,7 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -23,6 +23,7 @@ from werkzeug.test import TestResponse
 
 import flask_redis._instrument
 from flask_redis import RecordedCalls, Redis, get_recorded_calls
+from flask_redis._commands import Command
 
 from .conftest import SECRET
 from .servers import server_binary
@@ -387,3 +388,21 @@ def uncountable_pool(base: type[Any], **kwargs: Any) -> Any:
             self.__dict__["available"] = value
 
     return UncountablePool(**kwargs)
+
+
+class FailingObserver:
+    """An observer that notes each round trip, then raises."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[Any, ...]] = []
+
+    def __call__(
+        self,
+        command: Command,
+        seconds: float,
+        reply: Any,
+        error: BaseException | None,
+        commands: Sequence[Command] | None,
+    ) -> None:
+        self.seen.append((command, reply, error, commands, seconds > 0))
+        raise RuntimeError("observer bug")

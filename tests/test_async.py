@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import logging
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -25,9 +26,12 @@ from flask import Flask
 from prometheus_client import CollectorRegistry
 
 from flask_redis import Redis, get_recorded_calls
+from flask_redis._instrument import instrumented_async, observe
+from flask_redis._libraries import ClientLibrary
 
 from .conftest import close_clients, observed_app
 from .gunicorn_server import start_gunicorn
+from .recorded import FailingObserver, log_failures_anew
 from .samples import Samples
 from .servers import ClusterNodes, RedisServer, SentinelSet, free_port
 from .waiting import wait_for
@@ -425,3 +429,49 @@ def _named_connections(server: RedisServer) -> int:
     """The connections to ``server`` named :data:`NAME`."""
     with server.client(socket_timeout=2) as client:
         return sum(1 for each in client.client_list() if each.get("name") == NAME)
+
+
+@pytest.mark.parametrize("args", [("SET", "k", "v"), ("NOSUCHCMD", "k")], ids=["ok", "error"])
+def test_an_async_command_observes_and_reports_as_a_watched_pipeline_does(
+    redis_server: RedisServer,
+    library: ClientLibrary,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    args: tuple[str, ...],
+) -> None:
+    """The asyncio client's ``execute_command`` inlines what its pipeline's round trips
+    call (``_timed_async``), once watching: both hand the round trip to the observer and
+    log its failure alike."""
+
+    async def outcome(through_pipeline: bool) -> tuple[Any, ...]:
+        log_failures_anew(monkeypatch)
+        caplog.clear()
+        client = instrumented_async(library.asyncio_client)(port=redis_server.port)
+        observer = FailingObserver()
+        observe(client, observer)
+        try:
+            with caplog.at_level(logging.ERROR, "flask_redis"):
+                try:
+                    if through_pipeline:
+                        async with client.pipeline() as pipe:
+                            await pipe.watch("w")
+                            await pipe.execute_command(*args)
+                            reply = await pipe.execute_command(*args)  # not logged again
+                    else:
+                        await client.execute_command(*args)
+                        reply = await client.execute_command(*args)
+                except Exception as error:  # the error reaches the caller as it is
+                    reply = type(error)
+        finally:
+            await client.aclose()
+        command, observed, raised, commands, timed = observer.seen[-1]
+        seen = (command, observed, type(raised), commands, timed)
+        logged = [(record.getMessage(), record.exc_info) for record in caplog.records]
+        return reply, seen, [(message, info and info[0]) for message, info in logged]
+
+    assert asyncio.run(outcome(False)) == asyncio.run(outcome(True))
+    reply, _seen, logged = asyncio.run(outcome(False))
+    assert reply is True or issubclass(reply, Exception)
+    assert [message for message, _info in logged] == [
+        "flask_redis: the observer FailingObserver failed; the Redis command it observed did not"
+    ]

@@ -16,7 +16,7 @@ from flask_redis._commands import Command
 from flask_redis._instrument import combine, instrumented, observe
 from flask_redis._libraries import ClientLibrary, client_library
 
-from .recorded import log_failures_anew
+from .recorded import FailingObserver, log_failures_anew
 from .servers import RedisServer
 
 
@@ -266,24 +266,6 @@ def test_a_failing_observer_leaves_the_others_their_round_trip(
     assert client.get("k") == b"v"
     assert recorder.commands == after.commands == [("SET", "k", "v"), ("GET", "k")]
     assert "observer bug" in caplog.text
-
-
-class FailingObserver:
-    """An observer that notes each round trip, then raises."""
-
-    def __init__(self) -> None:
-        self.seen: list[tuple[Any, ...]] = []
-
-    def __call__(
-        self,
-        command: Command,
-        seconds: float,
-        reply: Any,
-        error: BaseException | None,
-        commands: Sequence[Command] | None,
-    ) -> None:
-        self.seen.append((command, reply, error, commands, seconds > 0))
-        raise RuntimeError("observer bug")
 
 
 @pytest.mark.parametrize("args", [("SET", "k", "v"), ("NOSUCHCMD", "k")], ids=["ok", "error"])
