@@ -271,9 +271,10 @@ _CO_COROUTINE = 0x80  # inspect.CO_COROUTINE
 
 def _awaited(depth: int) -> bool:
     """Whether the round trip being observed was awaited, when the thread runs an event
-    loop: a coroutine of the instrumented client called the observer, ``depth`` frames out
-    of the function that asks (a sync client's call in a coroutine has only plain frames
-    there)."""
+    loop: among the frames of the instrumented clients that called the observer, from
+    ``depth`` frames out of the function that asks, one is a coroutine (the asyncio
+    client's ``execute_command``, its pipelines' timing); a sync client's call in a
+    coroutine has only plain frames there."""
     frame: Any = sys._getframe(depth + 1)
     while frame is not None and frame.f_code.co_filename == _INSTRUMENT_FILE:
         if frame.f_code.co_flags & _CO_COROUTINE:
@@ -404,7 +405,7 @@ class PrefixRecorder:
             exact = all(type(arg) is not str or as_utf8(arg, encoding) for arg in args)
         # Frames out of this method: observe(), then what called it.
         location, stack = self._find_caller(2)
-        asynchronous = _running_loop() is not None and _awaited(3)
+        asynchronous = _running_loop() is not None and _awaited(2)
         # _Pending's fields, in order, each named as its field.
         calls._pending.append((
             prefix, command, args, args_left_out, start, duration, pipeline, transaction, error,
