@@ -379,48 +379,41 @@ def test_a_sentinel_prefix_gives_an_async_client_of_the_master(
         REDIS_SENTINEL_KWARGS={"client_name": NAME},
         REDIS_SENTINEL_WATCH=False,  # its connections are the sync client's
     )
-    keys = [f"sentinel:{number}" for number in range(5)]
-    _views(app, keys)
     master = sentinel_set.server_at(sentinel_set.master_address())
     servers = [master, *(s for s in sentinel_set.sentinel_servers if s.running)]
-    start = [_named_connections(server) for server in servers]  # the sync client's
-    try:
-        client = app.test_client()
-        for _ in range(20):
-            assert client.get("/keys").get_json() == {"values": keys, "name": NAME}
-        # Each view's loop closed its connections, to the master and to the sentinels.
-        wait_for(
-            lambda: [_named_connections(server) for server in servers] == start,
-            "the connections of the async views to close",
-        )
-        samples = Samples(registry)
-        assert samples.commands("SET") == 100
-        assert samples.round_trips("PIPELINE") == 20
-        assert samples.commands("GET") == 100
-    finally:
-        close_clients(app)
+    # Each view's loop closes its connections, to the master and to the sentinels.
+    _check_views_close_their_connections(app, servers, keys=5, views=20)
 
 
 def test_a_cluster_prefix_gives_an_async_cluster_client(
     redis_cluster_nodes: ClusterNodes, cluster_client: Any, registry: CollectorRegistry
 ) -> None:
     app = observed_app(redis_cluster_nodes.url, registry, REDIS_CLIENT_NAME=NAME)
-    keys = [f"cluster:{number}" for number in range(12)]  # over every master
-    _views(app, keys)
-    nodes = redis_cluster_nodes.nodes
-    start = [_named_connections(node) for node in nodes]  # the sync client's
+    # 12 keys: over every master.
+    _check_views_close_their_connections(app, redis_cluster_nodes.nodes, keys=12, views=10)
+
+
+def _check_views_close_their_connections(
+    app: Flask, servers: list[Any], keys: int, views: int
+) -> None:
+    """Serve ``views`` times the view of :func:`_views` with ``keys`` keys, then check that
+    the app's connections to ``servers`` are back to those of its sync client, and that
+    each command and pipeline was counted once."""
+    names = [f"key:{number}" for number in range(keys)]
+    _views(app, names)
+    start = [_named_connections(server) for server in servers]  # the sync client's
     try:
         client = app.test_client()
-        for _ in range(10):
-            assert client.get("/keys").get_json() == {"values": keys, "name": NAME}
+        for _ in range(views):
+            assert client.get("/keys").get_json() == {"values": names, "name": NAME}
         wait_for(
-            lambda: [_named_connections(node) for node in nodes] == start,
+            lambda: [_named_connections(server) for server in servers] == start,
             "the connections of the async views to close",
         )
-        samples = Samples(registry)
-        assert samples.commands("SET") == 120
-        assert samples.round_trips("PIPELINE") == 10
-        assert samples.commands("GET") == 120
+        samples = Samples(app.config["REDIS_METRICS_REGISTRY"])
+        assert samples.commands("SET") == keys * views
+        assert samples.round_trips("PIPELINE") == views
+        assert samples.commands("GET") == keys * views
     finally:
         close_clients(app)
 
