@@ -178,6 +178,16 @@ class ThreadRecords:
             if not figures.tokens and figures.context is not None:
                 figures.context = None
 
+    def take_over(self) -> None:
+        """Make the records of a thread that has ended the current thread's. What they
+        tallied stays, to be added up as before; the figures of the ended thread's requests
+        stay with those requests, and let go of their contexts: nothing compares them."""
+        for figures in self.active:
+            figures.context = None
+        self.active = []
+        self.request = NO_REQUEST
+        self.thread = threading.current_thread()
+
     def take_new(self) -> dict[Any, Any]:
         """What was tallied since the last call, as records of its own."""
         new: dict[Any, Any] = {}

@@ -662,10 +662,55 @@ def test_threads_that_ended_are_counted_and_forgotten(
     for thread in threads:  # one after the other: a hundred threads, each ended
         thread.start()
         thread.join()
-    # Nothing collected the metrics, yet the records of ended threads do not pile up.
-    assert len(prefix_metrics._threads) <= flask_redis._metrics._THREADS + 1
+    # Nothing collected the metrics, yet the records of ended threads do not pile up:
+    # each thread took over those of the one before.
+    assert len(prefix_metrics._threads) == 1
     assert Samples(registry).commands("GET") == 100
     assert prefix_metrics._threads == []
+
+
+def test_threads_running_at_once_never_share_records(
+    ext: Redis, registry: CollectorRegistry
+) -> None:
+    prefix_metrics = flask_redis._metrics.metrics_for(registry).for_prefix("REDIS")
+    started, release = threading.Barrier(9), threading.Event()
+
+    def get_and_wait() -> None:
+        ext.connection.get("a")
+        started.wait(10)
+        release.wait(10)
+        ext.connection.get("a")
+
+    threads = [threading.Thread(target=get_and_wait) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    started.wait(10)  # all eight made a round trip, and are alive
+    assert len({id(each) for each in prefix_metrics._threads}) == 8
+    assert len({each.thread for each in prefix_metrics._threads}) == 8
+    release.set()
+    for thread in threads:
+        thread.join()
+    assert Samples(registry).commands("GET") == 16
+
+
+def test_requests_in_a_thread_each_count_once_when_threads_take_over_records(
+    metrics_app: Flask, ext: Redis, samples: Samples
+) -> None:
+    """A thread per request, as Werkzeug's server and asgiref run them: each request's
+    figures are its own, though its thread's records go on in the next thread."""
+
+    def request(gets: int) -> None:
+        with metrics_app.test_request_context("/"):
+            for _ in range(gets):
+                ext.connection.get("a")
+
+    for gets in (1, 2, 3, 4):
+        thread = threading.Thread(target=request, args=(gets,))
+        thread.start()
+        thread.join()
+    assert samples.commands("GET") == 10
+    assert samples.requests("none") == 4
+    assert samples.request_commands("none") == (10, 4)
 
 
 @where
