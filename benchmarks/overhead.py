@@ -1039,6 +1039,7 @@ def valkey_sections(args: argparse.Namespace) -> None:
 #: The cases per awaited GET; the last is left out when redis-client-kit is not installed.
 ASYNC_COUNT_CASES = (
     "plain",
+    "timing only (observer does nothing)",
     "metrics, outside a request",
     "metrics, in a request",
     "recording, in a request",
@@ -1066,7 +1067,7 @@ def count_async(kind: str, n: int) -> None:
     if installed("redis-client-kit"):  # every case's run imports the same
         import redis_client_kit.aio  # noqa: F401
     app, clients = app_with({"BENCH": {
-        "METRICS": kind.startswith("metrics"),
+        "METRICS": kind.startswith(("metrics", "timing")),
         "METRICS_REGISTRY": CollectorRegistry(),
         "RECORD_CALLS": kind.startswith("recording"),
         "RECORD_CALLS_MAX": n,
@@ -1080,6 +1081,8 @@ def count_async(kind: str, n: int) -> None:
             client = memory_async(extension.async_connection)
             instrumented = type(client) is not redis.asyncio.Redis
             assert instrumented == (kind != "plain"), type(client)
+            if kind.startswith("timing only"):  # the floor of the subclass design
+                observe(client, lambda *args: None)
         assert await client.get("key") == b"value"  # the first command connects
         gc.collect()
         gc.freeze()
