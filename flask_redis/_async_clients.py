@@ -9,7 +9,7 @@ import inspect
 from typing import Any
 
 from ._config import ClientConfig
-from ._instrument import Observer, instrumented_async, observe
+from ._instrument import instrumented_async, observe
 from ._loops import LoopClients, Made
 from ._topology import CLUSTER, SENTINEL
 
@@ -17,16 +17,19 @@ from ._topology import CLUSTER, SENTINEL
 _SYNC_OBJECTS = ("connection_pool",)
 
 
-def loop_clients(config: ClientConfig, observer: Observer | None) -> LoopClients:
-    """The asyncio clients of ``config``'s prefix, one per event loop, each observed by
-    ``observer`` (when not ``None``) as the prefix's client is.
+def loop_clients(config: ClientConfig) -> LoopClients:
+    """The asyncio clients of ``config``'s prefix, one per event loop, none made yet. Each
+    is observed by the ``observer`` of the result once it is set (the extension sets the
+    prefix's observer there, as on the prefix's client: the metrics list these clients'
+    pools too, so the observer is made after them).
 
-    :raises ValueError: a setting of the prefix is one the asyncio client cannot take (the
-        message names its key). Checked when the first client is made, in its loop.
+    Making the first client raises :class:`ValueError` for a setting of the prefix that the
+    asyncio client cannot take (the message names its key).
     """
     classes: list[tuple[type[Any], dict[str, Any]]] = []  # read once, on first use
 
     def make() -> Made:
+        observer = loops.observer
         if not classes:  # under a WSGI server, every async view makes a client
             base = _base(config)
             kwargs = _arguments(config, base)
@@ -37,7 +40,8 @@ def loop_clients(config: ClientConfig, observer: Observer | None) -> LoopClients
             observe(client, observer)
         return client, others
 
-    return LoopClients(make)
+    loops = LoopClients(make)
+    return loops
 
 
 def _base(config: ClientConfig) -> type[Any]:

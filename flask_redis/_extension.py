@@ -12,7 +12,8 @@ from . import _failover, _nodes, _recording, _slowlog
 from ._async_clients import loop_clients
 from ._checks import refusal
 from ._config import DEFAULT_PREFIX, ClientConfig, read_config
-from ._instrument import Observer, combine, instrumented, observe, observer_of
+from ._instrument import Observer, combine, instrumented, observe
+from ._loops import LoopClients
 from ._topology import CLUSTER, SENTINEL, SERVER
 
 
@@ -60,9 +61,8 @@ class Redis:
         if prefix in clients:
             raise ValueError(f"The config prefix {prefix!r} is already set up on app {app.name!r}")
         config = read_config(app.config, prefix, other_prefixes=list(clients))
-        client, replica = create_client(app, config)
+        client, replica, loops = create_clients(app, config)
         clients[prefix] = client
-        loops = loop_clients(config, observer_of(client))  # none made yet
         app.extensions.setdefault("redis_asyncio", {})[prefix] = loops
         if replica is not None:
             app.extensions.setdefault("redis_replicas", {})[prefix] = replica
@@ -225,42 +225,50 @@ def _make(config: ClientConfig, client_class: type[Any]) -> tuple[Any, Any]:
     return client_class(**config.kwargs), None
 
 
-def _pools(config: ClientConfig, client: Any, replica: Any) -> Callable[[], list[Any]]:
-    """What lists the connection pools of ``client`` (and of ``replica``) when called.
+def _pools(
+    config: ClientConfig, client: Any, replica: Any, loops: LoopClients
+) -> Callable[[], list[Any]]:
+    """What lists the connection pools of ``client`` (and of ``replica``), and of the
+    asyncio clients that event loops hold now in ``loops``, when called.
 
     It holds the clients by weak references: the metrics keep it as long as the app, and
     the clients, their pools and connections (and a Sentinel master's watch thread, which
     ends with its pool) must go with the app, in the same garbage collection.
     """
     clients = [weakref.ref(each) for each in (client, replica) if each is not None]
+    loops_ref = weakref.ref(loops)
     library = config.library
-    if isinstance(client, library.cluster):
-
-        def cluster_pools() -> list[Any]:
-            cluster = clients[0]()
-            if cluster is None:
-                return []
-            # The nodes come and go with the cluster: asked each time.
-            return [pool for _node, pool in library.node_pools(cluster.get_nodes())]
-
-        return cluster_pools
+    cluster = config.mode == CLUSTER
 
     def pools() -> list[Any]:
-        # A client class of the app's own may have no pool: nothing to count then.
-        found = (getattr(ref(), "connection_pool", None) for ref in clients)
+        found: list[Any] = []
+        for each in (ref() for ref in clients):
+            if cluster and isinstance(each, library.cluster):
+                # The nodes come and go with the cluster: asked each time.
+                found.extend(pool for _node, pool in library.node_pools(each.get_nodes()))
+            else:  # a client class of the app's own may have no pool: nothing to count
+                found.append(getattr(each, "connection_pool", None))
+        for each in [] if loops_ref() is None else loops_ref().clients():  # type: ignore[union-attr]
+            if cluster:  # an asyncio cluster node keeps its connections itself
+                found.extend(each.get_nodes())
+                # The nodes it was started from, whose connection asked for the others.
+                found.extend(each.nodes_manager.startup_nodes.values())
+            else:
+                found.append(getattr(each, "connection_pool", None))
         return [pool for pool in found if pool is not None]
 
     return pools
 
 
-def create_client(app: Flask, config: ClientConfig) -> tuple[Any, Any]:
-    """The client of ``config`` (and for Sentinel, of the replicas): of the configured class
-    itself when nothing observes it, else of its instrumented subclass, observed by metrics,
-    recording and the slow log as ``config`` asks."""
+def create_clients(app: Flask, config: ClientConfig) -> tuple[Any, Any, LoopClients]:
+    """The client of ``config``, for Sentinel the client of the replicas (else ``None``),
+    and the asyncio clients, one per event loop, none made yet: of the configured classes
+    themselves when nothing observes them, else of their instrumented subclasses,
+    observed by metrics, recording and the slow log as ``config`` asks."""
     record = app.debug if config.record_calls is None else config.record_calls
     slow = config.slow_log_threshold
     if not (config.metrics or record or config.server_timing or slow is not None):
-        return _connect(config, config.client_class)  # off means free
+        return (*_connect(config, config.client_class), loop_clients(config))  # off: free
     client_class = instrumented(config.client_class)
     if record and config.mode != SERVER:
         client_class = _nodes.noting(
@@ -268,11 +276,13 @@ def create_client(app: Flask, config: ClientConfig) -> tuple[Any, Any]:
         )
     client, replica = _connect(config, client_class)
     _nodes.take()  # what the client noted while it was made is no round trip's
+    loops = loop_clients(config)
     observers: list[Observer] = []
     if config.metrics:
         from . import _exposition, _metrics  # prometheus-client is an optional dependency
 
-        observers.append(_metrics.setup_metrics(app, config, _pools(config, client, replica)))
+        pools = _pools(config, client, replica, loops)
+        observers.append(_metrics.setup_metrics(app, config, pools))
         if config.metrics_path is not None:
             _exposition.serve_metrics(app, config.metrics_path, config.metrics_registry)
     if record or config.server_timing:
@@ -284,4 +294,5 @@ def create_client(app: Flask, config: ClientConfig) -> tuple[Any, Any]:
     for each in (client, replica):
         if each is not None:
             observe(each, observer)
-    return client, replica
+    loops.observer = observer
+    return client, replica, loops

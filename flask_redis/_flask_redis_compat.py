@@ -22,7 +22,7 @@ from flask import Flask, current_app, has_app_context
 from ._checks import UNSET, checked_value
 from ._config import ClientConfig, read_config, with_arguments
 from ._config_warnings import IgnoredKeyWarning, warn_at_app
-from ._extension import Redis, create_client
+from ._extension import Redis, create_clients
 from ._keys import arguments, taker
 from ._libraries import client_library
 from ._topology import SERVER
@@ -231,7 +231,7 @@ class FlaskRedis(Redis):
                     " a config_prefix of its own, and its URL in that prefix's URL key"
                 )
         elif isinstance(recipe, ClientConfig):
-            client, replica = create_client(app, recipe)
+            client, replica, _async = create_clients(app, recipe)  # no asyncio client here
             clients[prefix] = client
             if replica is not None:
                 app.extensions.setdefault("redis_replicas", {})[prefix] = replica

@@ -23,6 +23,8 @@ import weakref
 from collections.abc import AsyncGenerator, Sequence
 from typing import Any, Callable
 
+from ._instrument import Observer
+
 #: What makes a client returns: the client, and other clients to close with it (the
 #: clients of the sentinels that a Sentinel master's pool asks).
 Made = tuple[Any, Sequence[Any]]
@@ -37,6 +39,8 @@ class LoopClients:
 
     def __init__(self, make: Callable[[], Made]) -> None:
         self._make = make
+        #: What observes the clients made from now on, if anything: set by their maker.
+        self.observer: Observer | None = None
         self._lock = threading.Lock()
         # Per loop: the client, the generator that closes it, the process that made it.
         self._clients: weakref.WeakKeyDictionary[
@@ -91,6 +95,12 @@ class LoopClients:
                 with self._lock:
                     if self._clients.get(loop, (None,))[0] is clients[0]:
                         del self._clients[loop]
+
+    def clients(self) -> list[Any]:
+        """The clients that loops of this process hold now."""
+        pid = os.getpid()
+        with self._lock:
+            return [client for client, _closer, made_in in self._clients.values() if made_in == pid]
 
     def __len__(self) -> int:
         """The number of loops that have a client now."""

@@ -11,13 +11,18 @@ PoolLister = Callable[[], Iterable[Any]]
 
 
 def connection_counts(pool: Any) -> tuple[int, int] | None:
-    """Connections (in use, idle) of a redis-py pool; ``None`` for a kind it cannot read."""
+    """Connections (in use, idle) of a redis-py pool, sync or asyncio, or of an asyncio
+    cluster node, which keeps its connections itself; ``None`` for a kind it cannot read."""
     if getattr(pool, "pid", None) not in (None, os.getpid()):
         # A forked worker's copy of its parent's pool, which redis-py empties on first use.
         return 0, 0
     queue = getattr(pool, "pool", None)  # BlockingConnectionPool: a queue of idle ones
     if queue is not None and hasattr(pool, "_connections"):
         idle = sum(1 for connection in list(queue.queue) if connection is not None)
+        return len(pool._connections) - idle, idle
+    free = getattr(pool, "_free", None)  # an asyncio cluster node: its idle ones, of all
+    if free is not None and hasattr(pool, "_connections"):
+        idle = len(free)
         return len(pool._connections) - idle, idle
     in_use = getattr(pool, "_in_use_connections", None)
     available = getattr(pool, "_available_connections", None)

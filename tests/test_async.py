@@ -32,7 +32,7 @@ from flask_redis._libraries import ClientLibrary
 from .conftest import close_clients, observed_app
 from .gunicorn_server import start_gunicorn
 from .recorded import FailingObserver, log_failures_anew
-from .samples import Samples
+from .samples import POOL, Samples
 from .servers import ClusterNodes, RedisServer, SentinelSet, free_port
 from .waiting import wait_for
 
@@ -122,6 +122,39 @@ def test_an_error_in_an_async_view_reaches_the_caller_and_is_counted(
 ) -> None:
     assert async_app.test_client().get("/error").get_data(as_text=True) == "ResponseError"
     assert samples.errors("LPUSH", "ResponseError") == 1
+
+
+def _pool_gauges(samples: Samples) -> tuple[float | None, float | None]:
+    """The pool gauges of the ``REDIS`` prefix: connections in use, idle."""
+    return tuple(samples(POOL, prefix="redis", state=state) for state in ("in_use", "idle"))  # type: ignore[return-value]
+
+
+def test_the_pool_gauges_count_the_connections_of_each_loops_client(
+    app: Flask, registry: CollectorRegistry
+) -> None:
+    app.config.update(REDIS_METRICS_REGISTRY=registry)
+    ext, samples = Redis(app), Samples(registry)
+    ext.ping()  # the sync client's connection: idle from now on
+
+    async def hold_three() -> tuple[Any, Any]:
+        client = ext.async_connection
+
+        async def hold() -> None:  # BLPOP of a key no one pushes: in use for a second
+            await client.blpop("nothing:pushed", timeout=1)
+
+        tasks = [asyncio.ensure_future(hold()) for _ in range(3)]
+        deadline = asyncio.get_running_loop().time() + 10
+        while _pool_gauges(samples)[0] != 3 and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        held = _pool_gauges(samples)
+        await asyncio.gather(*tasks)
+        return held, _pool_gauges(samples)
+
+    held, released = asyncio.run(hold_three())
+    assert held == (3, 1)  # the loop's three, and the sync client's one idle
+    assert released == (0, 4)
+    # The loop ended: its client is closed and forgotten, its pool no longer counted.
+    assert _pool_gauges(samples) == (0, 1)
 
 
 def test_a_script_runs_the_client_in_its_own_loop_and_closes_it(
@@ -391,6 +424,40 @@ def test_a_cluster_prefix_gives_an_async_cluster_client(
     app = observed_app(redis_cluster_nodes.url, registry, REDIS_CLIENT_NAME=NAME)
     # 12 keys: over every master.
     _check_views_close_their_connections(app, redis_cluster_nodes.nodes, keys=12, views=10)
+
+
+def test_the_pool_gauges_count_the_connections_of_an_async_cluster_client(
+    redis_cluster_nodes: ClusterNodes, cluster_client: Any, registry: CollectorRegistry
+) -> None:
+    app = observed_app(redis_cluster_nodes.url, registry, REDIS_CLIENT_NAME=NAME)
+    ext, samples = Redis(app), Samples(registry)
+    servers = redis_cluster_nodes.nodes
+
+    def named() -> int:
+        return sum(_named_connections(server) for server in servers)
+
+    # The sync client's: its pools may keep a connection that is not open.
+    before, named_before = _pool_gauges(samples), named()
+
+    def opened() -> tuple[Any, int]:
+        in_use, idle = _pool_gauges(samples)
+        return (in_use, idle - before[1]), named() - named_before  # type: ignore[operator]
+
+    async def spread() -> None:
+        for number in range(12):  # over every master
+            await ext.async_connection.set(f"key:{number}", number)
+        # The connections the gauges count are those the servers see, all idle now.
+        wait_for(lambda: opened()[0] == (0, opened()[1]), "the gauges to count them",
+                 detail=lambda: repr(opened()))  # fmt: skip
+        assert opened()[1] >= len(servers) // 2  # one per master at least
+
+    try:
+        with app.app_context():
+            asyncio.run(spread())
+        # The loop ended: its client was closed and forgotten.
+        assert _pool_gauges(samples) == before
+    finally:
+        close_clients(app)
 
 
 def _check_views_close_their_connections(
