@@ -6,22 +6,30 @@ settings as the prefix's client and observed by the same observer, one per event
 from __future__ import annotations
 
 import inspect
-from typing import Any
+import weakref
+from typing import TYPE_CHECKING, Any
 
 from ._config import ClientConfig
 from ._instrument import instrumented_async, observe
 from ._loops import LoopClients, Made
 from ._topology import CLUSTER, SENTINEL
 
+if TYPE_CHECKING:
+    from ._failover import MasterWatch
+
 #: Arguments of the sync client that the asyncio client takes only as asyncio objects.
 _SYNC_OBJECTS = ("connection_pool",)
 
 
-def loop_clients(config: ClientConfig) -> LoopClients:
+def loop_clients(config: ClientConfig, watch: MasterWatch | None = None) -> LoopClients:
     """The asyncio clients of ``config``'s prefix, one per event loop, none made yet. Each
     is observed by the ``observer`` of the result once it is set (the extension sets the
     prefix's observer there, as on the prefix's client: the metrics list these clients'
     pools too, so the observer is made after them).
+
+    For a Sentinel prefix, ``watch`` is the watch of the prefix's master: it starts when
+    the first client is made, if it has not yet, and follows each new master in the
+    pools of the clients too.
 
     Making the first client raises :class:`ValueError` for a setting of the prefix that the
     asyncio client cannot take (the message names its key).
@@ -38,9 +46,14 @@ def loop_clients(config: ClientConfig) -> LoopClients:
         client, others = _connect(config, client_class, kwargs)
         if observer is not None:
             observe(client, observer)
+        if watch is not None:
+            watch.start()
         return client, others
 
     loops = LoopClients(make)
+    if watch is not None:
+        loops_ref = weakref.ref(loops)  # the watch ends with the pool: it must not hold it
+        watch.follow_loops(lambda: [] if loops_ref() is None else loops_ref().items())  # type: ignore[union-attr]
     return loops
 
 
@@ -60,12 +73,41 @@ def _connect(config: ClientConfig, client_class: type[Any], kwargs: dict[str, An
             config.addresses, sentinel_kwargs=config.sentinel_kwargs, **kwargs
         )
         which = {library.sentinel_class_argument: client_class}
-        return sentinel.master_for(str(config.service), **which), list(sentinel.sentinels)
+        pool_class = _following(library.asyncio_sentinel_pool)
+        master = sentinel.master_for(str(config.service), connection_pool_class=pool_class, **which)
+        return master, list(sentinel.sentinels)
     if config.mode == CLUSTER and config.addresses:
         node = library.asyncio_cluster[1]
         startup = [node(host, port) for host, port in config.addresses]
         return client_class(startup_nodes=startup, **kwargs), []
     return client_class(**kwargs), []
+
+
+class _FollowingPool:
+    """Mixed into an asyncio Sentinel pool: a connection given back open to another server
+    than the master the pool points at now is closed, so that its next command goes to
+    the new master, as redis-py's sync pool does (its asyncio pool keeps it open)."""
+
+    async def release(self, connection: Any) -> None:
+        master = self.master_address  # type: ignore[attr-defined]
+        try:
+            if master is not None and (connection.host, connection.port) != tuple(master):
+                await connection.disconnect()
+        finally:  # given back, even if cancelled meanwhile
+            await super().release(connection)  # type: ignore[misc]
+
+
+#: The subclass with :class:`_FollowingPool` of each pool class, made once.
+_following_classes: dict[type[Any], type[Any]] = {}
+
+
+def _following(base: type[Any]) -> type[Any]:
+    """The subclass of ``base``, an asyncio Sentinel pool class, with :class:`_FollowingPool`."""
+    made = _following_classes.get(base)
+    if made is None:
+        made = type(base.__name__, (_FollowingPool, base), {"__module__": base.__module__})
+        made = _following_classes.setdefault(base, made)  # one, if two threads made one
+    return made
 
 
 def _arguments(config: ClientConfig, base: type[Any]) -> dict[str, Any]:

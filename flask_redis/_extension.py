@@ -248,7 +248,7 @@ def _pools(
                 found.extend(pool for _node, pool in library.node_pools(each.get_nodes()))
             else:  # a client class of the app's own may have no pool: nothing to count
                 found.append(getattr(each, "connection_pool", None))
-        for each in [] if loops_ref() is None else loops_ref().clients():  # type: ignore[union-attr]
+        for _loop, each in [] if loops_ref() is None else loops_ref().items():  # type: ignore[union-attr]
             if cluster:  # an asyncio cluster node keeps its connections itself
                 found.extend(each.get_nodes())
                 # The nodes it was started from, whose connection asked for the others.
@@ -260,6 +260,12 @@ def _pools(
     return pools
 
 
+def _loop_clients(config: ClientConfig, client: Any) -> LoopClients:
+    """The asyncio clients of ``config``; for Sentinel, following the master as the watch
+    of ``client``'s pool does, if it has one."""
+    return loop_clients(config, _failover.watch_of(getattr(client, "connection_pool", None)))
+
+
 def create_clients(app: Flask, config: ClientConfig) -> tuple[Any, Any, LoopClients]:
     """The client of ``config``, for Sentinel the client of the replicas (else ``None``),
     and the asyncio clients, one per event loop, none made yet: of the configured classes
@@ -268,7 +274,8 @@ def create_clients(app: Flask, config: ClientConfig) -> tuple[Any, Any, LoopClie
     record = app.debug if config.record_calls is None else config.record_calls
     slow = config.slow_log_threshold
     if not (config.metrics or record or config.server_timing or slow is not None):
-        return (*_connect(config, config.client_class), loop_clients(config))  # off: free
+        client, replica = _connect(config, config.client_class)  # off means free
+        return client, replica, _loop_clients(config, client)
     client_class = instrumented(config.client_class)
     if record and config.mode != SERVER:
         client_class = _nodes.noting(
@@ -276,7 +283,7 @@ def create_clients(app: Flask, config: ClientConfig) -> tuple[Any, Any, LoopClie
         )
     client, replica = _connect(config, client_class)
     _nodes.take()  # what the client noted while it was made is no round trip's
-    loops = loop_clients(config)
+    loops = _loop_clients(config, client)
     observers: list[Observer] = []
     if config.metrics:
         from . import _exposition, _metrics  # prometheus-client is an optional dependency

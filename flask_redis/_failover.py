@@ -6,7 +6,8 @@ that heals), the pool's open connections keep writing to the old master until th
 sentinels turn it into a replica, about ten seconds later, and those writes are lost.
 A :class:`MasterWatch` listens for the sentinels' ``+switch-master`` announcement in a
 thread of its own and points the pool at the new master at once: idle connections to
-the old one are closed, and the ones in use are closed when they are given back.
+the old one are closed, and the ones in use are closed when they are given back. It does
+the same, in each event loop, for the pools of the asyncio clients of the service.
 
 It listens to every sentinel at once, so that one that freezes, dies or lies delays
 nothing: the others announce the failover too. What a sentinel reports is followed only
@@ -16,6 +17,7 @@ and, between sentinels that report the same epoch, the address that most of them
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import logging
 import os
@@ -24,7 +26,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterable
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 from ._commands import printable
 
@@ -81,24 +83,26 @@ class _Subscription:
         self.pinged: float | None = None  # when the PING it has not answered was sent
         #: Failed, and has not answered a PING since: a failure is logged once.
         self.failing = False
+        #: The subscriptions the sentinel confirmed.
+        self.confirmed = 0
 
     @property
     def name(self) -> str:
-        kwargs = self.client.connection_pool.connection_kwargs
-        return printable(f"{kwargs.get('host')}:{kwargs.get('port')}")
+        host, port = _address(self.client)
+        return printable(f"{host}:{port}")
 
     def open(self, now: float) -> None:
-        """Subscribe, and wait for the sentinel to confirm it."""
+        """Subscribe. The sentinel confirms it later, in a message (see :meth:`messages`):
+        waiting for it here would keep the watch from hearing the others meanwhile (a
+        frozen sentinel accepts connections, and answers nothing). One that says nothing
+        is pinged, as a silent subscription is (see :meth:`check`)."""
         pubsub = self.client.pubsub()
         try:
             pubsub.subscribe(CHANNEL)
-            if pubsub.get_message(timeout=SENTINEL_TIMEOUT) is None:
-                raise TimeoutError("no confirmation of the subscription")
         except BaseException:
             pubsub.close()
             raise
         self.pubsub, self.heard, self.pinged = pubsub, now, None
-        self.delay = RETRY_SECONDS
 
     def close(self, now: float) -> None:
         """Close the subscription; it is made again after a delay that doubles each time."""
@@ -119,8 +123,12 @@ class _Subscription:
             if message is None:
                 return
             self.heard, self.pinged = now, None
-            if message.get("type") == "pong":  # a round trip: it works again
+            kind = message.get("type")
+            if kind in ("pong", "subscribe"):  # a round trip: it works again
                 self.failing = False
+                self.delay = RETRY_SECONDS
+            if kind == "subscribe":
+                self.confirmed += 1
             yield message
 
     def check(self, now: float) -> bool:
@@ -175,15 +183,28 @@ class MasterWatch:
         self._subscriptions: list[_Subscription] = []
         self._followed: MasterReport | None = None
         self._lock = threading.Lock()  # the first connection may order the sentinels too
+        #: ``(loop, client)`` for each asyncio client of the service's master (see
+        #: :meth:`follow_loops`).
+        self._loop_clients: Callable[[], list[tuple[Any, Any]]] = list
+        #: The tasks that point an asyncio pool at the new master, until they end.
+        self._tasks: set[Any] = set()
 
     def start(self) -> MasterWatch:
-        """Start listening, in a daemon thread."""
-        self._thread = threading.Thread(
-            target=self._run, name=f"flask-redis-sentinel-{self.service}", daemon=True
-        )
-        self._thread.start()
-        _watches.add(self)
+        """Start listening, in a daemon thread, unless it listens already."""
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name=f"flask-redis-sentinel-{self.service}", daemon=True
+                )
+                self._thread.start()
+                _watches.add(self)
         return self
+
+    def follow_loops(self, loop_clients: Callable[[], list[tuple[Any, Any]]]) -> None:
+        """Point the pools of asyncio clients of the master at each new master too, in
+        their loops: ``loop_clients()`` lists ``(loop, client)`` when called. It must not
+        hold the clients but by weak references: the watch ends with the pool."""
+        self._loop_clients = loop_clients
 
     def stop(self) -> None:
         """Stop listening; returns once the thread has ended."""
@@ -218,9 +239,9 @@ class MasterWatch:
         subscriptions = self.subscriptions()
         while self._wanted:
             now = time.monotonic()
-            due = [s for s in subscriptions if s.pubsub is None and now >= s.retry_at]
-            if [s for s in due if self._subscribe(s, now)]:
-                self.choose()  # a failover while nobody listened to them
+            for subscription in subscriptions:
+                if subscription.pubsub is None and now >= subscription.retry_at:
+                    self._subscribe(subscription, now)
             listening = [s for s in subscriptions if s.pubsub is not None]
             self._wait(listening, now)
             now = time.monotonic()
@@ -230,14 +251,11 @@ class MasterWatch:
                 except Exception as error:  # its connection broke: made again later
                     self._failed(subscription, error, now)
 
-    def _subscribe(self, subscription: _Subscription, now: float) -> bool:
-        """Whether ``subscription`` could be opened."""
+    def _subscribe(self, subscription: _Subscription, now: float) -> None:
         try:
             subscription.open(now)
         except Exception as error:
             self._failed(subscription, error, now)
-            return False
-        return True
 
     def _failed(self, subscription: _Subscription, error: Exception, now: float) -> None:
         subscription.close(now)
@@ -263,7 +281,10 @@ class MasterWatch:
 
     def _read(self, subscription: _Subscription, now: float) -> None:
         for message in subscription.messages(now):
-            if message.get("type") == "message" and _service_of(message) == self.service:
+            kind = message.get("type")
+            if kind == "subscribe" and subscription.confirmed > 1:
+                self.choose()  # listening again: a failover while nobody listened?
+            elif kind == "message" and _service_of(message) == self.service:
                 self._heard_from(subscription)
         if not subscription.check(now):
             raise TimeoutError("no answer to PING")  # frozen, or a half-open connection
@@ -283,7 +304,9 @@ class MasterWatch:
         """Ask every sentinel but those that cannot be listened to, and follow the newest
         configuration that they report."""
         valid = self.sentinel.check_master_state
-        asked = [s for s in self.subscriptions() if s.pubsub is not None or not s.failing]
+        # Not those that failed and have not answered since: a frozen one would keep the
+        # watch waiting on each.
+        asked = [s for s in self.subscriptions() if not s.failing]
         chosen = newest(
             (s.sentinel, report)
             for s in asked
@@ -297,13 +320,19 @@ class MasterWatch:
         self._followed = report
         # The pool asks the sentinels in order and takes the first answer: the one to
         # follow goes first.
-        sentinels = self.sentinel.sentinels
-        if sentinel in sentinels and sentinels[0] is not sentinel:
-            index = sentinels.index(sentinel)
-            sentinels[0], sentinels[index] = sentinels[index], sentinels[0]
+        _first(self.sentinel.sentinels, sentinel)
+        address = _address(sentinel)
+        for loop, client in self._loop_clients():
+            pool = client.connection_pool
+            try:  # in the client's loop, which owns its pool
+                loop.call_soon_threadsafe(self._follow_in_loop, pool, address, report)
+            except RuntimeError:  # the loop closed meanwhile, its client with it
+                pass
         pool = self._pool()
-        if pool is None or pool.master_address is None:
-            return  # no connection yet: the first one asks the sentinels in this order
+        if pool is None or pool.master_address in (None, report.address):
+            # No connection yet: the first one asks the sentinels in this order. Or the
+            # master it has: asking the sentinels again would only wait on one that hangs.
+            return
         before = pool.master_address
         try:
             address = pool.get_master_address()  # closes idle connections to another one
@@ -315,6 +344,47 @@ class MasterWatch:
                 "flask_redis: the sentinels of %r announced a new master, %s:%s",
                 self.service, printable(str(host)), printable(str(port)),  # one line each
             )  # fmt: skip
+
+    def _follow_in_loop(self, pool: Any, sentinel: tuple[Any, Any], report: MasterReport) -> None:
+        """Point ``pool``, an asyncio client's, at the master that the sentinel at the
+        address ``sentinel`` reports; run in the pool's loop."""
+        if pool.master_address in (None, report.address):
+            return  # no connection yet, or to that master: nothing to close
+        manager = pool.sentinel_manager
+        found = [each for each in manager.sentinels if _address(each) == sentinel]
+        if found:
+            _first(manager.sentinels, found[0])
+        task = asyncio.ensure_future(_ask_master(pool))
+        self._tasks.add(task)  # the loop keeps only a weak reference to its tasks
+        task.add_done_callback(self._tasks.discard)
+
+
+async def _ask_master(pool: Any) -> None:
+    """Have ``pool``, an asyncio Sentinel pool, ask the sentinels for the master: if it
+    changed, the pool closes its idle connections (and those in use when they are given
+    back, see ``_async_clients``)."""
+    try:
+        await pool.get_master_address()
+    except Exception:  # the sentinel went away meanwhile: the next connection asks again
+        pass
+
+
+def _first(sentinels: list[Any], sentinel: Any) -> None:
+    """Move ``sentinel`` to the front of ``sentinels``, which are asked in order."""
+    if sentinel in sentinels and sentinels[0] is not sentinel:
+        index = sentinels.index(sentinel)
+        sentinels[0], sentinels[index] = sentinels[index], sentinels[0]
+
+
+def _address(client: Any) -> tuple[Any, Any]:
+    """The address that the client of a sentinel connects to."""
+    kwargs = client.connection_pool.connection_kwargs
+    return kwargs.get("host"), kwargs.get("port")
+
+
+def watch_of(pool: Any) -> MasterWatch | None:
+    """The watch of ``pool``, a Sentinel master pool, if :func:`watch` was called on it."""
+    return vars(pool).get("_flask_redis_watch") if pool is not None else None
 
 
 def _service_of(message: dict[str, Any]) -> str | None:
@@ -348,6 +418,7 @@ def watch(sentinel: Any, service: str, pool: Any) -> MasterWatch:
         return address
 
     asker.get_master_address = get_master_address
+    pool._flask_redis_watch = found
     return found
 
 
@@ -357,6 +428,8 @@ def _restart_after_fork() -> None:
         if each._wanted:
             each._stopped = threading.Event()  # its lock may have been held at the fork
             each._lock = threading.Lock()
+            each._thread = None  # the parent's
+            each._tasks = set()  # of the parent's loops
             each._subscriptions = []  # the parent's connections are not the child's
             each.start()
 

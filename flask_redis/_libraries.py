@@ -76,6 +76,12 @@ class ClientLibrary:
         return importlib.import_module(f"{self.name}.asyncio.sentinel").Sentinel  # type: ignore[no-any-return]
 
     @property
+    def asyncio_sentinel_pool(self) -> type[Any]:
+        """The connection pool of the asyncio Sentinel manager's clients."""
+        module = importlib.import_module(f"{self.name}.asyncio.sentinel")
+        return module.SentinelConnectionPool  # type: ignore[no-any-return]
+
+    @property
     def asyncio_retry(self) -> type[Any]:
         """The ``Retry`` class that the asyncio clients take."""
         return importlib.import_module(f"{self.name}.asyncio.retry").Retry  # type: ignore[no-any-return]

@@ -96,11 +96,15 @@ class LoopClients:
                     if self._clients.get(loop, (None,))[0] is clients[0]:
                         del self._clients[loop]
 
-    def clients(self) -> list[Any]:
-        """The clients that loops of this process hold now."""
+    def items(self) -> list[tuple[asyncio.AbstractEventLoop, Any]]:
+        """``(loop, client)`` for each loop of this process that holds a client now."""
         pid = os.getpid()
         with self._lock:
-            return [client for client, _closer, made_in in self._clients.values() if made_in == pid]
+            return [
+                (loop, client)
+                for loop, (client, _closer, made_in) in list(self._clients.items())
+                if made_in == pid
+            ]
 
     def __len__(self) -> int:
         """The number of loops that have a client now."""

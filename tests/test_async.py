@@ -434,7 +434,7 @@ def test_the_pool_gauges_count_the_connections_of_an_async_cluster_client(
     servers = redis_cluster_nodes.nodes
 
     def named() -> int:
-        return sum(_named_connections(server) for server in servers)
+        return sum(named_connections(server) for server in servers)
 
     # The sync client's: its pools may keep a connection that is not open.
     before, named_before = _pool_gauges(samples), named()
@@ -468,13 +468,13 @@ def _check_views_close_their_connections(
     each command and pipeline was counted once."""
     names = [f"key:{number}" for number in range(keys)]
     _views(app, names)
-    start = [_named_connections(server) for server in servers]  # the sync client's
+    start = [named_connections(server) for server in servers]  # the sync client's
     try:
         client = app.test_client()
         for _ in range(views):
             assert client.get("/keys").get_json() == {"values": names, "name": NAME}
         wait_for(
-            lambda: [_named_connections(server) for server in servers] == start,
+            lambda: [named_connections(server) for server in servers] == start,
             "the connections of the async views to close",
         )
         samples = Samples(app.config["REDIS_METRICS_REGISTRY"])
@@ -485,7 +485,7 @@ def _check_views_close_their_connections(
         close_clients(app)
 
 
-def _named_connections(server: RedisServer) -> int:
+def named_connections(server: RedisServer) -> int:
     """The connections to ``server`` named :data:`NAME`."""
     with server.client(socket_timeout=2) as client:
         return sum(1 for each in client.client_list() if each.get("name") == NAME)

@@ -22,9 +22,9 @@ from flask_redis import Redis
 from .conftest import close_clients, observed_app
 from .samples import ERRORS, Samples
 from .servers import Address, ClusterNodes, SentinelSet, key_in_slot
+from .test_async import NAME, named_connections
 from .test_cluster import SlotMover
 from .test_sentinel import Writes, check_writes, write_through
-from .waiting import wait_for
 
 pytest.importorskip("asgiref")  # Flask's async views need it: the "async" extra
 
@@ -157,48 +157,48 @@ def check_one_loop(
     )
 
 
-def test_a_long_lived_loop_writes_through_a_real_failover_once_the_old_master_is_demoted(
-    sentinel_app: Flask, sentinel_set: SentinelSet, samples: Samples, client_module: ModuleType
+def test_a_connection_in_use_as_the_master_changes_is_closed_when_given_back(
+    sentinel_set: SentinelSet, sentinel_master: redis.Redis, registry: CollectorRegistry
 ) -> None:
-    """The asyncio client asks the sentinels for the master when it opens a connection:
-    its connection to the old master is closed when the sentinels demote it, and the
-    next write goes to the new master."""
-    old = sentinel_set.master_address()
-    announced: list[float] = []
-    demoted: list[float] = []
+    """A command in flight on the old master as the sentinels announce the new one ends
+    there; its connection is closed as it is given back, and the next command goes to
+    the new master."""
+    app = observed_app(sentinel_set.url, registry, REDIS_SOCKET_TIMEOUT=30, REDIS_CLIENT_NAME=NAME)
+    ext = Redis(app)
+    old = sentinel_set.server_at(sentinel_set.master_address())
 
-    def fail() -> Address:
-        new = sentinel_set.failover(settle=False)
-        announced.append(time.monotonic())
-        wait_for(
-            lambda: sentinel_set.server_at(old).replicates(sentinel_set.server_at(new)),
-            "the sentinels to demote the old master",
-            detail=sentinel_set.sentinel_logs,
+    async def main() -> tuple[bool, Any, int]:
+        client = ext.async_connection
+        await client.ping()  # the first connection: the watch starts
+        # In use for 6 s, on the old master: the sentinels announce the new one meanwhile,
+        # and demote the old one some seconds later.
+        blocked = asyncio.ensure_future(client.blpop("never:pushed", timeout=6))
+        await asyncio.sleep(0.1)
+        await asyncio.get_running_loop().run_in_executor(
+            None, lambda: sentinel_set.failover(settle=False)
         )
-        demoted.append(time.monotonic())
-        return new
+        in_flight = not blocked.done()
+        reply = await blocked
+        await client.set("after", "1")
+        for _ in range(100):  # the old master sees the close soon after it is made
+            if named_connections(old) == 0:
+                break
+            await asyncio.sleep(0.05)
+        return in_flight, reply, named_connections(old)
 
-    writes, attempts = write_in_one_loop(
-        sentinel_app,
-        client_module,
-        fail,
-        lambda writes: bool(demoted) and time.monotonic() > demoted[0] + 1.5,
-    )
-    writes.announced = announced[0]  # not when fail() returned: after the demotion
-    figures = check_one_loop(writes, attempts, sentinel_set, old, samples, demoted[0] + 0.5)
-    print(
-        f"\none loop, demoted {demoted[0] - writes.announced:.2f} s after the announcement:"
-        f" {figures}"
-    )
+    try:
+        with app.app_context():
+            in_flight, reply, on_old = asyncio.run(main())
+        assert in_flight  # the failover was announced while BLPOP waited on the old master
+        assert reply is None  # it ended there: its timeout
+        assert on_old == 0  # its connection was closed as it was given back
+        new = sentinel_set.server_at(sentinel_set.master_address())
+        assert new is not old and new.get("after") == b"1"
+    finally:
+        close_clients(app)
+        sentinel_set.restore()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="the Sentinel failover watch follows the sync client's pool only: a long-lived"
-    " loop's asyncio client keeps writing to the old master until the sentinels demote it,"
-    " some seconds after they announced the new one, and those writes are lost",
-)
 def test_a_long_lived_loop_follows_a_failover_as_soon_as_the_sentinels_announce_it(
     sentinel_app: Flask, sentinel_set: SentinelSet, samples: Samples, client_module: ModuleType
 ) -> None:

@@ -277,7 +277,12 @@ def check_writes(
     # Lost: only writes the old master acknowledged after the failover began and before
     # the sentinels announced the new master, whom the client then follows at once.
     lost = [when for key, (_, when) in writes.acknowledged.items() if stored[key] is None]
-    assert all(writes.started <= when < writes.announced + 0.5 for when in lost)
+    outside = [round(when - writes.announced, 3) for when in lost
+               if not writes.started <= when < writes.announced + 0.5]  # fmt: skip
+    assert outside == [], (
+        f"{len(outside)} of {len(lost)} lost writes were acknowledged outside the failover,"
+        f" at these seconds after its announcement"
+    )
     after = [key for key, (_, when) in writes.acknowledged.items()
              if when >= writes.announced + 0.5]  # fmt: skip
     assert len(after) >= 20
