@@ -12,7 +12,9 @@ import asyncio
 import gc
 import json
 import logging
+import os
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -248,6 +250,98 @@ def test_a_command_cancelled_midway_leaves_the_client_usable(
     with app.app_context():
         assert asyncio.run(main()) == (b"ok", [b"late"])
     assert samples.errors("BLPOP", "CancelledError") == 1
+
+
+#: Seconds a callback holds the loop in the timing test: far above a loopback round trip.
+HOLD = 0.3
+
+
+@pytest.mark.parametrize("held", ["before", "after"])
+def test_under_gather_a_command_is_timed_from_its_sending_to_its_reply(
+    app: Flask, held: str
+) -> None:
+    """The time of an awaited command is the wall time of its await: from when its task
+    sends it to when the loop hands the task its reply. A loop held before the commands
+    are sent is not in their time; held while their replies are on the way, it is (the
+    loop learns of a reply only when it polls its sockets)."""
+    ext = Redis(app)
+    times: list[float] = []
+
+    async def main() -> None:
+        client = ext.async_connection
+        await client.ping()  # connects: the GETs below find connections or open them
+        observe(client, lambda command, seconds, *_: times.append(seconds))
+        loop = asyncio.get_running_loop()
+        gets = [client.get(f"key:{number}") for number in range(20)]
+        if held == "before":  # runs before the tasks' first steps, which send the GETs
+            loop.call_soon(time.sleep, HOLD)
+            await asyncio.gather(*gets)
+        else:  # runs after the tasks sent their GETs, before their replies are read
+            tasks = [asyncio.ensure_future(get) for get in gets]
+            await asyncio.sleep(0)  # each task sends its GET, then awaits its reply
+            time.sleep(HOLD)
+            await asyncio.gather(*tasks)
+
+    with app.app_context():
+        asyncio.run(main())
+    assert len(times) == 20
+    if held == "before":
+        assert max(times) < HOLD
+    else:
+        assert min(times) >= HOLD
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_forked_child_never_uses_the_client_of_a_loop_of_its_parent(
+    app: Flask, tmp_path: Path
+) -> None:
+    """A process forked while a loop of the parent's runs in another thread, as an ASGI
+    server's, with a client connected: the child's loops make clients of their own, on
+    connections of their own, and the parent's client goes on."""
+    ext = Redis(app)
+    report = tmp_path / "child"
+    ready, done = threading.Event(), threading.Event()
+    parent: dict[str, Any] = {}
+
+    async def serve() -> None:
+        client = ext.async_connection
+        parent["id"] = await client.client_id()
+        ready.set()
+        while not done.is_set():
+            await asyncio.sleep(0.01)
+        parent["after"] = (await client.client_id(), await client.get("child"))
+
+    def run() -> None:
+        with app.app_context():
+            asyncio.run(serve())
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        assert ready.wait(10)
+        pid = os.fork()
+        if pid == 0:  # the child: report, and leave at once, whatever happens
+            code = 1
+            try:
+
+                async def work() -> int:
+                    await ext.async_connection.set("child", "yes")
+                    return int(await ext.async_connection.client_id())
+
+                with app.app_context():
+                    report.write_text(str(asyncio.run(work())))
+                code = 0
+            except BaseException as error:
+                report.write_text(repr(error))
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        done.set()
+        thread.join(10)
+    assert os.waitstatus_to_exitcode(status) == 0, report.read_text()
+    assert int(report.read_text()) != parent["id"]  # a connection of the child's own
+    assert parent["after"] == (parent["id"], b"yes")  # the parent's goes on
 
 
 def test_outside_a_loop_the_async_client_says_where_to_use_it(app: Flask) -> None:
