@@ -21,8 +21,11 @@ if TYPE_CHECKING:
 _SYNC_OBJECTS = ("connection_pool",)
 
 
-def loop_clients(config: ClientConfig, watch: MasterWatch | None = None) -> LoopClients:
-    """The asyncio clients of ``config``'s prefix, one per event loop, none made yet. Each
+def loop_clients(
+    config: ClientConfig, watch: MasterWatch | None = None, replicas: bool = False
+) -> LoopClients:
+    """The asyncio clients of ``config``'s prefix, one per event loop, none made yet (for a
+    Sentinel prefix, of its master, or of its replicas if ``replicas`` is true). Each
     is observed by the ``observer`` of the result once it is set (the extension sets the
     prefix's observer there, as on the prefix's client: the metrics list these clients'
     pools too, so the observer is made after them).
@@ -43,7 +46,7 @@ def loop_clients(config: ClientConfig, watch: MasterWatch | None = None) -> Loop
             kwargs = _arguments(config, base)
             classes.append((base if observer is None else instrumented_async(base), kwargs))
         client_class, kwargs = classes[0]
-        client, others = _connect(config, client_class, kwargs)
+        client, others = _connect(config, client_class, kwargs, replicas)
         if observer is not None:
             observe(client, observer)
         if watch is not None:
@@ -64,17 +67,22 @@ def _base(config: ClientConfig) -> type[Any]:
     return config.library.asyncio_client
 
 
-def _connect(config: ClientConfig, client_class: type[Any], kwargs: dict[str, Any]) -> Made:
-    """A client of ``client_class``, and the clients of the sentinels it asks, to close
-    with it."""
+def _connect(
+    config: ClientConfig, client_class: type[Any], kwargs: dict[str, Any], replicas: bool
+) -> Made:
+    """A client of ``client_class`` (of the replicas of a Sentinel service if ``replicas``),
+    and the clients of the sentinels it asks, to close with it."""
     library = config.library
     if config.mode == SENTINEL:
         sentinel = library.asyncio_sentinel(
             config.addresses, sentinel_kwargs=config.sentinel_kwargs, **kwargs
         )
         which = {library.sentinel_class_argument: client_class}
+        service = str(config.service)
+        if replicas:
+            return sentinel.slave_for(service, **which), list(sentinel.sentinels)
         pool_class = _following(library.asyncio_sentinel_pool)
-        master = sentinel.master_for(str(config.service), connection_pool_class=pool_class, **which)
+        master = sentinel.master_for(service, connection_pool_class=pool_class, **which)
         return master, list(sentinel.sentinels)
     if config.mode == CLUSTER and config.addresses:
         node = library.asyncio_cluster[1]

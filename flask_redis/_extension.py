@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 import weakref
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from flask import Flask, current_app, has_app_context
 
@@ -61,11 +61,13 @@ class Redis:
         if prefix in clients:
             raise ValueError(f"The config prefix {prefix!r} is already set up on app {app.name!r}")
         config = read_config(app.config, prefix, other_prefixes=list(clients))
-        client, replica, loops = create_clients(app, config)
-        clients[prefix] = client
-        app.extensions.setdefault("redis_asyncio", {})[prefix] = loops
-        if replica is not None:
-            app.extensions.setdefault("redis_replicas", {})[prefix] = replica
+        made = create_clients(app, config)
+        clients[prefix] = made.client
+        app.extensions.setdefault("redis_asyncio", {})[prefix] = made.loops
+        if made.replica is not None:
+            app.extensions.setdefault("redis_replicas", {})[prefix] = made.replica
+            replica_loops = made.replica_loops
+            app.extensions.setdefault("redis_asyncio_replicas", {})[prefix] = replica_loops
         self.config_prefix = prefix
         self._prefixes[app] = prefix
         # An extension set up on a second app follows current_app from now on.
@@ -123,6 +125,18 @@ class Redis:
         return app.extensions["redis_asyncio"][prefix].client()
 
     @property
+    def async_replica(self) -> Any:
+        """For a Sentinel prefix, the asyncio client of the service's replicas, of the
+        running event loop: :attr:`replica` for coroutines, made, reused and closed as
+        :attr:`async_connection` is.
+
+        :raises AttributeError: the prefix does not use Sentinel, or :meth:`init_app` has
+            not been called yet.
+        :raises RuntimeError: no event loop runs in this thread.
+        """
+        return self._replica("redis_asyncio_replicas").client()
+
+    @property
     def replica(self) -> Any:
         """For a Sentinel prefix, the client of the service's replicas: reads sent through
         it are spread over the replicas (the master if none answers). Instrumented like
@@ -131,12 +145,12 @@ class Redis:
         :raises AttributeError: the prefix does not use Sentinel, or :meth:`init_app` has
             not been called yet.
         """
-        return self._replica()
+        return self._replica("redis_replicas")
 
-    def _replica(self) -> Any:
+    def _replica(self, key: str) -> Any:
         app, prefix = self._app_and_prefix()
         try:
-            return app.extensions["redis_replicas"][prefix]
+            return app.extensions[key][prefix]
         except KeyError:
             raise AttributeError(
                 f"The Redis extension ({prefix}) has no replica client: only a prefix that"
@@ -172,7 +186,9 @@ class Redis:
         if name.startswith("_"):
             raise AttributeError(name)
         if name == "replica":
-            return self._replica()
+            return self._replica("redis_replicas")
+        if name == "async_replica":
+            return self._replica("redis_asyncio_replicas").client()
         client = self._client()
         return client if name == "connection" else getattr(client, name)
 
@@ -226,17 +242,17 @@ def _make(config: ClientConfig, client_class: type[Any]) -> tuple[Any, Any]:
 
 
 def _pools(
-    config: ClientConfig, client: Any, replica: Any, loops: LoopClients
+    config: ClientConfig, client: Any, replica: Any, loops: list[LoopClients]
 ) -> Callable[[], list[Any]]:
     """What lists the connection pools of ``client`` (and of ``replica``), and of the
-    asyncio clients that event loops hold now in ``loops``, when called.
+    asyncio clients that event loops hold now in each of ``loops``, when called.
 
     It holds the clients by weak references: the metrics keep it as long as the app, and
     the clients, their pools and connections (and a Sentinel master's watch thread, which
     ends with its pool) must go with the app, in the same garbage collection.
     """
     clients = [weakref.ref(each) for each in (client, replica) if each is not None]
-    loops_ref = weakref.ref(loops)
+    loops_refs = [weakref.ref(each) for each in loops]
     library = config.library
     cluster = config.mode == CLUSTER
 
@@ -248,7 +264,9 @@ def _pools(
                 found.extend(pool for _node, pool in library.node_pools(each.get_nodes()))
             else:  # a client class of the app's own may have no pool: nothing to count
                 found.append(getattr(each, "connection_pool", None))
-        for _loop, each in [] if loops_ref() is None else loops_ref().items():  # type: ignore[union-attr]
+        running = (ref() for ref in loops_refs)
+        asyncio_clients = [c for each in running if each is not None for _, c in each.items()]
+        for each in asyncio_clients:
             if cluster:  # an asyncio cluster node keeps its connections itself
                 found.extend(each.get_nodes())
                 # The nodes it was started from, whose connection asked for the others.
@@ -260,22 +278,35 @@ def _pools(
     return pools
 
 
-def _loop_clients(config: ClientConfig, client: Any) -> LoopClients:
-    """The asyncio clients of ``config``; for Sentinel, following the master as the watch
-    of ``client``'s pool does, if it has one."""
-    return loop_clients(config, _failover.watch_of(getattr(client, "connection_pool", None)))
+class Clients(NamedTuple):
+    """The clients of a config prefix (see :func:`create_clients`)."""
+
+    client: Any
+    #: For Sentinel, the client of the replicas; else ``None``.
+    replica: Any
+    #: The asyncio clients, one per event loop.
+    loops: LoopClients
+    #: For Sentinel, the asyncio clients of the replicas; else ``None``.
+    replica_loops: LoopClients | None
 
 
-def create_clients(app: Flask, config: ClientConfig) -> tuple[Any, Any, LoopClients]:
-    """The client of ``config``, for Sentinel the client of the replicas (else ``None``),
-    and the asyncio clients, one per event loop, none made yet: of the configured classes
-    themselves when nothing observes them, else of their instrumented subclasses,
-    observed by metrics, recording and the slow log as ``config`` asks."""
+def _clients(config: ClientConfig, client: Any, replica: Any) -> Clients:
+    """``client`` and ``replica``, with the asyncio clients of ``config``, none made yet;
+    for Sentinel, those of the master following it as the watch of ``client``'s pool
+    does, if it has one."""
+    watch = _failover.watch_of(getattr(client, "connection_pool", None))
+    replicas = None if replica is None else loop_clients(config, replicas=True)
+    return Clients(client, replica, loop_clients(config, watch), replicas)
+
+
+def create_clients(app: Flask, config: ClientConfig) -> Clients:
+    """The clients of ``config``, the asyncio ones none made yet: of the configured
+    classes themselves when nothing observes them, else of their instrumented
+    subclasses, observed by metrics, recording and the slow log as ``config`` asks."""
     record = app.debug if config.record_calls is None else config.record_calls
     slow = config.slow_log_threshold
     if not (config.metrics or record or config.server_timing or slow is not None):
-        client, replica = _connect(config, config.client_class)  # off means free
-        return client, replica, _loop_clients(config, client)
+        return _clients(config, *_connect(config, config.client_class))  # off means free
     client_class = instrumented(config.client_class)
     if record and config.mode != SERVER:
         client_class = _nodes.noting(
@@ -283,7 +314,8 @@ def create_clients(app: Flask, config: ClientConfig) -> tuple[Any, Any, LoopClie
         )
     client, replica = _connect(config, client_class)
     _nodes.take()  # what the client noted while it was made is no round trip's
-    loops = _loop_clients(config, client)
+    made = _clients(config, client, replica)
+    loops = [made.loops] if made.replica_loops is None else [made.loops, made.replica_loops]
     observers: list[Observer] = []
     if config.metrics:
         from . import _exposition, _metrics  # prometheus-client is an optional dependency
@@ -301,5 +333,6 @@ def create_clients(app: Flask, config: ClientConfig) -> tuple[Any, Any, LoopClie
     for each in (client, replica):
         if each is not None:
             observe(each, observer)
-    loops.observer = observer
-    return client, replica, loops
+    for each in loops:
+        each.observer = observer
+    return made

@@ -231,7 +231,8 @@ class FlaskRedis(Redis):
                     " a config_prefix of its own, and its URL in that prefix's URL key"
                 )
         elif isinstance(recipe, ClientConfig):
-            client, replica, _async = create_clients(app, recipe)  # no asyncio client here
+            created = create_clients(app, recipe)  # its asyncio clients are left out
+            client, replica = created.client, created.replica
             clients[prefix] = client
             if replica is not None:
                 app.extensions.setdefault("redis_replicas", {})[prefix] = replica

@@ -512,6 +512,51 @@ def test_a_sentinel_prefix_gives_an_async_client_of_the_master(
     _check_views_close_their_connections(app, servers, keys=5, views=20)
 
 
+def test_a_sentinel_prefix_gives_an_async_client_of_the_replicas(
+    sentinel_set: SentinelSet, sentinel_master: redis.Redis, registry: CollectorRegistry
+) -> None:
+    app = observed_app(sentinel_set.url, registry, REDIS_CLIENT_NAME=NAME)
+    ext = Redis(app)
+    replica = sentinel_set.server_at(sentinel_set.replica.address)
+
+    @app.get("/read")
+    async def read() -> dict[str, Any]:
+        await ext.async_connection.set("greeting", "hello")
+        await ext.async_connection.wait(1, 5000)  # on the replica too
+        role = await ext.async_replica.execute_command("ROLE")
+        return {
+            "value": await ext.async_replica.get("greeting"),
+            "role": role[0],
+            "calls": [call.command for call in get_recorded_calls()],
+        }
+
+    start = named_connections(replica)
+    try:
+        reply = app.test_client().get("/read").get_json()
+        assert reply == {
+            "value": "hello",
+            "role": "slave",
+            "calls": ["SET", "WAIT", "ROLE", "GET"],
+        }
+        samples = Samples(registry)
+        assert (samples.commands("SET"), samples.commands("GET")) == (1, 1)
+        # The view's loop closed its connection to the replica.
+        wait_for(lambda: named_connections(replica) == start, "the replica's connection to close")
+    finally:
+        close_clients(app)
+
+
+def test_only_a_sentinel_prefix_has_an_async_client_of_the_replicas(app: Flask) -> None:
+    ext = Redis(app)
+
+    async def main() -> None:
+        with pytest.raises(AttributeError, match=r"only a prefix that uses Sentinel"):
+            ext.async_replica  # noqa: B018 - reading the attribute raises
+
+    with app.app_context():
+        asyncio.run(main())
+
+
 def test_a_cluster_prefix_gives_an_async_cluster_client(
     redis_cluster_nodes: ClusterNodes, cluster_client: Any, registry: CollectorRegistry
 ) -> None:
