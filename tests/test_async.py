@@ -365,6 +365,31 @@ def test_a_setting_the_async_client_cannot_take_is_named(
     pool.disconnect()
 
 
+class PeakConnections:
+    """The most connections the server had while the block ran, sampled every 10 ms by a
+    client of its own (counted: the samples include it, and so does :attr:`before`)."""
+
+    def __init__(self, server: RedisServer) -> None:
+        self.client = server.client(socket_timeout=5)
+        self.before = self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.01):
+            self.peak = max(self.peak, len(self.client.client_list()))
+
+    def __enter__(self) -> PeakConnections:
+        self.before = len(self.client.client_list())
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self.client.close()
+
+
 def _get(url: str) -> tuple[int, bytes]:
     with urllib.request.urlopen(url, timeout=30) as response:
         return response.status, response.read()
@@ -379,7 +404,7 @@ def _load(url: str, requests: int = 1000, at_once: int = 8) -> list[int]:
 
 
 def test_under_a_threaded_wsgi_server_each_request_closes_its_loops_connections(
-    async_app: Flask, plain: redis.Redis, samples: Samples
+    async_app: Flask, plain: redis.Redis, samples: Samples, redis_server: RedisServer
 ) -> None:
     """Werkzeug's threaded server: Flask runs each async view in a loop of its own."""
     from werkzeug.serving import make_server
@@ -389,12 +414,15 @@ def test_under_a_threaded_wsgi_server_each_request_closes_its_loops_connections(
     thread = threading.Thread(target=server.serve_forever)
     thread.start()
     try:
-        values = _load(f"http://127.0.0.1:{server.port}/count")
+        with PeakConnections(redis_server) as connections:
+            values = _load(f"http://127.0.0.1:{server.port}/count")
     finally:
         server.shutdown()
         thread.join(30)
         server.server_close()
     assert values == list(range(1, 1001))
+    # 8 requests at once, each view's loop with one connection while it runs.
+    assert connections.before < connections.peak <= connections.before + 8
     assert len(async_app.extensions["redis_asyncio"]["REDIS"]) == 0
     _wait_for_connections(plain, start)
     assert samples.commands("INCRBY") == 1000
@@ -440,7 +468,7 @@ def test_under_gunicorn_each_worker_serves_async_views_in_loops_of_its_own(
 
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_under_an_asgi_server_one_loop_serves_every_request(
-    async_app: Flask, plain: redis.Redis, samples: Samples, loop: str
+    async_app: Flask, plain: redis.Redis, samples: Samples, loop: str, redis_server: RedisServer
 ) -> None:
     """uvicorn, with the app wrapped in asgiref's WsgiToAsgi, on asyncio's loop and on
     uvloop's: Flask runs the async views in the server's own loop, so one client and its
@@ -460,8 +488,10 @@ def test_under_an_asgi_server_one_loop_serves_every_request(
     thread.start()
     try:
         wait_for(lambda: server.started, "uvicorn to start")
-        assert _load(f"http://127.0.0.1:{port}/count") == list(range(1, 1001))
+        with PeakConnections(redis_server) as connections:
+            assert _load(f"http://127.0.0.1:{port}/count") == list(range(1, 1001))
         # 8 requests at once: at most 8 connections, kept between requests.
+        assert connections.before < connections.peak <= connections.before + 8
         assert start < _connections(plain) <= start + 8
         assert len(async_app.extensions["redis_asyncio"]["REDIS"]) == 1
     finally:
