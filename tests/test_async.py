@@ -34,7 +34,7 @@ from flask_redis._libraries import ClientLibrary
 from .conftest import close_clients, observed_app
 from .gunicorn_server import start_gunicorn
 from .recorded import FailingObserver, log_failures_anew
-from .samples import POOL, Samples
+from .samples import DURATION, POOL, Samples
 from .servers import ClusterNodes, RedisServer, SentinelSet, free_port
 from .waiting import wait_for
 
@@ -124,6 +124,32 @@ def test_an_error_in_an_async_view_reaches_the_caller_and_is_counted(
 ) -> None:
     assert async_app.test_client().get("/error").get_data(as_text=True) == "ResponseError"
     assert samples.errors("LPUSH", "ResponseError") == 1
+
+
+def test_an_async_publish_is_counted_and_subscribing_times_nothing(
+    app: Flask, registry: CollectorRegistry
+) -> None:
+    """As for the sync client: publishing is a command, listening is not a round trip."""
+    app.config.update(REDIS_METRICS_REGISTRY=registry)
+    ext, samples = Redis(app), Samples(registry)
+
+    async def main() -> list[Any]:
+        client = ext.async_connection
+        async with client.pubsub() as pubsub:
+            await pubsub.subscribe("ch")
+            confirmed = await pubsub.get_message(timeout=5)
+            assert await client.publish("ch", "m") == 1
+            message = await pubsub.get_message(timeout=5)
+            rest = [await pubsub.get_message(timeout=0.2) for _ in range(2)]
+            await pubsub.unsubscribe()
+        return [confirmed["type"], message["data"], rest]
+
+    with app.app_context():
+        assert asyncio.run(main()) == ["subscribe", b"m", [None, None]]
+    assert samples.commands("PUBLISH") == 1
+    assert samples.matching(DURATION + "_count") == {
+        (("command", "PUBLISH"), ("prefix", "redis")): 1
+    }
 
 
 def _pool_gauges(samples: Samples) -> tuple[float | None, float | None]:
