@@ -473,9 +473,11 @@ def test_under_gunicorn_each_worker_serves_async_views_in_loops_of_its_own(
         preload=preload,
     )
     try:
-        with ThreadPoolExecutor(8) as pool:
+        with PeakConnections(redis_server) as connections, ThreadPoolExecutor(8) as pool:
             replies = list(pool.map(lambda _: _get(server.url + "/async-work"), range(1000)))
         assert {status for status, _body in replies} == {200}
+        # Two sync workers, a request at a time each: a view's connection each at most.
+        assert connections.before < connections.peak <= connections.before + 2
         assert len({body for _status, body in replies}) == 2  # both workers served
         assert plain.get("mp:async") == b"1000"
 
