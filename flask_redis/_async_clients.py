@@ -5,6 +5,7 @@ settings as the prefix's client and observed by the same observer, one per event
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import weakref
 from typing import TYPE_CHECKING, Any
@@ -92,9 +93,25 @@ def _connect(
 
 
 class _FollowingPool:
-    """Mixed into an asyncio Sentinel pool: a connection given back open to another server
-    than the master the pool points at now is closed, so that its next command goes to
-    the new master, as redis-py's sync pool does (its asyncio pool keeps it open)."""
+    """Mixed into an asyncio Sentinel pool, to follow a new master as redis-py's sync pool
+    does: a connection given back open to another server than the master the pool points
+    at now is closed, so that its next command goes to the new master (the asyncio pool
+    keeps it open); and the idle connections to the old master are closed out of the pool
+    (the asyncio pool closes them in tasks of their own, which may run after a command
+    took one: the command then fails on a connection closed under it)."""
+
+    async def get_master_address(self) -> Any:
+        pool: Any = self
+        address = await pool.sentinel_manager.discover_master(pool.service_name)
+        if pool.is_master and pool.master_address != address:
+            pool.master_address = address
+            idle = list(pool._available_connections)
+            pool._available_connections[:] = []  # no await since the copy: none taken
+            try:
+                await asyncio.gather(*(each.disconnect() for each in idle), return_exceptions=True)
+            finally:
+                pool._available_connections.extend(idle)  # closed: they connect on use
+        return address
 
     async def release(self, connection: Any) -> None:
         master = self.master_address  # type: ignore[attr-defined]
