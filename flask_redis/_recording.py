@@ -37,6 +37,7 @@ from ._display import (
 )
 from ._instrument import Observer, combine
 from ._per_request import PerRequest, Stacked
+from ._request_pages import add_page
 from ._server_timing import Timing, send_server_timing
 from ._topology import CLUSTER, SENTINEL
 
@@ -432,6 +433,8 @@ def setup_recording(app: Flask, config: ClientConfig, record: bool) -> Observer:
     _requests.add(app, recorder)
     if config.server_timing:
         send_server_timing(app, _timings)
+    if record:
+        add_page(app)
     return recorder.observe
 
 

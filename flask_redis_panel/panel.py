@@ -6,19 +6,27 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from flask import current_app
+from flask import abort, after_this_request, current_app, request, url_for
 
 # Flask-DebugToolbar 0.15 has no types (0.16 has): this import and the subclass of
 # DebugPanel need their ignores with 0.15 only.
 from flask_debugtoolbar.panels import DebugPanel  # type: ignore[import-untyped,unused-ignore]
 from jinja2 import Environment, PackageLoader
+from markupsafe import Markup
 from werkzeug import Request, Response
 
 from flask_redis._commands import printable
+from flask_redis._request_pages import ENDPOINT as PAGE_ENDPOINT
 
 from ._analysis import Analysis, analyze
+from ._history import History, KeptRequest
 from ._model import Snapshot
 from ._view import make_groups
+
+#: The key of an app's :class:`~._history.History` in ``app.extensions``.
+HISTORY_KEY = "flask_redis_panel"
+#: The response header that links a response to the page of its request's calls.
+LINK_HEADER = "X-Debug-Redis-Link"
 
 #: The panel's own templates, autoescaped: every recorded value is shown as text.
 _templates = Environment(
@@ -49,6 +57,28 @@ class RedisPanel(DebugPanel):  # type: ignore[misc,unused-ignore]
     _snapshot: Snapshot | None = None
     _analysis: Analysis | None = None
 
+    def process_request(self, request: Request) -> None:
+        """Called for each request the toolbar shows itself to (``DEBUG_TB_HOSTS``): keep
+        its calls when its response leaves, whatever the response (HTML or not), and link
+        the response to them, where the app records calls (see ``flask_redis``'s
+        ``_request_pages``)."""
+        if PAGE_ENDPOINT in current_app.view_functions:
+            after_this_request(self._keep)
+
+    @classmethod
+    def request_page(cls, token: str) -> Response:
+        """The page of the calls of the request of ``token``: 404 for a request no longer
+        kept (see :mod:`._history`)."""
+        history: History | None = current_app.extensions.get(HISTORY_KEY)
+        kept = None if history is None else history.get(token)
+        if kept is None:
+            abort(404)
+        return Response(
+            render_request(kept),
+            mimetype="text/html",
+            headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
+        )
+
     def process_view(
         self, request: Request, view_func: Callable[..., Any], view_kwargs: dict[str, Any]
     ) -> Callable[..., Any] | None:
@@ -69,6 +99,14 @@ class RedisPanel(DebugPanel):  # type: ignore[misc,unused-ignore]
             return run(result) if inspect.isawaitable(result) else result
 
         return view
+
+    def _keep(self, response: Response) -> Response:
+        history: History = current_app.extensions.setdefault(HISTORY_KEY, History())
+        kept = history.keep(
+            request.method, request.path, response.status_code, self.snapshot, self.analysis
+        )
+        response.headers[LINK_HEADER] = url_for(PAGE_ENDPOINT, token=kept.token, _external=True)
+        return response
 
     def process_response(self, request: Request, response: Response) -> None:
         """Take the request's calls: the toolbar renders the panel after this."""
@@ -121,6 +159,14 @@ class RedisPanel(DebugPanel):  # type: ignore[misc,unused-ignore]
 
 async def _result(awaitable: Awaitable[Any]) -> Any:
     return await awaitable
+
+
+def render_request(kept: KeptRequest) -> str:
+    """The page of the calls of ``kept``: the panel, under the request it is of."""
+    template = _templates.get_template("redis_request.html")
+    # The panel is rendered by the autoescaping environment: its HTML goes in as it is.
+    content = Markup(render(kept.snapshot, kept.analysis))
+    return template.render(kept=kept, analysis=kept.analysis, content=content)
 
 
 def render(snapshot: Snapshot, analysis: Analysis | None = None) -> str:

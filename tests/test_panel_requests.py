@@ -1,0 +1,212 @@
+"""The page of one request's calls, which every response of a toolbar app links to, HTML
+or not (``X-Debug-Redis-Link``): what it shows, and where it does not exist."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from flask import Flask, abort, jsonify, redirect
+
+from .recorded import SECRET_FORMS, AppFactory, ToolbarApp, no_secret_in, send
+
+pytest.importorskip("flask_debugtoolbar")
+
+from flask_redis_panel._history import REQUESTS
+from flask_redis_panel.panel import LINK_HEADER
+
+PAGE_PATH = "/_debug_toolbar/redis/"
+
+
+def _views(toolbar: ToolbarApp) -> Flask:
+    """Add views that answer JSON, a redirect, an error and an async JSON, each after
+    Redis calls, to ``toolbar``'s app."""
+    app, db = toolbar.app, toolbar.db
+
+    @app.get("/api/items")
+    def items() -> Any:
+        db.set("item:1", "one")
+        return jsonify(item=db.get("item:1"), length=db.strlen("item:1"))
+
+    @app.post("/api/move")
+    def move() -> Any:
+        db.rename("item:1", "item:2")
+        return redirect("/api/items")
+
+    @app.get("/api/missing")
+    def missing() -> Any:
+        db.get("missing")
+        abort(404)
+
+    @app.get("/api/async")
+    async def async_items() -> Any:
+        return jsonify(item=await toolbar_async(toolbar).get("item:1"))
+
+    return app
+
+
+def toolbar_async(toolbar: ToolbarApp) -> Any:
+    """The asyncio client of the toolbar app's ``REDIS`` prefix."""
+    return toolbar.db.async_connection
+
+
+def _page_of(client: Any, response: Any) -> Any:
+    """Follow the link header of ``response`` with ``client``."""
+    link = response.headers[LINK_HEADER]
+    parts = urlsplit(link)
+    assert (parts.scheme, parts.netloc) == ("http", "localhost")  # absolute, as Symfony's
+    assert parts.path.startswith(PAGE_PATH)
+    return client.get(parts.path)
+
+
+def test_a_json_response_links_to_the_page_of_its_calls(make_app: AppFactory) -> None:
+    client = _views(make_app()).test_client()
+
+    response = client.get("/api/items")
+    assert response.get_json() == {"item": "one", "length": 3}
+    page = _page_of(client, response)
+
+    assert page.status_code == 200
+    assert page.mimetype == "text/html"
+    assert page.headers["Cache-Control"] == "no-store"
+    text = page.get_data(as_text=True)
+    assert "Redis calls of <code>GET /api/items</code>" in text
+    assert "Status 200 · 3 calls in " in text
+    assert [cell for cell in ("SET", "GET", "STRLEN") if f">{cell}</code>" in text] == [
+        "SET",
+        "GET",
+        "STRLEN",
+    ]
+    assert "flDebugToolbar" not in text  # the page is the toolbar's own: no toolbar on it
+    assert LINK_HEADER not in page.headers
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "command"),
+    [
+        ("post", "/api/move", 302, "RENAME"),
+        ("get", "/api/missing", 404, "GET"),
+        ("get", "/api/async", 200, "GET"),
+    ],
+    ids=["redirect", "error", "async"],
+)
+def test_redirects_errors_and_async_views_link_to_their_calls(
+    make_app: AppFactory, method: str, path: str, status: int, command: str
+) -> None:
+    toolbar = make_app()
+    client = _views(toolbar).test_client()
+    toolbar.db.set("item:1", "one")
+
+    response = getattr(client, method)(path)
+    assert response.status_code == status
+    text = _page_of(client, response).get_data(as_text=True)
+
+    assert f"Redis calls of <code>{method.upper()} {path}</code>" in text
+    assert f"Status {status} · 1 call in " in text
+    assert f">{command}</code>" in text
+
+
+def test_an_html_page_links_to_its_calls_too(make_app: AppFactory) -> None:
+    toolbar = make_app()
+    toolbar.page(lambda: toolbar.db.get("html"))  # a toolbar page, with the panel in it
+    client = toolbar.app.test_client()
+
+    response = client.get("/")
+    assert 'id="flDebugToolbar"' in response.get_data(as_text=True)
+    assert "Status 200 · 1 call in " in _page_of(client, response).get_data(as_text=True)
+
+
+def test_the_page_of_an_unknown_request_is_not_found(make_app: AppFactory) -> None:
+    client = _views(make_app()).test_client()
+    client.get("/api/items")
+
+    assert client.get(PAGE_PATH + "no-such-token").status_code == 404
+
+
+def test_only_the_last_requests_are_kept(make_app: AppFactory) -> None:
+    client = _views(make_app()).test_client()
+    links = [client.get("/api/items").headers[LINK_HEADER] for _ in range(REQUESTS + 5)]
+
+    kept = [client.get(urlsplit(link).path).status_code for link in links]
+    assert kept == [404] * 5 + [200] * REQUESTS
+
+
+def test_without_the_toolbar_there_is_no_link_and_no_page(make_app: AppFactory) -> None:
+    client = _views(make_app(DEBUG_TB_ENABLED=False)).test_client()
+
+    response = client.get("/api/items")
+    assert response.status_code == 200
+    assert LINK_HEADER not in response.headers
+    assert client.get(PAGE_PATH + "any").status_code == 404
+
+
+def test_a_host_the_toolbar_does_not_show_itself_to_gets_no_link_and_no_page(
+    make_app: AppFactory,
+) -> None:
+    client = _views(make_app(DEBUG_TB_HOSTS=["10.0.0.1"])).test_client()
+    allowed = {"REMOTE_ADDR": "10.0.0.1"}
+
+    assert LINK_HEADER not in client.get("/api/items").headers  # from 127.0.0.1
+    path = urlsplit(client.get("/api/items", environ_base=allowed).headers[LINK_HEADER]).path
+    assert client.get(path).status_code == 404
+    assert client.get(path, environ_base=allowed).status_code == 200
+
+
+def test_once_the_panel_is_not_listed_there_is_no_link_and_no_page(make_app: AppFactory) -> None:
+    toolbar = make_app()
+    client = _views(toolbar).test_client()
+    path = urlsplit(client.get("/api/items").headers[LINK_HEADER]).path
+    toolbar.app.config["DEBUG_TB_PANELS"] = ()  # read at each request
+
+    assert LINK_HEADER not in client.get("/api/items").headers
+    assert client.get(path).status_code == 404
+
+
+def test_an_app_that_does_not_record_calls_has_no_link_and_no_page(
+    make_app: AppFactory,
+) -> None:
+    client = _views(make_app(REDIS_RECORD_CALLS=False, CACHE_RECORD_CALLS=False)).test_client()
+
+    assert LINK_HEADER not in client.get("/api/items").headers
+    assert client.get(PAGE_PATH + "any").status_code == 404
+
+
+@pytest.mark.parametrize("form", list(SECRET_FORMS), ids=list(SECRET_FORMS))
+def test_no_form_of_a_secret_reaches_the_page(
+    make_app: AppFactory, restored: None, form: str
+) -> None:
+    toolbar = make_app()
+    app = toolbar.app
+
+    @app.get("/api/secret")
+    def secret() -> Any:
+        send(toolbar.db, SECRET_FORMS[form], "single")
+        send(toolbar.db, SECRET_FORMS[form], "pipeline")
+        return jsonify(done=True)
+
+    client = app.test_client()
+    response = client.get("/api/secret")
+    text = _page_of(client, response).get_data(as_text=True)
+
+    assert no_secret_in(text)
+    assert no_secret_in(str(response.headers))
+    assert "***" in text
+
+
+def test_the_path_and_arguments_are_shown_as_text(make_app: AppFactory) -> None:
+    toolbar = make_app()
+    app = toolbar.app
+    script = "<script>alert(1)</script>"
+
+    @app.get("/api/<path:name>")
+    def named(name: str) -> Any:
+        toolbar.db.set(name, "\n\x00\xff")
+        return jsonify(name=name)
+
+    client = app.test_client()
+    response = client.get("/api/" + script)
+    text = _page_of(client, response).get_data(as_text=True)
+
+    assert script not in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
