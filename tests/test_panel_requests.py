@@ -210,3 +210,22 @@ def test_the_path_and_arguments_are_shown_as_text(make_app: AppFactory) -> None:
 
     assert script not in text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+
+
+def test_the_page_of_1000_calls_of_100_kb_values_stays_under_2_mb(make_app: AppFactory) -> None:
+    toolbar = make_app()
+    app = toolbar.app
+    value = "v" * 100_000
+
+    @app.get("/api/big")
+    def big() -> Any:
+        for number in range(1000):
+            toolbar.db.set(f"big:{number % 10}", value)
+        return jsonify(done=True)
+
+    client = app.test_client()
+    page = _page_of(client, client.get("/api/big")).get_data()
+
+    assert len(page) < 2_000_000
+    assert value.encode() not in page
+    assert page.count(b'<tr class="frp-call') == 1000
