@@ -11,6 +11,8 @@ config names. It answers 404 where the toolbar would not show itself
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Flask, Response, abort, current_app, request
 from werkzeug.utils import import_string
 
@@ -19,17 +21,32 @@ PATH = "/_debug_toolbar/redis/<token>"
 #: Its endpoint. Its blueprint part is the toolbar's, which the toolbar shows itself to
 #: none of: no toolbar is added to the page.
 ENDPOINT = "debugtoolbar.flask_redis_request"
+#: The path and endpoint of the list of the recent requests, as JSON, newest first.
+LIST_PATH = "/_debug_toolbar/redis/"
+LIST_ENDPOINT = "debugtoolbar.flask_redis_requests"
 #: The panel, as ``DEBUG_TB_PANELS`` names it.
 PANEL = "flask_redis_panel.RedisPanel"
 
 
 def add_page(app: Flask) -> None:
-    """Add the route of the page to ``app``, once."""
+    """Add the routes of the page and of the list to ``app``, once."""
     if ENDPOINT not in app.view_functions:
         app.add_url_rule(PATH, ENDPOINT, _page)
+        app.add_url_rule(LIST_PATH, LIST_ENDPOINT, _list)
 
 
 def _page(token: str) -> Response:
+    page: Response = _panel().request_page(token)
+    return page
+
+
+def _list() -> Response:
+    found: Response = _panel().recent_requests()
+    return found
+
+
+def _panel() -> Any:
+    """The panel class, where the toolbar would show it to this request; else 404."""
     config = current_app.config
     hosts = config.get("DEBUG_TB_HOSTS")
     if (
@@ -38,5 +55,4 @@ def _page(token: str) -> Response:
         or (hosts and request.remote_addr not in hosts)
     ):
         abort(404)
-    page: Response = import_string(PANEL).request_page(token)
-    return page
+    return import_string(PANEL)

@@ -13,6 +13,9 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
+
+from flask_redis._commands import printable
 
 from ._analysis import Analysis
 from ._model import Snapshot
@@ -68,3 +71,19 @@ class History:
         """The requests kept, newest first."""
         with self._lock:
             return list(reversed(self._kept.values()))
+
+
+def summary(kept: KeptRequest) -> dict[str, Any]:
+    """What the panel's list of requests shows of ``kept``, as JSON values."""
+    analysis = kept.analysis
+    return {
+        "token": kept.token,
+        "method": printable(kept.method),
+        "path": printable(kept.path),
+        "status": kept.status,
+        "calls": analysis.calls,
+        "milliseconds": round(analysis.seconds * 1000, 2),
+        "duplicates": analysis.duplicate_calls,
+        "hints": len(analysis.hints),
+        "errors": sum(each.errors for each in analysis.summaries),
+    }

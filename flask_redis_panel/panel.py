@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
-from flask import abort, after_this_request, current_app, request, url_for
+from flask import abort, after_this_request, current_app, jsonify, request, url_for
 
 # Flask-DebugToolbar 0.15 has no types (0.16 has): this import and the subclass of
 # DebugPanel need their ignores with 0.15 only.
@@ -17,9 +17,10 @@ from werkzeug import Request, Response
 
 from flask_redis._commands import printable
 from flask_redis._request_pages import ENDPOINT as PAGE_ENDPOINT
+from flask_redis._request_pages import LIST_ENDPOINT
 
 from ._analysis import Analysis, analyze
-from ._history import History, KeptRequest
+from ._history import History, KeptRequest, summary
 from ._model import Snapshot
 from ._view import make_groups
 
@@ -56,6 +57,8 @@ class RedisPanel(DebugPanel):  # type: ignore[misc,unused-ignore]
 
     _snapshot: Snapshot | None = None
     _analysis: Analysis | None = None
+    #: This request, as kept for its page.
+    _kept: KeptRequest | None = None
 
     def process_request(self, request: Request) -> None:
         """Called for each request the toolbar shows itself to (``DEBUG_TB_HOSTS``): keep
@@ -79,6 +82,18 @@ class RedisPanel(DebugPanel):  # type: ignore[misc,unused-ignore]
             headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
         )
 
+    @classmethod
+    def recent_requests(cls) -> Response:
+        """The requests kept, newest first, as JSON: what the panel's list shows of each,
+        and the link to its page."""
+        found = [
+            {**summary(kept), "link": url_for(PAGE_ENDPOINT, token=kept.token)}
+            for kept in _history().newest()
+        ]
+        response = jsonify(requests=found)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
     def process_view(
         self, request: Request, view_func: Callable[..., Any], view_kwargs: dict[str, Any]
     ) -> Callable[..., Any] | None:
@@ -101,10 +116,10 @@ class RedisPanel(DebugPanel):  # type: ignore[misc,unused-ignore]
         return view
 
     def _keep(self, response: Response) -> Response:
-        history: History = current_app.extensions.setdefault(HISTORY_KEY, History())
-        kept = history.keep(
+        kept = _history().keep(
             request.method, request.path, response.status_code, self.snapshot, self.analysis
         )
+        self._kept = kept
         response.headers[LINK_HEADER] = url_for(PAGE_ENDPOINT, token=kept.token, _external=True)
         return response
 
@@ -153,12 +168,39 @@ class RedisPanel(DebugPanel):  # type: ignore[misc,unused-ignore]
         return ""
 
     def content(self) -> str:
-        """The panel's HTML."""
-        return render(self.snapshot, self.analysis)
+        """The panel's HTML: the request's calls, and the list of the recent requests."""
+        recent = None
+        if LIST_ENDPOINT in current_app.view_functions:
+            recent = Recent(
+                [summary(kept) for kept in _history().newest()],
+                None if self._kept is None else self._kept.token,
+                url_for(LIST_ENDPOINT),
+                url_for(PAGE_ENDPOINT, token="TOKEN"),
+            )
+        return render(self.snapshot, self.analysis, recent)
 
 
 async def _result(awaitable: Awaitable[Any]) -> Any:
     return await awaitable
+
+
+def _history() -> History:
+    """The app's recent requests."""
+    history: History = current_app.extensions.setdefault(HISTORY_KEY, History())
+    return history
+
+
+class Recent(NamedTuple):
+    """The list of recent requests in the panel."""
+
+    #: Each request, newest first (see :func:`~._history.summary`).
+    requests: list[dict[str, Any]]
+    #: The token of the request the panel is of.
+    current: str | None
+    #: Where the list is read again, as JSON.
+    url: str
+    #: The link of a request's page, ``TOKEN`` standing for its token.
+    page: str
 
 
 def render_request(kept: KeptRequest) -> str:
@@ -169,10 +211,13 @@ def render_request(kept: KeptRequest) -> str:
     return template.render(kept=kept, analysis=kept.analysis, content=content)
 
 
-def render(snapshot: Snapshot, analysis: Analysis | None = None) -> str:
+def render(
+    snapshot: Snapshot, analysis: Analysis | None = None, recent: Recent | None = None
+) -> str:
     """The panel's HTML for ``snapshot``.
 
     :param analysis: Its analysis, if already made.
+    :param recent: The recent requests to list, if any.
     """
     if analysis is None:
         analysis = analyze(snapshot.calls, snapshot.dropped, snapshot.seconds, snapshot.modes)
@@ -181,4 +226,5 @@ def render(snapshot: Snapshot, analysis: Analysis | None = None) -> str:
         summaries=analysis.summaries,
         hints=analysis.hints,
         groups=make_groups(snapshot, analysis),
+        recent=recent,
     )

@@ -3,13 +3,15 @@ or not (``X-Debug-Redis-Link``): what it shows, and where it does not exist."""
 
 from __future__ import annotations
 
+import html
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from flask import Flask, abort, jsonify, redirect
 
-from .recorded import SECRET_FORMS, AppFactory, ToolbarApp, no_secret_in, send
+from .recorded import SECRET_FORMS, AppFactory, ToolbarApp, no_secret_in, read_page, send
 
 pytest.importorskip("flask_debugtoolbar")
 
@@ -229,3 +231,108 @@ def test_the_page_of_1000_calls_of_100_kb_values_stays_under_2_mb(make_app: AppF
     assert len(page) < 2_000_000
     assert value.encode() not in page
     assert page.count(b'<tr class="frp-call') == 1000
+
+
+LIST_PATH = "/_debug_toolbar/redis/"
+
+
+def test_the_list_gives_the_recent_requests_newest_first(make_app: AppFactory) -> None:
+    toolbar = make_app()
+    client = _views(toolbar).test_client()
+    client.get("/api/items")
+    client.get("/api/missing")
+    toolbar.db.set("n", "1")
+
+    listed = client.get(LIST_PATH)
+    assert listed.headers["Cache-Control"] == "no-store"
+    requests = listed.get_json()["requests"]
+    assert [(r["method"], r["path"], r["status"], r["calls"]) for r in requests] == [
+        ("GET", "/api/missing", 404, 1),
+        ("GET", "/api/items", 200, 3),
+    ]
+    assert all(r["link"] == PAGE_PATH + r["token"] for r in requests)
+    assert client.get(requests[0]["link"]).status_code == 200
+    assert LINK_HEADER not in listed.headers  # the list is no request of the app's
+
+
+def test_where_the_toolbar_shows_no_panel_the_list_is_not_found(make_app: AppFactory) -> None:
+    client = _views(make_app(DEBUG_TB_HOSTS=["10.0.0.1"])).test_client()
+    client.get("/api/items", environ_base={"REMOTE_ADDR": "10.0.0.1"})
+
+    assert client.get(LIST_PATH).status_code == 404
+    assert client.get(LIST_PATH, environ_base={"REMOTE_ADDR": "10.0.0.1"}).status_code == 200
+
+
+def test_the_panel_lists_the_requests_before_its_page_and_marks_its_own(
+    make_app: AppFactory,
+) -> None:
+    toolbar = make_app()
+    app = _views(toolbar)
+
+    @app.get("/html")
+    def html_page() -> str:
+        toolbar.db.get("html")
+        return "<!doctype html><html><body><p>A page</p></body></html>"
+
+    client = app.test_client()
+    client.get("/api/items")
+    for _ in range(3):
+        client.get("/api/missing")
+
+    page = read_page(client.get("/html").get_data(as_text=True))
+
+    listed = page.panel[page.panel.index('<table class="frp-requests">') :]
+    listed = listed[: listed.index("</table>")]
+    rows = re.findall(
+        r'<tr data-token="[^"]+"( class="frp-current")?><td><a href="([^"]+)"[^>]*>'
+        r"<code>(.*?)</code></a>(.*?)</td>(.*?)</tr>",
+        listed,
+    )
+    assert [html.unescape(row[2]) for row in rows] == [
+        "GET /html", "GET /api/missing", "GET /api/missing", "GET /api/missing", "GET /api/items",
+    ]  # fmt: skip
+    assert [bool(row[0]) for row in rows] == [True, False, False, False, False]
+    assert "this page" in rows[0][3]
+    assert all("frp-n1" not in row[4] and "frp-err" not in row[4] for row in rows)
+    assert '<td class="frp-num">404</td>' in rows[1][4]
+    assert all(row[1].startswith(PAGE_PATH) for row in rows)
+    assert client.get(rows[-1][1]).status_code == 200
+
+
+def test_the_list_marks_n_plus_one_hints_and_errors(make_app: AppFactory) -> None:
+    from flask_redis_panel._analysis import N_PLUS_ONE_THRESHOLD
+
+    toolbar = make_app()
+    app, db = toolbar.app, toolbar.db
+
+    @app.get("/api/loop")
+    def loop() -> Any:
+        return jsonify([db.get(f"item:{number}") for number in range(N_PLUS_ONE_THRESHOLD)])
+
+    @app.get("/api/failing")
+    def failing() -> Any:
+        db.set("text", "x")
+        try:
+            db.lpush("text", "y")
+        except Exception as error:  # redis-py's or valkey-py's ResponseError
+            return jsonify(error=type(error).__name__)
+        return jsonify(error=None)
+
+    @app.get("/html")
+    def html_page() -> str:
+        return "<!doctype html><html><body><p>A page</p></body></html>"
+
+    client = app.test_client()
+    client.get("/api/loop")
+    assert client.get("/api/failing").get_json() == {"error": "ResponseError"}
+
+    requests = client.get(LIST_PATH).get_json()["requests"]
+    assert [(r["path"], r["hints"], r["errors"]) for r in requests] == [
+        ("/api/failing", 0, 1),
+        ("/api/loop", 1, 0),
+    ]
+    panel = read_page(client.get("/html").get_data(as_text=True)).panel
+    listed = panel[panel.index('<table class="frp-requests">') :]
+    rows = listed[: listed.index("</table>")].split("<tr data-token=")[1:]
+    assert ["frp-err" in row for row in rows] == [False, True, False]
+    assert ["frp-n1" in row for row in rows] == [False, False, True]
