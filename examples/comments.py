@@ -130,6 +130,24 @@ def tour() -> str:
     )
 
 
+@bp.get("/api/products")
+def products() -> list[dict[str, str | None]]:
+    """The products and their prices, as JSON, for the page ``/live`` to fetch: one GET per
+    product, which the panel's list marks N+1."""
+    _seed()
+    return [
+        {"name": f"product {number}", "price": db.get(f"product:{number}")}
+        for number in range(PRODUCTS)
+    ]
+
+
+@bp.get("/live")
+def live() -> str:
+    """A page that loads its data with fetch() from the JSON views: their calls are in the
+    Redis panel's list of requests, each one click away."""
+    return render_template("live.html")
+
+
 @bp.get("/favicon.ico")
 def favicon() -> Response:
     """No icon, without the 404 a browser would log as an error."""

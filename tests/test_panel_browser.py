@@ -317,3 +317,63 @@ def test_the_showcase_page_says_where_the_panel_and_metrics_are(
 
     assert log.dialogs == []
     assert log.errors == []
+
+
+def test_the_requests_a_page_fetches_are_listed_and_each_opens_its_calls(
+    page: tuple[Any, BrowserLog], server_url: str
+) -> None:
+    browser_page, log = page
+    response = browser_page.goto(server_url + "live")
+    assert response is not None and response.status == 200
+    products = browser_page.locator("#products[data-loaded='1'] li")
+    products.first.wait_for()
+    assert products.count() == 6
+
+    browser_page.locator("#flDebugRedisPanel a.flDebugRedisPanel").click()
+    panel = browser_page.locator(PANEL)
+    panel.wait_for(state="visible")
+    listed = panel.locator("table.frp-requests tbody tr")
+    # The page's own request, and its two fetches, which the panel read again after load.
+    listed.filter(has_text="GET /api/products").first.wait_for()
+    listed.filter(has_text="GET /stats").first.wait_for()
+    assert "this page" in listed.filter(has_text="GET /live").first.inner_text()
+    before = listed.filter(has_text="GET /api/products").count()
+
+    # A fetch after the panel was drawn joins the list, without a reload. (The open panel
+    # covers the page: the button is clicked from the page's script.)
+    browser_page.locator("#reload").dispatch_event("click")
+    browser_page.locator("#products[data-loaded='2']").wait_for()
+    browser_page.wait_for_function(
+        "([selector, count]) => [...document.querySelectorAll(selector)]"
+        ".filter(row => row.textContent.includes('GET /api/products')).length > count",
+        arg=[f"{PANEL} table.frp-requests tbody tr", before],
+    )
+    newest = listed.filter(has_text="GET /api/products").first  # /stats may answer later
+    assert newest.locator(".frp-n1").count() == 1  # its one GET per product
+
+    # One click opens the page of its calls.
+    with browser_page.context.expect_page() as opened:
+        newest.locator("a").click()
+    calls_page = opened.value
+    calls_page.wait_for_load_state()
+    assert calls_page.locator("h1").inner_text() == "Redis calls of GET /api/products"
+    assert calls_page.locator("tr.frp-call").count() == 8 + 6  # the seed pipeline, 6 GETs
+    assert calls_page.locator("li.frp-hint").count() == 1
+    calls_page.close()
+    assert log.errors == [] and log.dialogs == []
+
+
+def test_a_bare_json_request_links_to_its_calls(
+    page: tuple[Any, BrowserLog], server_url: str
+) -> None:
+    browser_page, log = page
+    response = browser_page.request.get(server_url + "stats")
+    assert response.ok and set(response.json()) == {"comments", "views"}
+    link = response.headers["x-debug-redis-link"]
+
+    calls = browser_page.goto(link)
+    assert calls is not None and calls.status == 200
+    assert browser_page.locator("h1").inner_text() == "Redis calls of GET /stats"
+    commands = browser_page.locator("tr.frp-call code.frp-command").all_inner_texts()
+    assert commands == ["LLEN", "GET"]
+    assert log.errors == []
