@@ -65,7 +65,8 @@ class RedisPanel(DebugPanel):  # type: ignore[misc,unused-ignore]
         its calls when its response leaves, whatever the response (HTML or not), and link
         the response to them, where the app records calls (see ``flask_redis``'s
         ``_request_pages``)."""
-        if PAGE_ENDPOINT in current_app.view_functions:
+        endpoint = getattr(request, "endpoint", None) or ""  # Flask's request has one
+        if PAGE_ENDPOINT in current_app.view_functions and not _is_static(endpoint):
             after_this_request(self._keep)
 
     @classmethod
@@ -182,6 +183,12 @@ class RedisPanel(DebugPanel):  # type: ignore[misc,unused-ignore]
 
 async def _result(awaitable: Awaitable[Any]) -> Any:
     return await awaitable
+
+
+def _is_static(endpoint: str) -> bool:
+    """Whether ``endpoint`` serves static files (the app's, a blueprint's, the toolbar's):
+    their requests make no Redis calls, and would crowd the list of requests out."""
+    return endpoint == "static" or endpoint.endswith(".static")
 
 
 def _history() -> History:

@@ -336,3 +336,15 @@ def test_the_list_marks_n_plus_one_hints_and_errors(make_app: AppFactory) -> Non
     rows = listed[: listed.index("</table>")].split("<tr data-token=")[1:]
     assert ["frp-err" in row for row in rows] == [False, True, False]
     assert ["frp-n1" in row for row in rows] == [False, False, True]
+
+
+def test_requests_of_static_files_are_not_kept(make_app: AppFactory) -> None:
+    toolbar = make_app()
+    client = _views(toolbar).test_client()
+    client.get("/api/items")
+
+    static = client.get("/_debug_toolbar/static/css/toolbar.css")
+    static.close()
+    assert static.status_code == 200
+    assert LINK_HEADER not in static.headers
+    assert [r["path"] for r in client.get(LIST_PATH).get_json()["requests"]] == ["/api/items"]
