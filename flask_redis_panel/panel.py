@@ -40,6 +40,14 @@ _templates = Environment(
 _templates.filters["printable"] = printable
 
 
+def _breakable(text: str) -> Markup:
+    """``text``, escaped, with a line break allowed after each ``/``: a path breaks there."""
+    return Markup("/<wbr>").join(Markup.escape(part) for part in text.split("/"))
+
+
+_templates.filters["breakable"] = _breakable
+
+
 def _plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 

@@ -377,3 +377,65 @@ def test_a_bare_json_request_links_to_its_calls(
     commands = browser_page.locator("tr.frp-call code.frp-command").all_inner_texts()
     assert commands == ["LLEN", "GET"]
     assert log.errors == []
+
+
+#: Per width, what overflows in the open panel: elements past its right edge (under the
+#: toolbar), cells whose content is wider than they are, headers on more than one line, and
+#: words of the arguments split over two lines.
+LAYOUT_FAULTS = """([panel, toolbar]) => {
+    const edge = document.querySelector(toolbar).getBoundingClientRect().left + 1;
+    const root = document.querySelector(panel + " .frp");
+    const faults = [];
+    const visible = e => e.getClientRects().length > 0;
+    if (root.scrollWidth > root.clientWidth + 1) faults.push("the panel scrolls sideways");
+    for (const e of root.querySelectorAll("*")) {
+        if (visible(e) && e.getBoundingClientRect().right > edge)
+            faults.push("under the toolbar: " + e.tagName + " " + e.className);
+    }
+    for (const cell of root.querySelectorAll("td, th")) {
+        if (visible(cell) && cell.scrollWidth > cell.clientWidth + 1)
+            faults.push("overflows its cell: " + cell.textContent.slice(0, 40));
+    }
+    for (const th of root.querySelectorAll("th")) {
+        if (visible(th) && th.getBoundingClientRect().height > 2 * parseFloat(
+                getComputedStyle(th).lineHeight || "20"))
+            faults.push("a header on two lines: " + th.textContent);
+    }
+    for (const code of root.querySelectorAll("td.frp-args code.frp-full")) {
+        const text = code.firstChild;
+        if (!text || !visible(code)) continue;
+        let start = 0;
+        for (const word of text.data.split(" ")) {
+            const range = document.createRange();
+            range.setStart(text, start);
+            range.setEnd(text, start + word.length);
+            start += word.length + 1;
+            if (word.length < 12 && range.getClientRects().length > 1)
+                faults.push("a word broken: " + word);
+        }
+    }
+    return faults;
+}"""
+WIDTHS = (1400, 800, 412)
+SCREENSHOTS = {width: ROOT / "docs" / "_static" / f"redis-panel-{width}.png" for width in WIDTHS}
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_panel_fits_the_window(
+    page: tuple[Any, BrowserLog], server_url: str, width: int
+) -> None:
+    browser_page, log = page
+    browser_page.set_viewport_size({"width": width, "height": 900})
+    panel = open_panel(browser_page, server_url + "tour")
+
+    faults = browser_page.evaluate(LAYOUT_FAULTS, [PANEL, "#flDebugToolbar"])
+    assert faults == []
+    # Every call is there, each with its command, arguments, time, caller and copy button.
+    for part in ("code.frp-command", "td.frp-args", "td.frp-ms", "td.frp-caller", ".frp-copy"):
+        cells = panel.locator(f"tr.frp-call {part}")
+        assert cells.count() == 21
+        assert all(box is not None for box in (c.bounding_box() for c in cells.all()))
+    shot = browser_page.screenshot()
+    if os.environ.get("FLASK_REDIS_UPDATE_SCREENSHOT"):
+        SCREENSHOTS[width].write_bytes(shot)
+    assert log.errors == []

@@ -294,7 +294,7 @@ def test_the_panel_lists_the_requests_before_its_page_and_marks_its_own(
     assert [bool(row[0]) for row in rows] == [True, False, False, False, False]
     assert "this page" in rows[0][3]
     assert all("frp-n1" not in row[4] and "frp-err" not in row[4] for row in rows)
-    assert '<td class="frp-num">404</td>' in rows[1][4]
+    assert 'data-label="Status">404</td>' in rows[1][4]
     assert all(row[1].startswith(PAGE_PATH) for row in rows)
     assert client.get(rows[-1][1]).status_code == 200
 
