@@ -359,6 +359,13 @@ def test_the_requests_a_page_fetches_are_listed_and_each_opens_its_calls(
     assert calls_page.locator("h1").inner_text() == "Redis calls of GET /api/products"
     assert calls_page.locator("tr.frp-call").count() == 8 + 6  # the seed pipeline, 6 GETs
     assert calls_page.locator("li.frp-hint").count() == 1
+    # Its copy buttons work there as in the panel.
+    button = calls_page.locator("tr.frp-call").filter(has_text="product:0").last.locator("button")
+    button.click()
+    calls_page.wait_for_function(
+        "button => button.hasAttribute('data-copied')", arg=button.element_handle()
+    )
+    assert button.get_attribute("data-copied") == "GET product:0"
     calls_page.close()
     assert log.errors == [] and log.dialogs == []
 

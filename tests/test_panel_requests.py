@@ -348,3 +348,27 @@ def test_requests_of_static_files_are_not_kept(make_app: AppFactory) -> None:
     assert static.status_code == 200
     assert LINK_HEADER not in static.headers
     assert [r["path"] for r in client.get(LIST_PATH).get_json()["requests"]] == ["/api/items"]
+
+
+def test_a_streamed_response_links_to_the_calls_made_before_it_streams(
+    make_app: AppFactory,
+) -> None:
+    toolbar = make_app()
+    app, db = toolbar.app, toolbar.db
+
+    @app.get("/api/stream")
+    def stream() -> Any:
+        db.set("streamed", "1")
+
+        def lines() -> Any:
+            yield "one\n"
+            yield "two\n"
+
+        return app.response_class(lines(), mimetype="text/plain")
+
+    client = app.test_client()
+    response = client.get("/api/stream")
+    assert response.get_data(as_text=True) == "one\ntwo\n"
+    text = _page_of(client, response).get_data(as_text=True)
+    assert "Redis calls of <code>GET /api/stream</code>" in text
+    assert ">SET</code>" in text
