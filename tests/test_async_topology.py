@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import threading
 import time
 from collections.abc import Iterator
 from types import ModuleType
@@ -24,7 +23,7 @@ from .samples import ERRORS, Samples
 from .servers import Address, ClusterNodes, SentinelSet, key_in_slot
 from .test_async import NAME, named_connections
 from .test_cluster import SlotMover
-from .test_sentinel import Writes, check_writes, write_through
+from .test_sentinel import Writes, check_writes, failover_thread, write_through
 
 pytest.importorskip("asgiref")  # Flask's async views need it: the "async" extra
 
@@ -73,15 +72,8 @@ def write_in_one_loop(
     """
     ext = Redis(app)
     writes = Writes()
-    outcome: dict[str, Any] = {}
+    thread, outcome = failover_thread(fail, writes)
     attempts = 0
-
-    def failover() -> None:
-        try:
-            outcome["master"] = fail()
-            writes.announced = time.monotonic()
-        except BaseException as error:  # pragma: no cover - reported below
-            outcome["error"] = error
 
     async def write(number: int) -> None:
         nonlocal attempts
@@ -109,7 +101,6 @@ def write_in_one_loop(
             await write(number)
             number += 1
 
-    thread = threading.Thread(target=failover, daemon=True)
     with app.app_context():
         asyncio.run(main())
     thread.join(30)

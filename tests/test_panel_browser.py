@@ -338,6 +338,7 @@ def test_the_requests_a_page_fetches_are_listed_and_each_opens_its_calls(
     listed.filter(has_text="GET /stats").first.wait_for()
     assert "this page" in listed.filter(has_text="GET /live").first.inner_text()
     before = listed.filter(has_text="GET /api/products").count()
+    stats_before = listed.filter(has_text="GET /stats").count()
 
     # A fetch after the panel was drawn joins the list, without a reload. (The open panel
     # covers the page: the button is clicked from the page's script.)
@@ -347,6 +348,11 @@ def test_the_requests_a_page_fetches_are_listed_and_each_opens_its_calls(
         "([selector, count]) => [...document.querySelectorAll(selector)]"
         ".filter(row => row.textContent.includes('GET /api/products')).length > count",
         arg=[f"{PANEL} table.frp-requests tbody tr", before],
+    )
+    browser_page.wait_for_function(  # and the XMLHttpRequest's
+        "([selector, count]) => [...document.querySelectorAll(selector)]"
+        ".filter(row => row.textContent.includes('GET /stats')).length > count",
+        arg=[f"{PANEL} table.frp-requests tbody tr", stats_before],
     )
     newest = listed.filter(has_text="GET /api/products").first  # /stats may answer later
     assert newest.locator(".frp-n1").count() == 1  # its one GET per product

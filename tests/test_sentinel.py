@@ -121,21 +121,29 @@ class Writes:
         return self.failed[-1] - self.failed[0] if self.failed else 0.0
 
 
-def write_through(app: Flask, fail: Callable[[], Address], after: float = 1.5) -> Writes:
-    """Write through ``app``'s ``/write`` view in a loop while ``fail()`` fails the master
-    over in another thread, and for ``after`` seconds once it returned."""
-    writes = Writes()
+def failover_thread(
+    fail: Callable[[], Address], writes: Writes
+) -> tuple[threading.Thread, dict[str, Any]]:
+    """A thread that runs ``fail()`` and notes in ``writes`` when it returned, and what it
+    returned (``"master"``) or raised (``"error"``), once it has."""
     outcome: dict[str, Any] = {}
 
     def failover() -> None:
         try:
             outcome["master"] = fail()
             writes.announced = time.monotonic()
-        except BaseException as error:  # pragma: no cover - reported below
+        except BaseException as error:  # pragma: no cover - reported by the caller
             outcome["error"] = error
 
+    return threading.Thread(target=failover, daemon=True), outcome
+
+
+def write_through(app: Flask, fail: Callable[[], Address], after: float = 1.5) -> Writes:
+    """Write through ``app``'s ``/write`` view in a loop while ``fail()`` fails the master
+    over in another thread, and for ``after`` seconds once it returned."""
+    writes = Writes()
+    thread, outcome = failover_thread(fail, writes)
     client = app.test_client()
-    thread = threading.Thread(target=failover, daemon=True)
     deadline = time.monotonic() + 60
 
     def write(number: int) -> None:
