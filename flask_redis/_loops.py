@@ -91,6 +91,11 @@ class LoopClients:
                 for client in clients:
                     close = getattr(client, "aclose", None) or client.close  # redis-py 5.0
                     await close()
+                    # redis-py 5.0 leaves the pool that master_for() gave a Sentinel
+                    # master open: closed here too (again, harmless, elsewhere).
+                    pool = getattr(client, "connection_pool", None)
+                    if pool is not None:
+                        await pool.disconnect()
             finally:
                 with self._lock:
                     if self._clients.get(loop, (None,))[0] is clients[0]:
