@@ -81,8 +81,7 @@ class RedisPanel(DebugPanel):  # type: ignore[misc,unused-ignore]
     def request_page(cls, token: str) -> Response:
         """The page of the calls of the request of ``token``: 404 for a request no longer
         kept (see :mod:`._history`)."""
-        history: History | None = current_app.extensions.get(HISTORY_KEY)
-        kept = None if history is None else history.get(token)
+        kept = _history().get(token)
         if kept is None:
             abort(404)
         return Response(
@@ -133,9 +132,12 @@ class RedisPanel(DebugPanel):  # type: ignore[misc,unused-ignore]
         return response
 
     def process_response(self, request: Request, response: Response) -> None:
-        """Take the request's calls: the toolbar renders the panel after this."""
-        self._snapshot = Snapshot.take()
-        self._analysis = None
+        """Take the request's calls: the toolbar renders the panel after this. Where they
+        were kept for the request's page, as the response left the view, the panel shows
+        the same."""
+        if self._kept is None:
+            self._snapshot = Snapshot.take()
+            self._analysis = None
 
     @property
     def snapshot(self) -> Snapshot:
