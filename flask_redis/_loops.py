@@ -90,12 +90,12 @@ class LoopClients:
             try:
                 for client in clients:
                     close = getattr(client, "aclose", None) or client.close  # redis-py 5.0
-                    await close()
-                    # redis-py 5.0 leaves the pool that master_for() gave a Sentinel
-                    # master open: closed here too (again, harmless, elsewhere).
-                    pool = getattr(client, "connection_pool", None)
-                    if pool is not None:
-                        await pool.disconnect()
+                    if hasattr(client, "connection_pool"):
+                        # Its pool is its own: closed with it, also where redis-py would
+                        # leave it open (5.0, for the pool master_for() gives it).
+                        await close(close_connection_pool=True)
+                    else:  # a cluster client, which closes its nodes
+                        await close()
             finally:
                 with self._lock:
                     if self._clients.get(loop, (None,))[0] is clients[0]:
