@@ -29,7 +29,29 @@ UNITS = {
     "errors per second": "ops",
     "commands": "short",
     "connections": "short",
+    "waits per second": "cps",
+    "refusals per second": "cps",
+    "connections per second": "cps",
+    "retries per second": "cps",
+    "evictions per second": "cps",
+    "bytes per second": "Bps",
+    "entries": "short",
 }
+#: The row of the questions asked during an incident, and the families its panels read.
+INCIDENT_ROW = "When Redis hurts"
+INCIDENT_FAMILIES = (
+    "flask_redis_pool_wait_duration_seconds",
+    "flask_redis_pool_exhausted_total",
+    "flask_redis_connection_create_duration_seconds",
+    "flask_redis_connections_closed_total",
+    "flask_redis_retries_total",
+    "flask_redis_network_bytes_total",
+    "flask_redis_client_cache_requests_total",
+    "flask_redis_client_cache_evictions_total",
+    "flask_redis_client_cache_entries",
+)
+#: The label that only the incident row's query of the errors counter groups by.
+INCIDENT_LABEL = "code"
 #: The first grouping of an expression: the labels of its result (``le`` aside).
 BY = re.compile(r"\bby \(([^)]*)\)")
 #: The labels a legend names, as in ``{{prefix}} {{command}}``.
@@ -160,6 +182,27 @@ def test_each_alert_threshold_is_drawn_on_the_panel_of_its_query(
             assert (drawn, style) == ([None], "off"), panel["title"]
         else:
             assert (drawn, style) == ([None, threshold], "dashed"), panel["title"]
+
+
+def row_of(dashboard: dict[str, Any], panel: dict[str, Any]) -> str:
+    """The title of the row above ``panel`` on the grid (rows are expanded)."""
+    rows = [row for row in dashboard["panels"] if row["type"] == "row"]
+    above = [row for row in rows if row["gridPos"]["y"] < panel["gridPos"]["y"]]
+    title: str = max(above, key=lambda row: row["gridPos"]["y"])["title"]
+    return title
+
+
+def test_the_when_redis_hurts_row_shows_the_incident_families_and_only_them(
+    dashboard: dict[str, Any],
+) -> None:
+    for panel in graphs(dashboard):
+        (target,) = panel["targets"]
+        incident = any(family in target["expr"] for family in INCIDENT_FAMILIES) or (
+            INCIDENT_LABEL in result_labels(target["expr"])
+        )
+        assert (row_of(dashboard, panel) == INCIDENT_ROW) == incident, panel["title"]
+    shown = " ".join(target["expr"] for panel in graphs(dashboard) for target in panel["targets"])
+    assert [family for family in INCIDENT_FAMILIES if family not in shown] == []
 
 
 def test_the_data_source_is_a_variable_of_prometheus_data_sources(
