@@ -83,6 +83,9 @@ class ClientConfig:
     metrics_registry: Any = None
     #: Where to serve the metrics from (``PREFIX_METRICS_PATH``), if anywhere.
     metrics_path: str | None = None
+    #: The key families (``PREFIX_METRICS_KEY_FAMILIES``): ``(name, globs)`` pairs in the
+    #: setting's order; ``None`` when not set, or when the metrics are off.
+    key_families: tuple[tuple[str, tuple[str, ...]], ...] | None = None
     #: Record each request's calls (``PREFIX_RECORD_CALLS``); ``None``: when the app debugs.
     record_calls: bool | None = None
     #: Calls recorded per request at most (``PREFIX_RECORD_CALLS_MAX``).
@@ -470,7 +473,74 @@ def _metrics_settings(config: Mapping[str, Any], prefix: str) -> dict[str, Any]:
             f"{path_key} must be a URL path starting with '/', without spaces or any of"
             f" < > ? # % \\, got {shown(path_key, path)}"
         )
-    return {"metrics": enabled, "metrics_registry": registry, "metrics_path": path}
+    families = _key_families(config, prefix, enabled)
+    return {
+        "metrics": enabled, "metrics_registry": registry, "metrics_path": path,
+        "key_families": families,
+    }  # fmt: skip
+
+
+#: The most families a prefix may have: each is a label value of three counters.
+MAX_KEY_FAMILIES = 100
+#: What a family's name is made of: a label value shown to operators.
+_FAMILY_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+#: Names that the extension gives itself: no glob matched, and no key.
+_RESERVED_FAMILIES = ("other", "none")
+
+
+def _key_families(
+    config: Mapping[str, Any], prefix: str, metrics: bool
+) -> tuple[tuple[str, tuple[str, ...]], ...] | None:
+    """``PREFIX_METRICS_KEY_FAMILIES``, checked: ``(name, globs)`` pairs in order; ``None``
+    when it is not set or empty, or when the metrics are off (with a warning then)."""
+    key = f"{prefix}_METRICS_KEY_FAMILIES"
+    value = config.get(key)
+    if value is None:
+        return None
+    expected = "a dict of family names to a key pattern (glob) or a list of them"
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{key} must be {expected}, got {shown(key, value)}")
+    if len(value) > MAX_KEY_FAMILIES:
+        raise ValueError(
+            f"{key} has {len(value)} families, more than {MAX_KEY_FAMILIES}: each is a label"
+            " value of every key family metric, group keys into fewer"
+        )
+    families = tuple(_key_family(key, name, globs) for name, globs in value.items())
+    if not families:
+        return None
+    if not metrics:
+        warn_at_app(
+            f"{key} is set, but {prefix}_METRICS is off, so nothing reads it: turn the"
+            " metrics on, or remove the key",
+            UnreadKeyWarning,
+        )
+        return None
+    return families
+
+
+def _key_family(key: str, name: Any, globs: Any) -> tuple[str, tuple[str, ...]]:
+    """One family of ``PREFIX_METRICS_KEY_FAMILIES``, checked."""
+    if not isinstance(name, str) or not _FAMILY_NAME.fullmatch(name):
+        raise ValueError(
+            f"{key} has a family named {shown(key, name)}: a name must be 1 to 64 letters,"
+            " digits or any of _ . : - (it is a label value)"
+        )
+    if name.lower() in _RESERVED_FAMILIES:
+        raise ValueError(
+            f"{key} has a family named {name!r}: 'other' (no family matched) and 'none'"
+            " (no key) are the extension's own, name it otherwise"
+        )
+    listed = (globs,) if isinstance(globs, str) else globs
+    if (
+        not isinstance(listed, (list, tuple))
+        or not listed
+        or not all(isinstance(glob, str) for glob in listed)
+    ):
+        raise TypeError(
+            f"{key} has family {name!r} of {shown(key, globs)}: it must be a key pattern"
+            " (glob, a str) or a non-empty list of them"
+        )
+    return name, tuple(listed)
 
 
 def _is_registry(value: Any) -> bool:
