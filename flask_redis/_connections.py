@@ -1,0 +1,546 @@
+"""What happens to the connections and pools of a client: opened, closed, waits,
+exhaustion, retries, reported to a :class:`ConnectionEvents`.
+
+Nothing here runs per command. :func:`instrument_client` gives each pool a subclass of its
+connection class and swaps the classes of the pool, its queue or condition and the
+backoffs of its connections' retries for subclasses that override only what redis-py
+calls when something rare happens: a socket opened or closed, a new connection made, a
+checkout that finds no connection free, a retry's backoff computed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import queue
+import socket
+import sys
+from time import perf_counter
+from typing import Any, Callable, Protocol
+
+import redis.exceptions
+
+from ._instrument import report_failure
+
+#: Why a connection was closed: the values of :meth:`ConnectionEvents.closing`'s reason.
+CLOSE_REASONS = ("closed", "timeout", "connection_error", "error")
+
+#: How many frames up a retry looks for the command it retries.
+_COMMAND_DEPTH = 40
+#: How many frames up a socket connect looks for the retry that runs it.
+_RETRY_DEPTH = 8
+
+
+class ConnectionEvents(Protocol):
+    """What is told what happens to the connections and pools of a client."""
+
+    def opened(self, connection: Any, seconds: float) -> None:
+        """``connection`` was opened: ``seconds`` from the start of its first socket
+        connect to the end of its handshake (TLS, HELLO or AUTH, SELECT, ...)."""
+
+    def closing(self, connection: Any, reason: str) -> None:
+        """The socket of ``connection`` is about to be closed, for ``reason``, one of
+        :data:`CLOSE_REASONS`; the connection still holds it."""
+
+    def waited(self, seconds: float) -> None:
+        """A checkout found no connection free and waited ``seconds``."""
+
+    def exhausted(self) -> None:
+        """A checkout was refused for lack of a connection."""
+
+    def retried(self, command: str | bytes | None) -> None:
+        """redis-py is about to retry ``command`` (its name as sent; ``PIPELINE`` or
+        ``MULTI`` for a pipeline; ``None`` if it cannot be told)."""
+
+
+def _classes(name: str) -> tuple[type[BaseException], ...]:
+    """The exception class ``name`` of redis-py and, if installed, of valkey-py."""
+    found: list[type[BaseException]] = [getattr(redis.exceptions, name)]
+    try:
+        import valkey.exceptions  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:  # pragma: no cover - valkey-py not installed
+        pass
+    else:
+        found.append(getattr(valkey.exceptions, name))
+    return tuple(found)
+
+
+_TIMEOUTS: tuple[type[BaseException], ...] = (
+    socket.timeout,
+    TimeoutError,  # an OSError, and not socket.timeout, before Python 3.10
+    asyncio.TimeoutError,
+    *_classes("TimeoutError"),
+)
+# AuthenticationError is a ConnectionError in redis-py: a refusal, not a lost connection.
+_REFUSALS = _classes("AuthenticationError")
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (OSError, *_classes("ConnectionError"))
+
+
+def close_reason(error: BaseException | None) -> str:
+    """The reason of :data:`CLOSE_REASONS` a connection closed for ``error``, the error
+    being handled (``None``: none)."""
+    if error is None:
+        return "closed"
+    if isinstance(error, _TIMEOUTS):
+        return "timeout"
+    if isinstance(error, _REFUSALS):
+        return "error"
+    if isinstance(error, _CONNECTION_ERRORS):
+        return "connection_error"
+    return "error"
+
+
+def _report(events: ConnectionEvents, event: str, *args: Any) -> None:
+    """Call ``events.<event>(*args)``; its failure is logged once, never raised."""
+    try:
+        getattr(events, event)(*args)
+    except Exception:
+        name = type(events).__qualname__
+        report_failure(
+            f"the connection events {name}",
+            f"the connection events {name} failed; the Redis connection they reported on did not",
+        )
+
+
+# Connections -------------------------------------------------------------------------
+
+
+def _retry_failures(frame: Any) -> int:
+    """The failures so far of the nearest retry above ``frame``, 0 if none is found."""
+    for _ in range(_RETRY_DEPTH):
+        if frame is None:
+            break
+        if frame.f_code.co_name == "call_with_retry":
+            failures = frame.f_locals.get("failures")
+            return failures if isinstance(failures, int) else 0
+        frame = frame.f_back
+    return 0
+
+
+def _note_start(connection: Any) -> None:
+    """Note when the socket connect of ``connection`` starts, unless it is a retry of a
+    connect whose first attempt was noted (its time counts from that one)."""
+    state = connection.__dict__
+    if "_flask_redis_started" in state and _retry_failures(sys._getframe(2)) > 0:
+        return
+    state["_flask_redis_started"] = perf_counter()
+
+
+def _opened(connection: Any, events: ConnectionEvents) -> None:
+    start = connection.__dict__.pop("_flask_redis_started", None)
+    if start is not None:
+        _report(events, "opened", connection, perf_counter() - start)
+
+
+def _error_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> BaseException | None:
+    """The error a disconnect was called for: passed (``error=`` or first positional), or
+    else the one being handled."""
+    error = kwargs.get("error")
+    if isinstance(error, BaseException):
+        return error
+    if args and isinstance(args[0], BaseException):
+        return args[0]
+    return sys.exc_info()[1]
+
+
+def _handshake_name(base: type[Any]) -> str:
+    """The handshake method the base's connect calls: redis-py 6 and later have
+    ``on_connect_check_health`` (which their ``on_connect`` calls), earlier ones and
+    valkey-py ``on_connect``."""
+    return "on_connect_check_health" if hasattr(base, "on_connect_check_health") else "on_connect"
+
+
+def _sync_methods(base: type[Any], events: ConnectionEvents) -> dict[str, Any]:
+    handshake_name = _handshake_name(base)
+    base_init, base_connect = base.__init__, base._connect
+    base_handshake, base_disconnect = getattr(base, handshake_name), base.disconnect
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        base_init(self, *args, **kwargs)
+        instrument_retry(getattr(self, "retry", None), events)
+
+    def _connect(self: Any) -> Any:
+        _note_start(self)
+        return base_connect(self)
+
+    def handshake(self: Any, *args: Any, **kwargs: Any) -> Any:
+        result = base_handshake(self, *args, **kwargs)
+        _opened(self, events)
+        return result
+
+    def disconnect(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if getattr(self, "_sock", None) is not None:
+            _report(events, "closing", self, close_reason(_error_of(args, kwargs)))
+        return base_disconnect(self, *args, **kwargs)
+
+    return {"__init__": __init__, "_connect": _connect, handshake_name: handshake,
+            "disconnect": disconnect}  # fmt: skip
+
+
+def _async_methods(base: type[Any], events: ConnectionEvents) -> dict[str, Any]:
+    handshake_name = _handshake_name(base)
+    base_init, base_connect = base.__init__, base._connect
+    base_handshake, base_disconnect = getattr(base, handshake_name), base.disconnect
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        base_init(self, *args, **kwargs)
+        instrument_retry(getattr(self, "retry", None), events)
+
+    async def _connect(self: Any) -> Any:
+        _note_start(self)
+        return await base_connect(self)
+
+    async def handshake(self: Any, *args: Any, **kwargs: Any) -> Any:
+        result = await base_handshake(self, *args, **kwargs)
+        _opened(self, events)
+        return result
+
+    async def disconnect(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if getattr(self, "_writer", None) is not None:
+            _report(events, "closing", self, close_reason(_error_of(args, kwargs)))
+        return await base_disconnect(self, *args, **kwargs)
+
+    return {"__init__": __init__, "_connect": _connect, handshake_name: handshake,
+            "disconnect": disconnect}  # fmt: skip
+
+
+# Made once per (class, events) pair: as many as the app has pools' classes and prefixes.
+_made: dict[tuple[str, type[Any], ConnectionEvents], type[Any]] = {}
+
+
+def _subclass(kind: str, base: type[Any], events: ConnectionEvents,
+              make: Callable[[], dict[str, Any]], slots: bool = True) -> type[Any]:  # fmt: skip
+    """The subclass of ``base`` reporting to ``events`` with the methods ``make()``
+    returns, made once. With ``slots``, it adds no slot: an instance of ``base`` can take
+    it as its class."""
+    cls = _made.get((kind, base, events))
+    if cls is None:
+        namespace = {"__module__": base.__module__, "__qualname__": base.__qualname__,
+                     "__doc__": base.__doc__, "_flask_redis_events": events, **make()}  # fmt: skip
+        if slots:
+            namespace["__slots__"] = ()
+        cls = _made[kind, base, events] = type(base.__name__, (base,), namespace)
+    return cls
+
+
+def connection_class(base: type[Any], events: ConnectionEvents) -> type[Any]:
+    """The subclass of the connection class ``base`` that reports to ``events``."""
+    if getattr(base, "_flask_redis_events", None) is not None:
+        return base
+    methods = _async_methods if inspect.iscoroutinefunction(base._connect) else _sync_methods
+    # No __slots__: redis.asyncio's connections have slots, the subclass a __dict__ more.
+    return _subclass("connection", base, events, lambda: methods(base, events), slots=False)
+
+
+# Retries -----------------------------------------------------------------------------
+
+
+def _pipeline_name(pipe: Any) -> str | None:
+    """``MULTI`` or ``PIPELINE`` if ``pipe`` is a pipeline, else ``None``."""
+    strategy = getattr(pipe, "_execution_strategy", None)
+    if strategy is None and not (hasattr(pipe, "command_stack") or hasattr(pipe, "_command_stack")):
+        return None
+    transaction = type(strategy).__name__ == "TransactionStrategy" or any(
+        getattr(pipe, name, False) is True
+        for name in ("transaction", "explicit_transaction", "is_transaction")
+    )
+    return "MULTI" if transaction else "PIPELINE"
+
+
+def retried_command(frame: Any) -> str | bytes | None:
+    """The command being retried, read from the frames above ``frame``: the first
+    arguments of the nearest ``execute_command``, or ``PIPELINE``/``MULTI`` for the
+    nearest pipeline's ``execute``; ``None`` if there is none within a bounded depth."""
+    for _ in range(_COMMAND_DEPTH):
+        if frame is None:
+            break
+        name = frame.f_code.co_name
+        if name in ("execute_command", "_execute_command", "immediate_execute_command"):
+            args = frame.f_locals.get("args")
+            if isinstance(args, tuple) and args and isinstance(args[0], (str, bytes)):
+                return args[0]
+        elif name == "execute":
+            found = _pipeline_name(frame.f_locals.get("self"))
+            if found is not None:
+                return found
+        frame = frame.f_back
+    return None
+
+
+def _backoff_methods(base: type[Any], events: ConnectionEvents) -> dict[str, Any]:
+    base_compute = base.compute
+
+    def compute(self: Any, failures: int) -> Any:
+        # Called once per retry, right before it: never for a call that does not fail.
+        _report(events, "retried", retried_command(sys._getframe(1)))
+        return base_compute(self, failures)
+
+    return {"compute": compute}
+
+
+def instrument_retry(retry: Any, events: ConnectionEvents) -> None:
+    """Report each retry of ``retry``, a :class:`~redis.retry.Retry` of this project's own
+    (a connection's deep copy), by swapping its backoff's class."""
+    backoff = getattr(retry, "_backoff", None)
+    if backoff is None or getattr(type(backoff), "_flask_redis_events", None) is not None:
+        return
+    base = type(backoff)
+    try:
+        backoff.__class__ = _subclass(
+            "backoff", base, events, lambda: _backoff_methods(base, events)
+        )
+    except TypeError:  # a backoff class whose layout refuses the swap: not reported
+        pass
+
+
+def _own_retry(owner: Any, events: ConnectionEvents) -> None:
+    """Report the retries of ``owner.retry`` (a cluster client's), on a copy: the user
+    may share the Retry object they passed in."""
+    import copy
+
+    retry = getattr(owner, "retry", None)
+    if retry is None or getattr(retry, "_backoff", None) is None:
+        return
+    retry = copy.copy(retry)
+    retry._backoff = copy.copy(retry._backoff)
+    instrument_retry(retry, events)
+    owner.retry = retry
+
+
+# Pools -------------------------------------------------------------------------------
+
+
+def _pool_methods(base: type[Any], events: ConnectionEvents) -> dict[str, Any]:
+    methods: dict[str, Any] = {}
+    if hasattr(base, "get_available_connection"):
+        # redis.asyncio 6 and later refuse in get_available_connection(), which reads
+        # max_connections only when no connection is free: read through a property.
+        def get_max(self: Any) -> Any:
+            value = self.__dict__["max_connections"]
+            caller = sys._getframe(1)
+            if (
+                caller.f_code.co_name == "get_available_connection"
+                and len(self._in_use_connections) >= value
+            ):
+                _report(events, "exhausted")
+            return value
+
+        def set_max(self: Any, value: Any) -> None:
+            self.__dict__["max_connections"] = value
+
+        methods["max_connections"] = property(get_max, set_max)
+    elif hasattr(base, "make_connection"):
+        base_make = base.make_connection
+
+        def make_connection(self: Any) -> Any:
+            # Called only when a new connection is needed; a blocking pool never refuses here.
+            made = getattr(self, "_created_connections", None)
+            full = made is not None and made >= self.max_connections
+            try:
+                return base_make(self)
+            except Exception:
+                if full:
+                    _report(events, "exhausted")
+                raise
+
+        methods["make_connection"] = make_connection
+    return methods
+
+
+def _queue_methods(base: type[Any], events: ConnectionEvents) -> dict[str, Any]:
+    """A sync blocking pool's queue: a checkout that finds none free waits in ``get``."""
+    base_get = base.get
+
+    def get(self: Any, block: bool = True, timeout: float | None = None) -> Any:
+        try:
+            return base_get(self, False)
+        except queue.Empty:
+            if not block:
+                raise
+        start = perf_counter()
+        try:
+            item = base_get(self, block, timeout)
+        except queue.Empty:
+            _report(events, "waited", perf_counter() - start)
+            _report(events, "exhausted")
+            raise
+        _report(events, "waited", perf_counter() - start)
+        return item
+
+    return {"get": get}
+
+
+def _async_wait_ended(events: ConnectionEvents, start: float, timeout: Any,
+                      error: BaseException | None) -> None:  # fmt: skip
+    """Report an asyncio checkout's wait; one the pool's timeout cancelled is a refusal."""
+    seconds = perf_counter() - start
+    _report(events, "waited", seconds)
+    if (
+        isinstance(error, asyncio.CancelledError)
+        and isinstance(timeout, (int, float))
+        and seconds >= timeout * 0.9
+    ):
+        _report(events, "exhausted")
+
+
+def _async_queue_methods(base: type[Any], events: ConnectionEvents) -> dict[str, Any]:
+    """An asyncio blocking pool's queue (redis-py 5, valkey-py before the condition)."""
+    base_get = base.get
+
+    async def get(self: Any) -> Any:
+        try:
+            return self.get_nowait()
+        except asyncio.QueueEmpty:
+            pass
+        start = perf_counter()
+        try:
+            item = await base_get(self)
+        except BaseException as error:
+            _async_wait_ended(events, start, getattr(self, "_flask_redis_timeout", None), error)
+            raise
+        _async_wait_ended(events, start, None, None)
+        return item
+
+    return {"get": get}
+
+
+def _condition_methods(base: type[Any], events: ConnectionEvents) -> dict[str, Any]:
+    """An asyncio blocking pool's condition: a checkout waits in ``wait_for``, which asks
+    the predicate first as :meth:`asyncio.Condition.wait_for` does: no cost added."""
+    base_wait_for = base.wait_for
+
+    async def wait_for(self: Any, predicate: Callable[[], Any]) -> Any:
+        result = predicate()
+        if result:
+            return result
+        start = perf_counter()
+        try:
+            result = await base_wait_for(self, predicate)
+        except BaseException as error:
+            _async_wait_ended(events, start, getattr(self, "_flask_redis_timeout", None), error)
+            raise
+        _async_wait_ended(events, start, None, None)
+        return result
+
+    return {"wait_for": wait_for}
+
+
+def _swap(thing: Any, kind: str, events: ConnectionEvents,
+          methods: Callable[[type[Any], ConnectionEvents], dict[str, Any]]) -> None:  # fmt: skip
+    """Give ``thing`` the subclass of its class with ``methods``, made once."""
+    base = type(thing)
+    if getattr(base, "_flask_redis_events", None) is None:
+        thing.__class__ = _subclass(kind, base, events, lambda: methods(base, events))
+
+
+def _instrument_waits(pool: Any, events: ConnectionEvents) -> None:
+    """Report the waits of a blocking pool, sync or asyncio."""
+    waiting = getattr(pool, "pool", None)
+    condition = getattr(pool, "_condition", None)
+    if isinstance(waiting, queue.Queue):
+        _swap(waiting, "queue", events, _queue_methods)
+        # A fork's reset makes a new queue of queue_class.
+        pool.queue_class = type(waiting)
+    elif isinstance(waiting, asyncio.Queue):
+        _swap(waiting, "async queue", events, _async_queue_methods)
+        waiting._flask_redis_timeout = pool.timeout  # type: ignore[attr-defined]
+    elif isinstance(condition, asyncio.Condition):
+        _swap(condition, "condition", events, _condition_methods)
+        condition._flask_redis_timeout = pool.timeout  # type: ignore[attr-defined]
+
+
+def instrument_pool(pool: Any, events: ConnectionEvents) -> None:
+    """Report what happens to the connections of ``pool`` to ``events``; a pool already
+    instrumented keeps its first events."""
+    if getattr(type(pool), "_flask_redis_events", None) is not None:
+        return
+    _swap(pool, "pool", events, _pool_methods)
+    pool.connection_class = connection_class(pool.connection_class, events)
+    _instrument_waits(pool, events)
+
+
+# Cluster nodes ------------------------------------------------------------------------
+
+
+def _node_connections_methods(base: type[Any], events: ConnectionEvents) -> dict[str, Any]:
+    """An asyncio cluster node's list of connections: its length is read on checkout only
+    when no connection is free, to refuse one past max_connections."""
+
+    def __len__(self: Any) -> int:
+        count = list.__len__(self)
+        caller = sys._getframe(1)
+        if caller.f_code.co_name == "acquire_connection":
+            node = caller.f_locals.get("self")
+            if count >= getattr(node, "max_connections", count + 1):
+                _report(events, "exhausted")
+        return count
+
+    return {"__len__": __len__}
+
+
+def _instrument_async_node(node: Any, events: ConnectionEvents) -> None:
+    if getattr(type(node._connections), "_flask_redis_events", None) is not None:
+        return
+    node.connection_class = connection_class(node.connection_class, events)
+    cls = _subclass("node connections", list, events,
+                    lambda: _node_connections_methods(list, events), slots=False)  # fmt: skip
+    node._connections = cls(node._connections)
+
+
+def _instrument_sync_node(node: Any, events: ConnectionEvents) -> None:
+    for attribute in ("redis_connection", "valkey_connection"):
+        client = getattr(node, attribute, None)
+        if client is not None:
+            instrument_pool(client.connection_pool, events)
+
+
+def _creating(base_create: Callable[..., Any], events: ConnectionEvents) -> Callable[..., Any]:
+    def create_node(self: Any, *args: Any, **kwargs: Any) -> Any:
+        client = base_create(self, *args, **kwargs)
+        instrument_pool(client.connection_pool, events)
+        return client
+
+    return create_node
+
+
+def _nodes_manager_methods(base: type[Any], events: ConnectionEvents) -> dict[str, Any]:
+    """The nodes manager of a cluster client: the nodes it makes later are instrumented
+    too (sync: their clients, made by ``create_redis_node``; asyncio: the nodes, all set
+    by ``set_nodes``)."""
+    for name in ("create_redis_node", "create_valkey_node"):
+        if hasattr(base, name):
+            return {name: _creating(getattr(base, name), events)}
+    base_set_nodes = base.set_nodes
+
+    def set_nodes(self: Any, old: Any, new: Any, *args: Any, **kwargs: Any) -> Any:
+        for node in new.values():
+            _instrument_async_node(node, events)
+        return base_set_nodes(self, old, new, *args, **kwargs)
+
+    return {"set_nodes": set_nodes}
+
+
+def _instrument_cluster(client: Any, manager: Any, events: ConnectionEvents) -> None:
+    nodes = list(getattr(manager, "startup_nodes", {}).values())
+    nodes += list(getattr(manager, "nodes_cache", {}).values())
+    for node in nodes:
+        if hasattr(node, "acquire_connection"):
+            _instrument_async_node(node, events)
+        else:
+            _instrument_sync_node(node, events)
+    _swap(manager, "nodes manager", events, _nodes_manager_methods)
+    _own_retry(client, events)
+
+
+def instrument_client(client: Any, events: ConnectionEvents) -> None:
+    """Report what happens to the connections and pools of ``client`` to ``events`` from
+    now on: a redis-py or valkey-py client, sync or asyncio, of one server, a Sentinel
+    service or a Cluster. Call it before the client's first command; connections made
+    before are not reported. A pool already instrumented keeps its first events."""
+    manager = getattr(client, "nodes_manager", None)
+    if manager is not None:
+        _instrument_cluster(client, manager, events)
+        return
+    pool = getattr(client, "connection_pool", None)
+    if pool is not None:
+        instrument_pool(pool, events)
