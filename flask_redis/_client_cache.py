@@ -1,0 +1,262 @@
+"""The figures of a client-side cache: hits, misses, evictions and its size.
+
+redis-py 5.1 and newer keep the replies of reads in a cache of the connection pool when a
+client is given ``cache_config=`` or ``cache=`` (RESP3, Redis 7.4 and newer); the server
+invalidates them (``CLIENT TRACKING``). :func:`observe_cache` makes such a pool count:
+the class of each of its connections becomes a subclass whose ``read_response`` tells a
+hit from a miss, and the class of its eviction policy one that counts evictions. They
+count into plain integers of one record per cache; :func:`cache_figures` reads them when
+the metrics are collected. A pool without a cache is left as it is: nothing is paid.
+
+The counts take no lock. On CPython with the GIL, 3.10 and newer, ``record.hits += 1``
+is not interrupted by another thread (the interpreter switches threads at calls and
+backward jumps only), so the counts are exact; on 3.9, or without the GIL, two threads
+counting at the same instant may lose one.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from typing import Any, NamedTuple
+
+try:  # redis-py 8.2 decides a hit in send_command and carries it to read_response
+    from redis.connection import _NO_PENDING_HIT as _NO_PENDING_HIT  # type: ignore[attr-defined,unused-ignore]
+except ImportError:  # older redis-py, or none
+    _NO_PENDING_HIT = object()
+
+try:
+    from redis.cache import CacheEntryStatus
+
+    _IN_PROGRESS: Any = CacheEntryStatus.IN_PROGRESS
+except ImportError:  # redis-py before 5.1 has no client-side cache
+    _IN_PROGRESS = object()
+
+_local = threading.local()
+
+
+class CacheFigures(NamedTuple):
+    """The figures of client-side caches, counted since they were observed."""
+
+    hits: int
+    misses: int
+    evictions: int
+    #: Entries now (replies, and reads whose reply is on its way).
+    size: int
+
+
+class _Counts:
+    __slots__ = ("hits", "misses", "evictions")
+
+    def __init__(self) -> None:
+        self.hits = 0
+        self.misses = 0
+        self.evictions = 0
+
+
+def served_from_cache() -> bool:
+    """Whether the last command this thread sent on a client observed with ``note=True``
+    was answered from the local cache; cleared by reading it."""
+    hit: bool = getattr(_local, "hit", False)
+    if hit:
+        _local.hit = False
+    return hit
+
+
+class _CountedConnection:
+    """Mixed into redis-py 8.2's ``CacheProxyConnection``: ``send_command`` decided
+    whether the read is served locally, ``read_response`` hands it back."""
+
+    _flask_redis_counts: _Counts
+    _flask_redis_note: bool
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        if self._pending_cache_hit is not _NO_PENDING_HIT:  # type: ignore[attr-defined]
+            self._flask_redis_counts.hits += 1
+            if self._flask_redis_note:
+                _local.hit = True
+        else:
+            if self._current_command_cache_key is not None:  # type: ignore[attr-defined]
+                self._flask_redis_counts.misses += 1
+            if self._flask_redis_note:
+                _local.hit = False
+        return super().read_response(*args, **kwargs)  # type: ignore[misc]
+
+
+class _CountedConnectionBefore82:
+    """Mixed into the ``CacheProxyConnection`` of redis-py 5.1 to 8.1, whose
+    ``read_response`` serves the read if its key has a complete entry."""
+
+    _flask_redis_counts: _Counts
+    _flask_redis_note: bool
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        key = self._current_command_cache_key  # type: ignore[attr-defined]
+        served = False
+        if key is not None:
+            entry = self._cache.get(key)  # type: ignore[attr-defined]
+            served = entry is not None and entry.status != _IN_PROGRESS
+            if served:
+                self._flask_redis_counts.hits += 1
+            else:
+                self._flask_redis_counts.misses += 1
+        if self._flask_redis_note:
+            _local.hit = served
+        return super().read_response(*args, **kwargs)  # type: ignore[misc]
+
+
+def _count_evictions(policy: Any, counts: _Counts) -> None:
+    """Make ``policy``, a cache's eviction policy, count the entries it evicts (the cache
+    was full; an invalidation is not an eviction). Its own methods are wrapped on the
+    object: the class of an ABC's subclass cannot be swapped for one with a mixin."""
+    evict_next, evict_many = policy.evict_next, policy.evict_many
+
+    def counted_next() -> Any:
+        key = evict_next()
+        counts.evictions += 1
+        return key
+
+    def counted_many(count: int) -> Any:
+        keys = evict_many(count)
+        counts.evictions += len(keys)
+        return keys
+
+    policy.evict_next, policy.evict_many = counted_next, counted_many
+
+
+class _CountingPool:
+    """Mixed into a pool with a cache: each connection it makes counts."""
+
+    _flask_redis_note: bool
+
+    def make_connection(self, *args: Any, **kwargs: Any) -> Any:
+        connection = super().make_connection(*args, **kwargs)  # type: ignore[misc]
+        _count_connection(connection, self._flask_redis_note)
+        return connection
+
+
+class _CountingNodes:
+    """Mixed into a cluster's nodes manager: the pool of each node it makes counts."""
+
+    _flask_redis_note: bool
+
+    def create_redis_node(self, *args: Any, **kwargs: Any) -> Any:
+        node = super().create_redis_node(*args, **kwargs)  # type: ignore[misc]
+        _observe_pool(getattr(node, "connection_pool", None), self._flask_redis_note)
+        return node
+
+
+_subclasses: dict[tuple[type[Any], type[Any]], type[Any]] = {}
+
+
+def _swap(target: Any, mixin: type[Any]) -> bool:
+    """Make ``target`` of the subclass of its class with ``mixin``, made once and named as
+    its class; ``False`` if its class cannot be changed (its layout differs)."""
+    if isinstance(target, mixin):
+        return True
+    base = type(target)
+    cls = _subclasses.get((base, mixin))
+    if cls is None:
+        namespace = {"__module__": base.__module__,
+                     "__qualname__": base.__qualname__, "__doc__": base.__doc__}  # fmt: skip
+        cls = _subclasses[base, mixin] = type(base.__name__, (mixin, base), namespace)
+    try:
+        target.__class__ = cls
+    except TypeError:
+        return False
+    return True
+
+
+def _connections(pool: Any) -> list[Any]:
+    """The connections ``pool`` holds now, idle and in use (blocking or not)."""
+    found = getattr(pool, "_connections", None)
+    if found is None:
+        found = [*getattr(pool, "_available_connections", ()),
+                 *getattr(pool, "_in_use_connections", ())]  # fmt: skip
+    return [connection for connection in list(found) if connection is not None]
+
+
+def _count_connection(connection: Any, note: bool) -> None:
+    """Make ``connection``, a ``CacheProxyConnection``, count into its cache's record."""
+    cache = getattr(connection, "_cache", None)
+    counts = getattr(cache, "_flask_redis_counts", None)
+    if counts is None or not hasattr(connection, "_current_command_cache_key"):
+        return
+    connection._flask_redis_counts = counts
+    connection._flask_redis_note = note
+    if hasattr(connection, "_pending_cache_hit"):
+        _swap(connection, _CountedConnection)
+    else:
+        _swap(connection, _CountedConnectionBefore82)
+
+
+def _observe_pool(pool: Any, note: bool) -> None:
+    cache = getattr(pool, "cache", None)
+    if cache is None:
+        return  # no cache (redis-py 5.0, valkey-py, asyncio, or none configured)
+    counts = getattr(cache, "_flask_redis_counts", None)
+    if counts is None:
+        counts = _Counts()
+        try:
+            cache._flask_redis_counts = counts
+        except AttributeError:
+            return  # a cache of the application's that takes no attribute: not counted
+        policy = getattr(cache, "eviction_policy", None)
+        if policy is not None:
+            try:
+                _count_evictions(policy, counts)
+            except AttributeError:
+                pass  # a policy of the application's that takes no attribute
+    note = note or getattr(pool, "_flask_redis_note", False)
+    if not _swap(pool, _CountingPool):
+        return
+    pool._flask_redis_note = note
+    for connection in _connections(pool):
+        _count_connection(connection, note)
+
+
+def observe_cache(client: Any, *, note: bool = False) -> None:
+    """Count the hits, misses and evictions of the client-side cache of ``client``'s
+    pools, if it has one; nothing otherwise.
+
+    ``client``: a sync redis-py client (of a server or a Sentinel master or replica) or a
+    ``RedisCluster``, whose nodes share one cache, those it finds later included. asyncio
+    clients and valkey-py have no cache of this kind: nothing is done. With ``note``, each
+    command of the client notes for :func:`served_from_cache` whether it was served
+    locally: only for clients whose calls are recorded, which read that note after each.
+    """
+    nodes_manager = getattr(client, "nodes_manager", None)
+    if nodes_manager is not None:
+        if getattr(nodes_manager, "_cache", None) is None:
+            return
+        if _swap(nodes_manager, _CountingNodes):
+            nodes_manager._flask_redis_note = note or getattr(
+                nodes_manager, "_flask_redis_note", False
+            )
+        for node in list(getattr(nodes_manager, "nodes_cache", {}).values()):
+            redis_node = getattr(node, "redis_connection", None)
+            _observe_pool(getattr(redis_node, "connection_pool", None), note)
+        return
+    _observe_pool(getattr(client, "connection_pool", None), note)
+
+
+def _cache_of(pool: Any) -> Any:
+    cache = getattr(pool, "cache", None)
+    return None if cache is None or not hasattr(cache, "size") else cache
+
+
+def cache_figures(pools: Iterable[Any]) -> CacheFigures | None:
+    """The figures of the caches of ``pools`` (each cache once), summed; ``None`` if none
+    has a cache. A cache that was not observed counts its size only."""
+    caches = {id(cache): cache for cache in map(_cache_of, pools) if cache is not None}
+    if not caches:
+        return None
+    hits = misses = evictions = size = 0
+    for cache in caches.values():
+        counts = getattr(cache, "_flask_redis_counts", None)
+        if counts is not None:
+            hits += counts.hits
+            misses += counts.misses
+            evictions += counts.evictions
+        size += cache.size
+    return CacheFigures(hits, misses, evictions, size)

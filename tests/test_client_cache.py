@@ -1,0 +1,197 @@
+"""The figures of redis-py's client-side cache (``_client_cache``), against a real Redis
+7.4 or later: hits, misses, evictions, size, and the note the recorder reads."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from flask_redis._client_cache import (
+    CacheFigures,
+    cache_figures,
+    observe_cache,
+    served_from_cache,
+)
+
+from .servers import ClientCacheServer, ServerUnavailable, client_cache_binary
+from .waiting import wait_for
+
+cache_module = pytest.importorskip(
+    "redis.cache", reason="redis-py before 5.1 has no client-side cache"
+)
+CacheConfig: Any = cache_module.CacheConfig
+
+pytestmark = [pytest.mark.server, pytest.mark.one_kind]
+
+
+@pytest.fixture(scope="module")
+def cache_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClientCacheServer]:
+    try:
+        client_cache_binary()
+    except ServerUnavailable as error:
+        pytest.skip(str(error))
+    server = ClientCacheServer(Path(tmp_path_factory.mktemp("client-cache")))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def cached(cache_server: ClientCacheServer) -> Iterator[Any]:
+    """A client of ``cache_server`` that caches its reads, observed and noting."""
+    with cache_server.client() as plain:
+        plain.flushall()
+    client = redis.Redis(port=cache_server.port, protocol=3, cache_config=CacheConfig())
+    observe_cache(client, note=True)
+    yield client
+    client.close()
+
+
+def figures(client: Any) -> CacheFigures | None:
+    return cache_figures([client.connection_pool])
+
+
+def test_a_second_read_of_a_key_is_a_hit(cached: Any) -> None:
+    cached.set("k", "v")
+    assert cached.get("k") == b"v"
+    assert cached.get("k") == b"v"
+    assert figures(cached) == CacheFigures(hits=1, misses=1, evictions=0, size=1)
+
+
+def test_a_write_of_another_client_invalidates_and_the_next_read_misses(
+    cached: Any, cache_server: ClientCacheServer
+) -> None:
+    cached.set("k", "v")
+    cached.get("k")
+    cached.get("k")
+    with cache_server.client() as other:
+        other.set("k", "w")
+    # The invalidation is read before the next command is sent.
+    wait_for(lambda: cached.get("k") == b"w", "the invalidated read to reach the server")
+    found = figures(cached)
+    assert found is not None
+    assert (found.hits, found.misses, found.size) == (1, 2, 1)
+
+
+def test_a_full_cache_counts_an_eviction(cache_server: ClientCacheServer) -> None:
+    client = redis.Redis(port=cache_server.port, protocol=3, cache_config=CacheConfig(max_size=2))
+    try:
+        observe_cache(client)
+        client.mset({"a": 1, "b": 2, "c": 3})
+        for key in ("a", "b", "c"):
+            client.get(key)
+        assert figures(client) == CacheFigures(hits=0, misses=3, evictions=1, size=2)
+    finally:
+        client.close()
+
+
+def test_served_from_cache_tells_a_hit_from_a_miss_and_is_cleared(cached: Any) -> None:
+    cached.set("k", "v")
+    cached.get("k")
+    assert served_from_cache() is False
+    cached.get("k")
+    assert served_from_cache() is True
+    assert served_from_cache() is False
+    cached.get("k")
+    cached.set("k", "v")  # a command that is not cached clears the note
+    assert served_from_cache() is False
+
+
+def test_a_client_observed_without_note_notes_nothing(cache_server: ClientCacheServer) -> None:
+    client = redis.Redis(port=cache_server.port, protocol=3, cache_config=CacheConfig())
+    try:
+        observe_cache(client)
+        client.set("k", "v")
+        client.get("k")
+        client.get("k")
+        assert served_from_cache() is False
+        assert figures(client) == CacheFigures(hits=1, misses=1, evictions=0, size=1)
+    finally:
+        client.close()
+
+
+def test_connections_made_before_observing_count_and_twice_observed_counts_once(
+    cache_server: ClientCacheServer,
+) -> None:
+    client = redis.Redis(port=cache_server.port, protocol=3, cache_config=CacheConfig())
+    try:
+        client.set("k", "v")
+        client.get("k")  # on a connection made before observing: not counted
+        observe_cache(client)
+        observe_cache(client, note=True)
+        client.get("k")
+        assert figures(client) == CacheFigures(hits=1, misses=0, evictions=0, size=1)
+        assert served_from_cache() is True
+    finally:
+        client.close()
+
+
+def test_one_cache_shared_by_two_clients_is_summed_once(cache_server: ClientCacheServer) -> None:
+    first = redis.Redis(port=cache_server.port, protocol=3, cache_config=CacheConfig())
+    cache = first.connection_pool.cache
+    second = redis.Redis(port=cache_server.port, protocol=3, cache=cache)
+    try:
+        observe_cache(first)
+        observe_cache(second)
+        first.set("k", "v")
+        first.get("k")
+        second.get("k")
+        pools = [first.connection_pool, second.connection_pool]
+        assert cache_figures(pools) == CacheFigures(hits=1, misses=1, evictions=0, size=1)
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_client_without_cache_has_no_figures_and_keeps_its_classes(
+    cache_server: ClientCacheServer,
+) -> None:
+    client = redis.Redis(port=cache_server.port, protocol=3)
+    try:
+        client.get("k")
+        classes = (type(client.connection_pool), type(client.connection_pool.get_connection()))
+        observe_cache(client, note=True)
+        assert figures(client) is None
+        assert cache_figures([]) is None
+        connection = client.connection_pool.get_connection()
+        assert (type(client.connection_pool), type(connection)) == classes
+        assert classes == (redis.ConnectionPool, redis.Connection)
+    finally:
+        client.close()
+
+
+def test_reads_of_four_threads_add_up(cache_server: ClientCacheServer) -> None:
+    client = redis.Redis(port=cache_server.port, protocol=3, cache_config=CacheConfig())
+    reads, keys = 300, [f"k{n}" for n in range(7)]
+    errors: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            for n in range(reads):
+                client.get(keys[n % len(keys)])
+        except BaseException as error:
+            errors.append(error)
+
+    try:
+        observe_cache(client)
+        client.mset({key: key for key in keys})
+        threads = [threading.Thread(target=read) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        found = figures(client)
+        assert found is not None
+        # Each attempt at a read counts: redis-py 8.2 sends again a few of the reads of
+        # threads that share a cache (each hit drains the connection that cached it).
+        assert 4 * reads <= found.hits + found.misses <= 4 * reads + 20
+        assert found.misses >= len(keys)
+        assert found.size == len(keys)
+    finally:
+        client.close()
