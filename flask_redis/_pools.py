@@ -31,6 +31,49 @@ def connection_counts(pool: Any) -> tuple[int, int] | None:
     return len(in_use), len(available)
 
 
+#: How many times :func:`pool_connections` copies a collection that another thread changed
+#: while it was copied, before it gives up on that pool for this reading.
+_COPY_ATTEMPTS = 5
+
+
+def _copied(items: Any) -> list[Any]:
+    """A list of ``items``, a list, set or weak set that other threads change; raises
+    ``RuntimeError`` if it changed size while it was copied, at each attempt."""
+    for attempt in range(1, _COPY_ATTEMPTS + 1):
+        try:
+            return list(items)
+        except RuntimeError:  # changed size during iteration
+            if attempt == _COPY_ATTEMPTS:
+                raise
+    return []  # not reached
+
+
+def pool_connections(pool: Any) -> list[Any]:
+    """The connections ``pool`` holds now, idle and in use: of a redis-py or valkey-py
+    pool, sync or asyncio, blocking or not, or of an asyncio cluster node, which keeps
+    its connections itself; ``[]`` for a kind it cannot read, for a forked worker's copy of
+    its parent's pool, and for one that other threads kept changing while it was copied."""
+    if getattr(pool, "pid", None) not in (None, os.getpid()):
+        return []  # a forked worker's copy: its connections are its parent's sockets
+    try:
+        everyone = getattr(pool, "_connections", None)  # blocking pools, cluster nodes
+        if everyone is not None:
+            return _copied(everyone)
+        in_use = getattr(pool, "_in_use_connections", None)
+        available = getattr(pool, "_available_connections", None)
+        if in_use is None or available is None:
+            return []
+        # A connection that moves from one to the other once meanwhile is in one copy at
+        # least; one found in two is listed once.
+        first, idle, then = _copied(in_use), _copied(available), _copied(in_use)
+        if not first and not then:
+            return idle
+        found = {id(connection): connection for connection in (*first, *idle, *then)}
+        return list(found.values())
+    except (RuntimeError, TypeError):
+        return []
+
+
 def usage(pool: Any, counts: tuple[int, int]) -> float | None:
     """How full ``pool`` is: its ``counts`` of connections in use over its
     ``max_connections``, from 0 to 1; ``None`` for a pool without a usable maximum."""
