@@ -11,6 +11,7 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from ._config import ClientConfig
+from ._connections import instrument_client
 from ._instrument import instrumented_async, observe
 from ._loops import LoopClients, Made
 from ._topology import CLUSTER, SENTINEL
@@ -50,6 +51,8 @@ def loop_clients(
         client, others = _connect(config, client_class, kwargs, replicas)
         if observer is not None:
             observe(client, observer)
+        if loops.events is not None:
+            instrument_client(client, loops.events)
         if watch is not None:
             watch.start()
         return client, others

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 import queue
-import socket
 import sys
 from time import perf_counter
 from typing import Any, Callable, Protocol
-
-import redis.exceptions
 
 from ._instrument import report_failure
 
@@ -53,27 +51,11 @@ class ConnectionEvents(Protocol):
         ``MULTI`` for a pipeline; ``None`` if it cannot be told)."""
 
 
-def _classes(name: str) -> tuple[type[BaseException], ...]:
-    """The exception class ``name`` of redis-py and, if installed, of valkey-py."""
-    found: list[type[BaseException]] = [getattr(redis.exceptions, name)]
-    try:
-        import valkey.exceptions  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:  # pragma: no cover - valkey-py not installed
-        pass
-    else:
-        found.append(getattr(valkey.exceptions, name))
-    return tuple(found)
-
-
-_TIMEOUTS: tuple[type[BaseException], ...] = (
-    socket.timeout,
-    TimeoutError,  # an OSError, and not socket.timeout, before Python 3.10
-    asyncio.TimeoutError,
-    *_classes("TimeoutError"),
-)
+#: Errors by the name of a class of theirs, redis-py's and valkey-py's alike (valkey-py is
+#: not imported for its classes), Python's own too: ``TimeoutError``, ``socket.timeout``.
+_TIMEOUTS = frozenset({"TimeoutError", "timeout"})
 # AuthenticationError is a ConnectionError in redis-py: a refusal, not a lost connection.
-_REFUSALS = _classes("AuthenticationError")
-_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (OSError, *_classes("ConnectionError"))
+_REFUSALS = frozenset({"AuthenticationError"})
 
 
 def close_reason(error: BaseException | None) -> str:
@@ -81,11 +63,12 @@ def close_reason(error: BaseException | None) -> str:
     being handled (``None``: none)."""
     if error is None:
         return "closed"
-    if isinstance(error, _TIMEOUTS):
+    names = {cls.__name__ for cls in type(error).__mro__}
+    if names & _TIMEOUTS:
         return "timeout"
-    if isinstance(error, _REFUSALS):
+    if names & _REFUSALS:
         return "error"
-    if isinstance(error, _CONNECTION_ERRORS):
+    if isinstance(error, OSError) or "ConnectionError" in names:
         return "connection_error"
     return "error"
 
@@ -169,7 +152,10 @@ def _sync_methods(base: type[Any], events: ConnectionEvents) -> dict[str, Any]:
         return result
 
     def disconnect(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if getattr(self, "_sock", None) is not None:
+        # A forked child's copy of its parent's connection (closed when collected) is the
+        # parent's: its socket, and the bytes it moved, are counted there.
+        ours = getattr(self, "pid", None) in (None, os.getpid())
+        if ours and getattr(self, "_sock", None) is not None:
             _report(events, "closing", self, close_reason(_error_of(args, kwargs)))
         return base_disconnect(self, *args, **kwargs)
 
@@ -221,6 +207,15 @@ def _subclass(kind: str, base: type[Any], events: ConnectionEvents,
             namespace["__slots__"] = ()
         cls = _made[kind, base, events] = type(base.__name__, (base,), namespace)
     return cls
+
+
+def configured_class(connection_class: type[Any]) -> type[Any]:
+    """The class that ``connection_class`` reports for (see :func:`connection_class`), or
+    ``connection_class`` itself: for connections of the same kind that report nothing."""
+    for cls in connection_class.__mro__:
+        if "_flask_redis_events" not in vars(cls):
+            return cls
+    return connection_class  # pragma: no cover - object has no such attribute
 
 
 def connection_class(base: type[Any], events: ConnectionEvents) -> type[Any]:

@@ -22,7 +22,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.utils import floatToGoString
 
 from ._metrics import Metrics, metrics_for
-from ._multiprocess import REQUIREMENT, folder_problem, folder_setting
+from ._multiprocess import REQUIREMENT, folder_problem, folder_setting, write
 from ._tallies import METRICS_ENDPOINT
 
 #: How prometheus-client writes a bucket bound (``5e-05``, ``+Inf``); untyped there.
@@ -62,7 +62,7 @@ def text_of(registry: CollectorRegistry, metrics: Metrics) -> bytes:
         problem = folder_problem()
         if problem is not None:  # removed after the start: no worker's files to read
             raise RuntimeError(f"flask_redis cannot serve the metrics: {problem}; {REQUIREMENT}")
-        metrics.add_pending()  # this worker's, written now; the others' within a second
+        write()  # this worker's metrics (key families too), now; the others' within a second
         merged = CollectorRegistry()
         collector: Any = MultiProcessCollector  # untyped in some releases
         collector(merged, path=setting[1])

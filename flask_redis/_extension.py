@@ -8,9 +8,10 @@ from typing import Any, Callable, NamedTuple
 
 from flask import Flask, current_app, has_app_context
 
-from . import _failover, _nodes, _recording, _slowlog
+from . import _connections, _failover, _nodes, _recording, _slowlog
 from ._async_clients import loop_clients
 from ._checks import refusal
+from ._client_cache import observe_cache
 from ._config import DEFAULT_PREFIX, ClientConfig, read_config
 from ._instrument import Observer, combine, instrumented, observe
 from ._loops import LoopClients
@@ -299,6 +300,30 @@ def _clients(config: ClientConfig, client: Any, replica: Any) -> Clients:
     return Clients(client, replica, loop_clients(config, watch), replicas)
 
 
+def _setup_metrics(
+    app: Flask, config: ClientConfig, made: Clients, loops: list[LoopClients]
+) -> list[Observer]:
+    """The metrics of ``config``'s prefix for the clients ``made`` and those of ``loops``:
+    the observers of their commands; their connections and pools report to the metrics
+    from now on. The metrics view is served, if the prefix asks for one."""
+    from . import _exposition, _key_families, _metrics  # prometheus-client is optional
+
+    pools = _pools(config, made.client, made.replica, loops)
+    observer, events = _metrics.setup_metrics(app, config, pools)
+    observers = [observer]
+    families = _key_families.setup_key_families(app, config)
+    if families is not None:  # the opt-in PREFIX_METRICS_KEY_FAMILIES
+        observers.append(families)
+    for each in (made.client, made.replica):
+        if each is not None:
+            _connections.instrument_client(each, events)
+    for each in loops:
+        each.events = events
+    if config.metrics_path is not None:
+        _exposition.serve_metrics(app, config.metrics_path, config.metrics_registry)
+    return observers
+
+
 def create_clients(app: Flask, config: ClientConfig) -> Clients:
     """The clients of ``config``, the asyncio ones none made yet: of the configured
     classes themselves when nothing observes them, else of their instrumented
@@ -318,12 +343,7 @@ def create_clients(app: Flask, config: ClientConfig) -> Clients:
     loops = [made.loops] if made.replica_loops is None else [made.loops, made.replica_loops]
     observers: list[Observer] = []
     if config.metrics:
-        from . import _exposition, _metrics  # prometheus-client is an optional dependency
-
-        pools = _pools(config, client, replica, loops)
-        observers.append(_metrics.setup_metrics(app, config, pools))
-        if config.metrics_path is not None:
-            _exposition.serve_metrics(app, config.metrics_path, config.metrics_registry)
+        observers.extend(_setup_metrics(app, config, made, loops))
     if record or config.server_timing:
         observers.append(_recording.setup_recording(app, config, record))
     if slow is not None:
@@ -333,6 +353,9 @@ def create_clients(app: Flask, config: ClientConfig) -> Clients:
     for each in (client, replica):
         if each is not None:
             observe(each, observer)
+            # Its client-side cache, if it has one, counts its hits and misses; a hit is
+            # noted for the recorder, where calls are recorded.
+            observe_cache(each, note=record)
     for each in loops:
         each.observer = observer
     return made

@@ -23,6 +23,7 @@ import weakref
 from collections.abc import AsyncGenerator, Sequence
 from typing import Any, Callable
 
+from ._connections import ConnectionEvents
 from ._instrument import Observer
 
 #: What makes a client returns: the client, and other clients to close with it (the
@@ -41,6 +42,9 @@ class LoopClients:
         self._make = make
         #: What observes the clients made from now on, if anything: set by their maker.
         self.observer: Observer | None = None
+        #: What the connections and pools of the clients made from now on report to, if
+        #: anything (a :class:`~._connections.ConnectionEvents`): set by their maker.
+        self.events: ConnectionEvents | None = None
         self._lock = threading.Lock()
         # Per loop: the client, the generator that closes it, the process that made it.
         self._clients: weakref.WeakKeyDictionary[

@@ -37,8 +37,9 @@ from prometheus_client.registry import Collector
 
 from ._commands import Command
 from ._config import ClientConfig
+from ._connection_metrics import ConnectionMetrics
 from ._instrument import Observer, report_failure
-from ._labels import command_label
+from ._labels import command_label, error_code
 from ._multiprocess import check_folder, write_every_second
 from ._pools import PoolLister, read_pools
 from ._tallies import (
@@ -86,8 +87,9 @@ class Metrics(Collector):
         )  # fmt: skip
         self.errors = Counter(
             "flask_redis_command_errors",
-            "Redis commands that failed, by prefix, command and exception class.",
-            ["prefix", "command", "error"], registry=None,
+            "Redis commands that failed, by prefix, command, exception class and the error"
+            " prefix of the server's reply (none: no reply).",
+            ["prefix", "command", "error", "code"], registry=None,
         )  # fmt: skip
         self.request_commands = Histogram(
             "flask_redis_request_commands",
@@ -109,10 +111,61 @@ class Metrics(Collector):
             "Connections in use over max_connections, of the fullest pool of the prefix.",
             ["prefix"], registry=None, multiprocess_mode="livemax",
         )  # fmt: skip
+        self.connection_create = Histogram(
+            "flask_redis_connection_create_duration_seconds",
+            "Connections opened, and the time each took to be ready, handshake included.",
+            ["prefix"], buckets=DURATION_BUCKETS, registry=None,
+        )  # fmt: skip
+        self.connections_closed = Counter(
+            "flask_redis_connections_closed",
+            "Connections closed, by prefix and reason (closed, timeout, connection_error,"
+            " error).",
+            ["prefix", "reason"], registry=None,
+        )  # fmt: skip
+        self.pool_wait = Histogram(
+            "flask_redis_pool_wait_duration_seconds",
+            "Time waited for a connection by the checkouts that found none free.",
+            ["prefix"], buckets=DURATION_BUCKETS, registry=None,
+        )  # fmt: skip
+        self.pool_exhausted = Counter(
+            "flask_redis_pool_exhausted",
+            "Checkouts refused for lack of a connection (max_connections, or a blocking"
+            " pool's timeout).",
+            ["prefix"], registry=None,
+        )  # fmt: skip
+        self.retries = Counter(
+            "flask_redis_retries",
+            "Retries made by the client's Retry after a failed attempt, by prefix and command.",
+            ["prefix", "command"], registry=None,
+        )  # fmt: skip
+        self.network = Counter(
+            "flask_redis_network_bytes",
+            "Bytes of the prefix's TCP connections, by direction (sent, received).",
+            ["prefix", "direction"], registry=None,
+        )  # fmt: skip
+        self.client_cache_requests = Counter(
+            "flask_redis_client_cache_requests",
+            "Reads looked up in the client-side cache, by result (hit, miss).",
+            ["prefix", "result"], registry=None,
+        )  # fmt: skip
+        self.client_cache_evictions = Counter(
+            "flask_redis_client_cache_evictions",
+            "Entries evicted from the client-side cache to make room.",
+            ["prefix"], registry=None,
+        )  # fmt: skip
+        self.client_cache_entries = Gauge(
+            "flask_redis_client_cache_entries",
+            "Entries in the client-side cache.",
+            ["prefix"], registry=None, multiprocess_mode="livesum",
+        )  # fmt: skip
         #: The metric objects, in the order they are exposed.
         self.families = (
             self.duration, self.commands, self.errors,
             self.request_commands, self.request_duration, self.pool, self.pool_usage,
+            self.connection_create, self.connections_closed, self.pool_wait,
+            self.pool_exhausted, self.retries, self.network,
+            self.client_cache_requests, self.client_cache_evictions,
+            self.client_cache_entries,
         )  # fmt: skip
         #: With PROMETHEUS_MULTIPROC_DIR, the values live in files that another process
         #: reads: no collect() here adds the tallies up (see :mod:`._multiprocess`).
@@ -136,14 +189,25 @@ class Metrics(Collector):
         """Bring the metrics up to date: add what was tallied since, and sample the pools."""
         for prefix_metrics in list(self._prefixes.values()):
             prefix_metrics.add_pending()
+            pools: list[Any] = []
             try:  # a client's pools, read from here: a failure must not fail the scrape
-                prefix_metrics.sample_pools()
+                pools = prefix_metrics.listed_pools()
+                prefix_metrics.sample_pools(pools)
             except Exception:
                 prefix = prefix_metrics.prefix
                 report_failure(
                     f"the pool gauges of prefix {prefix!r}",
                     f"reading the connection pools of prefix {prefix!r} for the pool gauges"
                     " failed; the metrics are served with the gauges' last values",
+                )
+            try:
+                prefix_metrics.connections.add_pending(pools)
+            except Exception:
+                prefix = prefix_metrics.prefix
+                report_failure(
+                    f"the connection metrics of prefix {prefix!r}",
+                    f"adding up the connection events, bytes and cache figures of prefix"
+                    f" {prefix!r} failed; what was read is added the next time",
                 )
 
     @contextmanager
@@ -160,6 +224,7 @@ class Metrics(Collector):
         """In a forked child: what the parent tallied is the parent's to add up."""
         for prefix_metrics in list(self._prefixes.values()):
             prefix_metrics.forget_pending()
+            prefix_metrics.connections.forget_pending()
 
     def for_prefix(self, prefix: str) -> PrefixMetrics:
         """The observer of config prefix ``prefix``, made once per registry."""
@@ -219,6 +284,8 @@ class PrefixMetrics:
         self.pools: weakref.WeakKeyDictionary[Flask, PoolLister] = weakref.WeakKeyDictionary()
         #: The pool gauges were set: once the prefix's pools are all gone, they show none.
         self._pools_shown = self._usage_shown = False
+        #: The events of the prefix's connections and pools (see :mod:`._connections`).
+        self.connections = ConnectionMetrics(self.prefix, metrics)
 
     def observe(
         self,
@@ -386,13 +453,14 @@ class PrefixMetrics:
     ) -> None:
         errors = self.metrics.errors
         if error is not None:
-            errors.labels(self.prefix, command_label(command[0]), type(error).__name__).inc()
+            label = command_label(command[0])
+            errors.labels(self.prefix, label, type(error).__name__, error_code(error)).inc()
         elif commands is not None and isinstance(reply, list):
             # execute(raise_on_error=False): failed commands hold their error as reply.
             for args, item in zip(commands, reply):
                 if isinstance(item, Exception):
                     label = command_label(args[0])
-                    errors.labels(self.prefix, label, type(item).__name__).inc()
+                    errors.labels(self.prefix, label, type(item).__name__, error_code(item)).inc()
 
     def _add(self, records: dict[Any, Any]) -> None:
         """Add tallies to the metrics."""
@@ -416,10 +484,16 @@ class PrefixMetrics:
                        record[FIRST_COMMANDS_BUCKET:FIRST_SECONDS_BUCKET])  # fmt: skip
         _add_histogram(seconds, record[REQUEST_SECONDS], record[FIRST_SECONDS_BUCKET:])
 
-    def sample_pools(self) -> None:
-        """Set the pool gauges: the connections of this prefix's pools, summed (each pool
-        once), and how full the fullest of them is."""
-        reading = read_pools(list(self.pools.values()))
+    def listed_pools(self) -> list[Any]:
+        """The connection pools of this prefix's clients, in every app, each once."""
+        # A pool that clients of several apps share (PREFIX_CONNECTION_POOL) is listed once.
+        found = {id(pool): pool for pools in list(self.pools.values()) for pool in pools()}
+        return list(found.values())
+
+    def sample_pools(self, pools: list[Any]) -> None:
+        """Set the pool gauges: the connections of ``pools``, this prefix's (see
+        :meth:`listed_pools`), summed, and how full the fullest of them is."""
+        reading = read_pools([lambda: pools])
         if reading.readable or self._pools_shown:  # none left, when the apps were dropped
             self._pools_shown = reading.readable
             self.metrics.pool.labels(self.prefix, "in_use").set(reading.in_use)
@@ -442,10 +516,13 @@ def _add_histogram(child: Any, total: float, buckets: Sequence[int]) -> None:
             bucket.inc(count)
 
 
-def setup_metrics(app: Flask, config: ClientConfig, pools: PoolLister) -> Observer:
+def setup_metrics(
+    app: Flask, config: ClientConfig, pools: PoolLister
+) -> tuple[Observer, ConnectionMetrics]:
     """Keep the metrics of ``config``'s prefix for a client of ``app`` whose connection
-    pools ``pools()`` lists: the observer. ``pools`` is kept as long as ``app``: it must
-    hold neither ``app`` nor its clients or pools, but by weak references.
+    pools ``pools()`` lists: the observer of its commands, and the events of its
+    connections and pools. ``pools`` is kept as long as ``app``: it must hold neither
+    ``app`` nor its clients or pools, but by weak references.
 
     :raises ValueError: ``PROMETHEUS_MULTIPROC_DIR`` is set to no folder this process can
         write to (see :func:`.multiprocess.check_folder`).
@@ -455,7 +532,7 @@ def setup_metrics(app: Flask, config: ClientConfig, pools: PoolLister) -> Observ
     prefix_metrics.pools[app] = pools
     if prefix_metrics.metrics.multiprocess:  # another process may read the metrics
         write_every_second(prefix_metrics.metrics)
-    return prefix_metrics.observe
+    return prefix_metrics.observe, prefix_metrics.connections
 
 
 def _let_go_of_ended_requests(phase: str, info: dict[str, int]) -> None:

@@ -31,8 +31,21 @@ class Samples:
     def round_trips(self, command: str, prefix: str = "redis") -> float | None:
         return self(f"{DURATION}_count", prefix=prefix, command=command)
 
-    def errors(self, command: str, error: str, prefix: str = "redis") -> float | None:
-        return self(ERRORS, prefix=prefix, command=command, error=error)
+    def errors(
+        self, command: str, error: str, prefix: str = "redis", code: str | None = None
+    ) -> float | None:
+        """The failed ``command`` counted with exception class ``error``, of any ``code``
+        unless one is given; ``None`` where none was counted."""
+        wanted = {"prefix": prefix, "command": command, "error": error}
+        if code is not None:
+            wanted["code"] = code
+        values = [
+            sample.value
+            for family in self.registry.collect()
+            for sample in family.samples
+            if sample.name == ERRORS and wanted.items() <= sample.labels.items()
+        ]
+        return sum(values) if values else None
 
     def request_commands(
         self, endpoint: str, prefix: str = "redis"

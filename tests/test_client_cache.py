@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -165,33 +164,20 @@ def test_a_client_without_cache_has_no_figures_and_keeps_its_classes(
         client.close()
 
 
-def test_reads_of_four_threads_add_up(cache_server: ClientCacheServer) -> None:
+def test_every_read_is_counted_once_as_a_hit_or_a_miss(cache_server: ClientCacheServer) -> None:
+    # One thread: with several threads sharing one cached client, redis-py 8.2 itself can
+    # hang (a thread spins reading a connection's socket for ever; reproduced with plain
+    # redis-py, nothing of this project loaded), so no test can share one.
     client = redis.Redis(port=cache_server.port, protocol=3, cache_config=CacheConfig())
     reads, keys = 300, [f"k{n}" for n in range(7)]
-    errors: list[BaseException] = []
-
-    def read() -> None:
-        try:
-            for n in range(reads):
-                client.get(keys[n % len(keys)])
-        except BaseException as error:
-            errors.append(error)
-
     try:
         observe_cache(client)
         client.mset({key: key for key in keys})
-        threads = [threading.Thread(target=read) for _ in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert errors == []
+        for n in range(reads):
+            assert client.get(keys[n % len(keys)]) == keys[n % len(keys)].encode()
         found = figures(client)
         assert found is not None
-        # Each attempt at a read counts: redis-py 8.2 sends again a few of the reads of
-        # threads that share a cache (each hit drains the connection that cached it).
-        assert 4 * reads <= found.hits + found.misses <= 4 * reads + 20
-        assert found.misses >= len(keys)
+        assert (found.hits, found.misses) == (reads - len(keys), len(keys))
         assert found.size == len(keys)
     finally:
         client.close()

@@ -888,9 +888,7 @@ def test_pool_usage_is_the_share_of_max_connections_in_use(
     else:
         metrics_app.config["REDIS_MAX_CONNECTIONS"] = 4
     pool = Redis(metrics_app).connection.connection_pool
-    assert type(pool) is (
-        client_module.BlockingConnectionPool if blocking else client_module.ConnectionPool
-    )
+    assert isinstance(pool, client_module.BlockingConnectionPool) is blocking
     held = [checked_out(pool) for _ in range(3)]
     try:
         assert samples(POOL_USAGE, prefix="redis") == 0.75

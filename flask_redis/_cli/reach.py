@@ -17,6 +17,7 @@ from typing import Any
 
 from flask import current_app
 
+from .._connections import configured_class
 from .._libraries import ClientLibrary
 from .._topology import CLUSTER, SENTINEL, SERVER
 from .library import (
@@ -108,7 +109,9 @@ def _own_client(pool: Any, check: Check, library: ClientLibrary) -> Any:
         if name not in _BOUND_ARGUMENTS
     }
     kwargs.update(bounded_arguments(check.timeout, library))
-    own = package_of(library).ConnectionPool(connection_class=pool.connection_class, **kwargs)
+    # The connections of the prefix's own class, which report to no metrics of the app.
+    connection_class = configured_class(pool.connection_class)
+    own = package_of(library).ConnectionPool(connection_class=connection_class, **kwargs)
     check.closer.add(own.disconnect)
     return library.client(connection_pool=own)
 
