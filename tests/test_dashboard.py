@@ -52,8 +52,17 @@ INCIDENT_FAMILIES = (
 )
 #: The label that only the incident row's query of the errors counter groups by.
 INCIDENT_LABEL = "code"
+#: The row of the key families (``PREFIX_METRICS_KEY_FAMILIES``), and their families.
+KEY_FAMILY_ROW = "Key families"
+KEY_FAMILY_FAMILIES = (
+    "flask_redis_key_family_commands_total",
+    "flask_redis_key_family_seconds_total",
+    "flask_redis_key_family_bytes_total",
+)
 #: The first grouping of an expression: the labels of its result (``le`` aside).
 BY = re.compile(r"\bby \(([^)]*)\)")
+#: The grouping of an aggregation that selects series and keeps their labels.
+SELECTION_BY = re.compile(r"\b(?:topk|bottomk|limitk) by \([^)]*\)")
 #: The labels a legend names, as in ``{{prefix}} {{command}}``.
 LEGEND_LABEL = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
@@ -78,8 +87,9 @@ def graphs(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
 
 def result_labels(expr: str) -> set[str]:
     """The labels of the series that ``expr`` returns: those of its first ``by``, except
-    ``le`` (consumed by ``histogram_quantile``)."""
-    match = BY.search(expr)
+    ``le`` (consumed by ``histogram_quantile``) and the groups of a ``topk``, which keeps
+    the labels of the series it selects."""
+    match = BY.search(SELECTION_BY.sub("", expr))
     labels = {label.strip() for label in match[1].split(",")} if match else set()
     return labels - {"le", ""}
 
@@ -203,6 +213,23 @@ def test_the_when_redis_hurts_row_shows_the_incident_families_and_only_them(
         assert (row_of(dashboard, panel) == INCIDENT_ROW) == incident, panel["title"]
     shown = " ".join(target["expr"] for panel in graphs(dashboard) for target in panel["targets"])
     assert [family for family in INCIDENT_FAMILIES if family not in shown] == []
+
+
+def test_the_key_families_row_shows_the_key_family_families_and_only_them(
+    dashboard: dict[str, Any],
+) -> None:
+    for panel in graphs(dashboard):
+        (target,) = panel["targets"]
+        key_family = any(family in target["expr"] for family in KEY_FAMILY_FAMILIES)
+        assert (row_of(dashboard, panel) == KEY_FAMILY_ROW) == key_family, panel["title"]
+        assert ("family" in result_labels(target["expr"])) == key_family, panel["title"]
+    shown = " ".join(target["expr"] for panel in graphs(dashboard) for target in panel["targets"])
+    assert [family for family in KEY_FAMILY_FAMILIES if family not in shown] == []
+
+
+def test_a_topk_panel_names_the_labels_of_the_series_it_selects() -> None:
+    expr = "topk by (prefix) (5, sum by (prefix, family) (rate(x[5m])))"
+    assert result_labels(expr) == {"prefix", "family"}
 
 
 def test_the_data_source_is_a_variable_of_prometheus_data_sources(
