@@ -24,6 +24,7 @@ from flask import Flask, current_app
 
 from . import _nodes
 from ._callers import Callers
+from ._client_cache import served_from_cache
 from ._commands import Command
 from ._config import ClientConfig
 from ._display import (
@@ -98,6 +99,10 @@ class RecordedCall:
     #: (:attr:`Redis.async_connection <flask_redis.Redis.async_connection>`). A call of the
     #: sync client is not, even in an ``async def`` view, where it blocks the event loop.
     asynchronous: bool = False
+    #: The reply came from redis-py's client-side cache (``PREFIX_CACHE_CONFIG``), with no
+    #: round trip to Redis: :attr:`duration` is the client's time alone. Only a command on
+    #: its own is; a pipeline's commands never are.
+    cached: bool = False
 
 
 class _Tally:
@@ -222,6 +227,7 @@ class _Pending(NamedTuple):
     redacted: bool
     exact: bool
     asynchronous: bool
+    cached: bool
 
 
 # Per app, the prefixes that record calls; per request, the calls.
@@ -317,6 +323,10 @@ class PrefixRecorder:
         #: Takes the servers that answered the round trip just observed
         #: (:func:`flask_redis._nodes.take`), for Sentinel and Cluster clients.
         self.nodes: Callable[[], str | None] | None = None
+        #: Takes the note of whether the command just observed was served from the
+        #: client-side cache (:func:`flask_redis._client_cache.served_from_cache`), for a
+        #: prefix whose client has one.
+        self.cached: Callable[[], bool] | None = None
         #: Add this prefix's figures to the ``Server-Timing`` header.
         self.server_timing = False
         self._local = _Local()
@@ -334,8 +344,10 @@ class PrefixRecorder:
         # thread's context variables: maybe under a copy of a request's context.
         if calls is None or not calls._tokens:
             calls = _requests.value()
-        # The servers noted are taken outside a request too, or the next call would show them.
+        # The servers noted, and the cache's note, are taken outside a request too, or the
+        # next call would show them.
         node = None if self.nodes is None else self.nodes()
+        cached = False if self.cached is None else self.cached()
         if calls is None:  # outside a request: nothing to do
             return
         start = perf_counter() - seconds - calls.started
@@ -349,7 +361,7 @@ class PrefixRecorder:
                 tally.dropped += 1
                 return
             tally.stored += 1
-            self._add(calls, command, start, seconds, reply, error, None, False, node)
+            self._add(calls, command, start, seconds, reply, error, None, False, node, cached)
             return
         tally.pipelines += 1
         pipeline = next(tally.pipeline_ids)
@@ -371,8 +383,9 @@ class PrefixRecorder:
         for args, item in zip(commands[:stored], replies):
             failed = item if isinstance(item, Exception) else error
             self._add(
-                calls, args, start, seconds, item, failed, pipeline, transaction, node, secret
-            )
+                calls, args, start, seconds, item, failed, pipeline, transaction, node, False,
+                secret,
+            )  # fmt: skip
 
     def _add(
         self,
@@ -385,6 +398,7 @@ class PrefixRecorder:
         pipeline: int | None,
         transaction: bool,
         node: str | None,
+        cached: bool,
         secret: bool = False,
     ) -> None:
         """Store one command of a round trip, counted already (see :class:`_Tally`)."""
@@ -410,7 +424,7 @@ class PrefixRecorder:
         # _Pending's fields, in order, each named as its field.
         calls._pending.append((
             prefix, command, args, args_left_out, start, duration, pipeline, transaction, error,
-            location, stack, node, hits, misses, redacted, exact, asynchronous,
+            location, stack, node, hits, misses, redacted, exact, asynchronous, cached,
         ))  # fmt: skip
 
 
@@ -419,7 +433,8 @@ def setup_recording(app: Flask, config: ClientConfig, record: bool) -> Observer:
 
     Without ``record``, for Server-Timing alone, calls are counted and timed, not stored.
     The clients of a Sentinel or Cluster topology note the servers that answer
-    (:mod:`flask_redis._nodes`), which the recorder takes.
+    (:mod:`flask_redis._nodes`), which the recorder takes; so do those with a client-side
+    cache note a command it served (:mod:`flask_redis._client_cache`), when recording.
     """
     most = config.record_calls_max if record else 0
     encoding = config.kwargs.get("encoding", "utf-8")
@@ -429,6 +444,8 @@ def setup_recording(app: Flask, config: ClientConfig, record: bool) -> Observer:
     recorder.mode = _topology(config)
     if recorder.mode is not None:
         recorder.nodes = _nodes.take
+    if record and _has_cache(config):
+        recorder.cached = served_from_cache
     recorder.server_timing = config.server_timing
     _requests.add(app, recorder)
     if config.server_timing:
@@ -436,6 +453,13 @@ def setup_recording(app: Flask, config: ClientConfig, record: bool) -> Observer:
     if record:
         add_page(app)
     return recorder.observe
+
+
+def _has_cache(config: ClientConfig) -> bool:
+    """Whether ``config`` gives its client redis-py's client-side cache, whose commands note
+    for the recorder whether they were served locally (see :func:`setup_recording`)."""
+    kwargs = config.kwargs
+    return kwargs.get("cache_config") is not None or kwargs.get("cache") is not None
 
 
 def _topology(config: ClientConfig) -> str | None:

@@ -109,6 +109,8 @@ class PrefixSummary:
     dropped: int
     #: The topology, for a prefix that uses Sentinel or Cluster.
     mode: str | None = None
+    #: Calls recorded that the client-side cache served, with no round trip.
+    cached: int = 0
 
 
 def summarize(
@@ -140,6 +142,7 @@ def summarize(
             errors=sum(1 for call in group if call.error is not None),
             dropped=dropped.get(prefix, 0),
             mode=modes.get(prefix),
+            cached=sum(1 for call in group if call.cached),
         )
         for prefix, group in by_prefix.items()
     ]
@@ -165,6 +168,11 @@ class Analysis:
     def seconds(self) -> float:
         """Seconds of the round trips (see :func:`summarize`)."""
         return sum(summary.seconds for summary in self.summaries)
+
+    @property
+    def cached(self) -> int:
+        """Calls recorded that the client-side cache served."""
+        return sum(summary.cached for summary in self.summaries)
 
 
 def analyze(

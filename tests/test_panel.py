@@ -6,26 +6,31 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
 
 import pytest
 import redis
+from flask import Flask
 from markupsafe import Markup
 
-from flask_redis import RecordedCall
+from flask_redis import RecordedCall, Redis
 
+from .conftest import ServerPool, close_clients
 from .recorded import (
     SCRIPT_TAG,
     SECRET_FORMS,
     AppFactory,
+    ToolbarApp,
     fastest_rendering,
     no_secret_in,
     redis_cli,
     refuses,
     send,
 )
-from .servers import RedisServer
+from .servers import ClientCacheServer, RedisServer, ServerUnavailable, client_cache_binary
 
 pytest.importorskip("flask_debugtoolbar")
 
@@ -575,3 +580,103 @@ def test_the_panel_renders_any_object_with_the_fields_of_a_recorded_call() -> No
 
     assert "<br><small>10.0.0.1:7000</small>" in text
     assert 'style="left:25.00%;width:50.00%"' in text
+
+
+# -- Client-side cache -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cache_server(server_pool: ServerPool) -> ClientCacheServer:
+    """A Redis 7.4 or later, whose replies redis-py may cache; the test is skipped, with the
+    reason, where there is none or redis-py has no cache (before 5.1)."""
+    pytest.importorskip("redis.cache", reason="redis-py before 5.1 has no client-side cache")
+    try:
+        client_cache_binary()
+    except ServerUnavailable as error:
+        pytest.skip(str(error))
+
+    def start(folder: Path) -> ClientCacheServer:
+        server = ClientCacheServer(folder)
+        server.start()
+        return server
+
+    return server_pool.get("client-cache", "redis", start)
+
+
+@pytest.fixture()
+def cached_toolbar(cache_server: ClientCacheServer) -> Iterator[ToolbarApp]:
+    """A toolbar app on ``cache_server`` (emptied) whose ``REDIS`` prefix has redis-py's
+    client-side cache and whose ``CACHE`` prefix has none. Single-threaded: redis-py 8.2's
+    cache can hang when threads share a client."""
+    from flask_debugtoolbar import DebugToolbarExtension
+    from redis.cache import CacheConfig
+
+    with cache_server.client() as plain:
+        plain.flushall()
+    app = Flask(__name__, root_path=str(Path(__file__).parent))
+    app.debug = True
+    app.config.update(
+        SECRET_KEY="test-secret-key", DEBUG_TB_INTERCEPT_REDIRECTS=False,
+        REDIS_CLASS=redis.Redis, REDIS_HOST="127.0.0.1", REDIS_PORT=cache_server.port,
+        REDIS_PROTOCOL=3, REDIS_CACHE_CONFIG=CacheConfig(), REDIS_DECODE_RESPONSES=True,
+        CACHE_CLASS=redis.Redis, CACHE_HOST="127.0.0.1", CACHE_PORT=cache_server.port,
+        CACHE_DB=1, CACHE_PROTOCOL=3, REDIS_METRICS=False, CACHE_METRICS=False,
+    )  # fmt: skip
+    db, cache = Redis(app), Redis(app, "CACHE")
+    DebugToolbarExtension(app)
+    app.config["DEBUG_TB_PANELS"] += ("flask_redis_panel.RedisPanel",)
+    yield ToolbarApp(app, db, cache)
+    close_clients(app)
+
+
+LOCAL_CACHE_MARK = '<span class="frp-badge frp-local"'
+
+
+@pytest.mark.one_kind
+def test_a_call_served_from_the_client_side_cache_is_marked_and_counted(
+    cached_toolbar: ToolbarApp,
+) -> None:
+    toolbar = cached_toolbar
+
+    def view() -> None:
+        for client in (toolbar.db, toolbar.cache):  # with a cache, then without
+            client.set("k", "v")
+            client.get("k")
+            client.get("k")
+
+    page = toolbar.page(view)
+
+    marked = [row.cells[0] for row in page.rows if "local cache" in row.command]
+    assert marked == ["3"]
+    assert [row.command for row in page.rows][1:3] == [
+        "GET duplicate ×2 hit", "GET local cache duplicate ×2 hit",
+    ]  # fmt: skip
+    assert page.panel.count(LOCAL_CACHE_MARK) == 1
+    (mark,) = re.findall(LOCAL_CACHE_MARK + r' title="([^"]*)"', page.panel)
+    assert "no round trip" in mark and "client's alone" in mark
+    assert [line[:2] for line in page.summary] == [
+        ["REDIS", "3 1 from the local cache"], ["CACHE", "3"],
+    ]  # fmt: skip
+
+
+@pytest.mark.one_kind
+def test_the_page_of_a_request_counts_its_calls_served_locally(
+    cached_toolbar: ToolbarApp,
+) -> None:
+    from flask_redis_panel.panel import LINK_HEADER
+
+    toolbar = cached_toolbar
+    db = toolbar.db
+
+    @toolbar.app.get("/api/item")
+    def item() -> Any:
+        db.set("k", "v")
+        return {"item": [db.get("k"), db.get("k"), db.get("k")]}
+
+    client = toolbar.app.test_client()
+    response = client.get("/api/item")
+    page = client.get(response.headers[LINK_HEADER]).get_data(as_text=True)
+
+    assert "Status 200 · 4 calls in " in page
+    assert " ms · 2 from the local cache</p>" in page
+    assert page.count(LOCAL_CACHE_MARK) == 2

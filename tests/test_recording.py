@@ -33,13 +33,14 @@ import flask_redis._display
 import flask_redis._instrument
 import flask_redis._recording
 from flask_redis import RecordedCall, RecordedCalls, Redis, get_recorded_calls
+from flask_redis._client_cache import observe_cache, served_from_cache
 from flask_redis._display import ARGUMENT_LIMIT, ARGUMENTS_LIMIT, REDACTED, as_text, displayed
 from flask_redis._libraries import ClientLibrary
 from flask_redis._redaction import secret_positions, sent_words
 
-from .conftest import SECRET
+from .conftest import SECRET, ServerPool, close_clients
 from .recorded import copied, in_threads, recorded, refuses, run
-from .servers import RedisServer
+from .servers import ClientCacheServer, RedisServer, ServerUnavailable, client_cache_binary
 
 #: This file as a recorded location shows it: relative to the app's root (``tests/``).
 HERE = Path(__file__).name
@@ -1297,3 +1298,170 @@ def test_the_short_way_of_displaying_a_command_gives_what_the_long_way_gives(
     assert (text, *as_text(shown, exact), left_out, redacted) == (
         long_way[0], long_way[1], long_way[4], long_way[2], long_way[3]
     )  # fmt: skip
+
+
+# -- Client-side cache -----------------------------------------------------------------------
+# redis-py 5.1 and newer serve reads from a cache of the client's (RESP3, Redis 7.4 and newer).
+# Each test is single-threaded: redis-py 8.2's cache can hang when threads share a client.
+
+CacheApps = Callable[..., Flask]
+
+
+@pytest.fixture(scope="module")
+def cache_server(server_pool: ServerPool) -> ClientCacheServer:
+    """A Redis 7.4 or later, whose replies redis-py may cache; the test is skipped, with the
+    reason, where there is none or redis-py has no cache (before 5.1)."""
+    pytest.importorskip("redis.cache", reason="redis-py before 5.1 has no client-side cache")
+    try:
+        client_cache_binary()
+    except ServerUnavailable as error:
+        pytest.skip(str(error))
+
+    def start(folder: Path) -> ClientCacheServer:
+        server = ClientCacheServer(folder)
+        server.start()
+        return server
+
+    return server_pool.get("client-cache", "redis", start)
+
+
+@pytest.fixture()
+def cache_apps(cache_server: ClientCacheServer) -> Iterator[CacheApps]:
+    """Make apps whose ``REDIS`` prefix is redis-py's client of ``cache_server`` with a
+    client-side cache, calls recorded; ``config`` is added. The server is emptied first."""
+    from redis.cache import CacheConfig
+
+    with cache_server.client() as plain:
+        plain.flushall()
+    apps: list[Flask] = []
+
+    def make(**config: Any) -> Flask:
+        app = Flask(__name__, root_path=str(Path(__file__).parent))
+        app.config.update(
+            REDIS_CLASS=redis.Redis, REDIS_HOST="127.0.0.1", REDIS_PORT=cache_server.port,
+            REDIS_PROTOCOL=3, REDIS_CACHE_CONFIG=CacheConfig(), REDIS_DECODE_RESPONSES=True,
+            REDIS_RECORD_CALLS=True, REDIS_METRICS=False,
+        )  # fmt: skip
+        app.config.update(config)
+        Redis(app)
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        close_clients(app)
+    served_from_cache()  # a note no recorder took is none of the next test's
+
+
+def cached_flags(calls: Sequence[RecordedCall]) -> list[tuple[str, bool]]:
+    return [(call.command, call.cached) for call in calls]
+
+
+def unencodable_set(client: Any) -> None:
+    """A command that fails before it is sent: no reply is read, nothing noted."""
+    with pytest.raises(redis.DataError):
+        client.set("k", {"not": "a value"})
+
+
+@pytest.mark.one_kind
+def test_the_second_read_of_a_key_is_recorded_as_served_from_the_client_side_cache(
+    cache_apps: CacheApps,
+) -> None:
+    app = cache_apps()
+    ext = app.extensions["redis"]["REDIS"]
+
+    def work() -> None:
+        ext.set("k", "v")
+        assert ext.get("k") == "v"
+        assert ext.get("k") == "v"
+        ext.mget("k", "missing")
+        ext.mget("k", "missing")
+        with ext.pipeline(transaction=False) as pipe:
+            pipe.get("k")
+            pipe.get("k")
+            pipe.execute()
+        ext.set("k", "w")
+
+    calls = recorded(app, work)
+
+    assert cached_flags(calls) == [
+        ("SET", False), ("GET", False), ("GET", True), ("MGET", False), ("MGET", True),
+        ("GET", False), ("GET", False), ("SET", False),
+    ]  # fmt: skip
+    assert (calls[2].hits, calls[2].misses) == (1, 0)  # a hit of the cache reads the same
+    assert calls[2].duration > 0
+    assert served_from_cache() is False  # each note was taken
+
+
+@pytest.mark.one_kind
+def test_a_read_served_outside_a_request_marks_no_call_of_the_next_request(
+    cache_apps: CacheApps,
+) -> None:
+    app = cache_apps()
+    ext = app.extensions["redis"]["REDIS"]
+    with app.app_context():
+        ext.set("k", "v")
+        ext.get("k")
+        ext.get("k")  # served locally, outside a request: the recorder takes its note too
+
+    calls = recorded(app, lambda: unencodable_set(ext))
+
+    assert cached_flags(calls) == [("SET", False)]
+    assert calls[0].error is not None
+
+
+@pytest.mark.one_kind
+def test_a_client_without_a_cache_never_marks_its_calls(
+    cache_apps: CacheApps, cache_server: ClientCacheServer
+) -> None:
+    from redis.cache import CacheConfig
+
+    app = cache_apps(REDIS_CACHE_CONFIG=None)
+    ext = app.extensions["redis"]["REDIS"]
+    noting = redis.Redis(port=cache_server.port, protocol=3, cache_config=CacheConfig())
+    try:
+        observe_cache(noting, note=True)
+        noting.set("k", "v")
+        noting.get("k")
+        noting.get("k")  # served locally: a note no recorder of the app takes
+
+        def work() -> None:
+            ext.get("k")
+            ext.get("k")
+            unencodable_set(ext)
+
+        calls = recorded(app, work)
+    finally:
+        noting.close()
+
+    assert cached_flags(calls) == [("GET", False), ("GET", False), ("SET", False)]
+
+
+@pytest.mark.one_kind
+def test_a_hit_of_a_client_whose_calls_are_not_recorded_marks_no_recorded_call(
+    cache_apps: CacheApps, cache_server: ClientCacheServer
+) -> None:
+    from redis.cache import CacheConfig
+
+    app = cache_apps(
+        CACHE_CLASS=redis.Redis, CACHE_HOST="127.0.0.1", CACHE_PORT=cache_server.port,
+        CACHE_PROTOCOL=3, CACHE_CACHE_CONFIG=CacheConfig(), CACHE_RECORD_CALLS=False,
+        CACHE_METRICS=False, CACHE_SLOW_LOG_THRESHOLD=60.0,  # observed without notes
+    )  # fmt: skip
+    Redis(app, "CACHE")
+    ext, other = app.extensions["redis"]["REDIS"], app.extensions["redis"]["CACHE"]
+
+    def work() -> None:
+        other.set("k", "v")
+        other.get("k")
+        other.get("k")  # served locally, noted for no recorder
+        unencodable_set(ext)
+        ext.get("k")
+        other.get("k")
+        ext.get("k")  # served locally, after another client's hit
+
+    calls = recorded(app, work)
+
+    assert cached_flags(calls) == [("SET", False), ("GET", False), ("GET", True)]
+    cache = other.connection_pool.cache
+    assert cache is not None and cache.size == 1  # the other client's reads were cached
