@@ -3,7 +3,8 @@
 Not imported by the test process itself: that would register its metrics in pytest's
 default registry. The commands of ``/work`` are listed in ``WORK_COMMANDS`` there;
 ``/background`` sends one ECHO outside a request; ``/async-work``, an async view, one
-INCRBY through the asyncio client (:mod:`tests.test_async`).
+INCRBY through the asyncio client (:mod:`tests.test_async`). The pages of
+:mod:`tests.incident_pages` (``/incident/...``) make Redis hurt, on prefixes of their own.
 
 Read from the environment: ``FLASK_REDIS_TEST_PORT``, the port of the suite's
 redis-server, and ``FLASK_REDIS_TEST_WRITE_INTERVAL``, the seconds between two writes of a
@@ -22,6 +23,8 @@ from flask import Flask
 import flask_redis._multiprocess
 from flask_redis import Redis
 
+from .incident_pages import add_incident_pages
+
 flask_redis._multiprocess.INTERVAL = float(os.environ["FLASK_REDIS_TEST_WRITE_INTERVAL"])
 
 app = Flask(__name__)
@@ -31,6 +34,7 @@ app.config.update(
     REDIS_METRICS_PATH="/metrics",
 )
 redis = Redis(app)
+add_incident_pages(app, f"redis://127.0.0.1:{app.config['REDIS_PORT']}/0")
 redis.ping()  # once per process that loads the app: gunicorn's master with --preload
 
 

@@ -35,6 +35,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
+import redis.connection
 from flask import Blueprint, Flask
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -49,6 +50,11 @@ BULK_SIZE = 100_000
 BULK_FAMILY = "bulk"
 #: The GETs of ``/incident/cached``: the first misses, the others hit.
 CACHED_READS = 3
+#: The class of the error of a refused checkout: ``MaxConnectionsError`` (a
+#: ``ConnectionError``) where redis-py's pools raise it, as their module then imports it.
+REFUSED = (
+    "MaxConnectionsError" if hasattr(redis.connection, "MaxConnectionsError") else "ConnectionError"
+)
 #: The client name of the ``RETRY`` prefix, which the operator's client looks for.
 RETRY_NAME = "incident-retry"
 #: How long the operator waits for what it looks for in ``CLIENT LIST``.

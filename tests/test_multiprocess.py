@@ -30,6 +30,7 @@ from flask_redis import Redis
 
 from .conftest import close_clients
 from .gunicorn_server import HTTP_TIMEOUT, STOP_TIMEOUT, Gunicorn, get, start_gunicorn
+from .incident_pages import BULK_FAMILY, BULK_SIZE, HOLD, REFUSED
 from .recorded import log_failures_anew, uncountable_pool
 from .servers import RedisServer
 from .waiting import wait_for
@@ -204,6 +205,85 @@ def test_workers_metrics_are_added_up(gunicorn: Gunicorn, preload: bool) -> None
     assert value(pool_gauge, prefix="redis", state="idle") == holding - 1
 
     assert os.environ.get("PROMETHEUS_MULTIPROC_DIR") == environ_before
+
+
+#: Requests of each incident page that workers serve at once, and of /incident/killed,
+#: which is requested one at a time.
+INCIDENTS = 12
+KILLED = 4
+
+
+def test_the_incident_families_are_added_up_exactly(gunicorn: Gunicorn) -> None:
+    pages = ["/incident/exhausted", "/incident/wait", "/incident/bulk"] * INCIDENTS
+    with ThreadPoolExecutor(max_workers=2 * WORKERS) as pool:
+        statuses = list(pool.map(lambda page: get(gunicorn.url + page)[0], pages))
+    assert statuses == [200] * len(pages)
+    assert [get(gunicorn.url + "/incident/killed")[0] for _ in range(KILLED)] == [200] * KILLED
+
+    samples = _scrape_when(gunicorn, lambda samples: (
+        _value(samples, "flask_redis_pool_exhausted_total", prefix="tight"),
+        _value(samples, "flask_redis_pool_wait_duration_seconds_count", prefix="queue"),
+        _value(samples, "flask_redis_retries_total", prefix="retry", command="BLPOP"),
+        _value(samples, "flask_redis_key_family_commands_total", prefix="bulk", family="none"),
+    ) == (INCIDENTS, INCIDENTS, KILLED, INCIDENTS))  # fmt: skip
+
+    def value(name: str, **labels: str) -> float | None:
+        return _value(samples, name, **labels)
+
+    # Each worker's pools are its own: each request of a page has its event, once.
+    assert value("flask_redis_pool_exhausted_total", prefix="tight") == INCIDENTS
+    errors = "flask_redis_command_errors_total"
+    assert value(errors, prefix="tight", command="GET", error=REFUSED, code="none") == INCIDENTS
+    assert value(
+        errors, prefix="bulk", command="EVALSHA", error="NoScriptError", code="NOSCRIPT"
+    ) == (INCIDENTS)
+    for prefix in ("tight", "queue", "retry", "bulk"):
+        assert value("flask_redis_pool_exhausted_total", prefix=prefix) == (
+            INCIDENTS if prefix == "tight" else 0
+        ), prefix
+    wait = "flask_redis_pool_wait_duration_seconds"
+    assert value(wait + "_count", prefix="queue") == INCIDENTS
+    waited = value(wait + "_sum", prefix="queue")
+    assert waited is not None and INCIDENTS * HOLD * 0.9 <= waited < INCIDENTS * HTTP_TIMEOUT
+    assert value(wait + "_bucket", prefix="queue", le="0.1") == 0
+    assert value(wait + "_count", prefix="tight") == 0  # a ConnectionPool refuses, never waits
+
+    # /incident/killed: the blocked BLPOP killed and retried, the idle connection killed
+    # and found closed at checkout: two closed by the server, two opened, one retry.
+    assert value("flask_redis_retries_total", prefix="retry", command="BLPOP") == KILLED
+    closed = "flask_redis_connections_closed_total"
+    for prefix in ("redis", "tight", "queue", "retry", "bulk"):
+        for reason in ("closed", "timeout", "connection_error", "error"):
+            expected = 2 * KILLED if (prefix, reason) == ("retry", "connection_error") else 0
+            assert value(closed, prefix=prefix, reason=reason) == expected, (prefix, reason)
+    opened = value("flask_redis_connection_create_duration_seconds_count", prefix="retry")
+    # Beside those, each worker that served the page opened its first.
+    assert opened is not None and 2 * KILLED + 1 <= opened <= 2 * KILLED + WORKERS
+
+    # The 100 kB value: payload counted exactly per key family, and on the wire.
+    families = "flask_redis_key_family_commands_total"
+    assert value(families, prefix="bulk", family=BULK_FAMILY) == 2 * INCIDENTS
+    assert value(families, prefix="bulk", family="none") == INCIDENTS
+    key = len("incident:bulk")
+    payload = {
+        (BULK_FAMILY, "sent"): 3 + key + BULK_SIZE + 3 + key,
+        (BULK_FAMILY, "received"): BULK_SIZE,
+        ("none", "sent"): len("EVALSHA") + 40 + 1,
+        ("none", "received"): 0,
+    }
+    for (family, direction), size in payload.items():
+        assert (
+            value(
+                "flask_redis_key_family_bytes_total",
+                prefix="bulk",
+                family=family,
+                direction=direction,
+            )
+            == INCIDENTS * size
+        ), (family, direction)
+    for direction in ("sent", "received"):
+        moved = value("flask_redis_network_bytes_total", prefix="bulk", direction=direction)
+        assert moved is not None and moved >= INCIDENTS * BULK_SIZE, direction
 
 
 @pytest.mark.write_interval(3600)

@@ -34,7 +34,6 @@ from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
 import pytest
-import redis
 
 from . import incident_pages as incident
 from .gunicorn_server import Gunicorn, get, start_gunicorn
@@ -160,10 +159,7 @@ ROUND_TRIPS: dict[str, dict[str, set[str]]] = {
         for endpoint, commands in COMMANDS.items() if endpoint.startswith("incident.")
     },
 }  # fmt: skip
-#: The class of the error of a refused checkout: redis-py 6.2 and later raise a subclass.
-REFUSED = (
-    "MaxConnectionsError" if hasattr(redis.exceptions, "MaxConnectionsError") else "ConnectionError"
-)
+REFUSED = incident.REFUSED
 #: The failed commands of one request of each page that has one: (prefix, command, error,
 #: code). The tour's LPUSH on a string, the refused checkout, the EVALSHA of no script.
 ERRORS = {
@@ -444,8 +440,10 @@ def _each_miss_evicts(samples: list[Sample], unit: float) -> None:
     # The cache holds one entry: each miss evicts the one before, but a process's first.
     values = by(samples, "prefix")
     assert set(values) == {(incident.CACHED_PREFIX,)}
+    # Seen up to 6% over 2 a request: the series starts at the first eviction, later than
+    # the requests' series, and Prometheus extrapolates its rate over another span.
     evictions = values[incident.CACHED_PREFIX,] / unit
-    assert 2 - FIRST_CONNECTIONS - 1e-9 <= evictions <= 2 + 1e-9, values
+    assert 2 - FIRST_CONNECTIONS - 1e-9 <= evictions <= 2 * (1 + 1 / IN_WINDOW), values
 
 
 def _one_entry_per_worker(samples: list[Sample], unit: float) -> None:
