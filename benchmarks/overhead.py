@@ -547,7 +547,11 @@ COUNT_CASES = (
     "metrics, outside a request",
     "metrics, in a request",
     "recording, in a request",
+    "key families, in a request",
 )
+#: The families of the "key families" case (PREFIX_METRICS_KEY_FAMILIES, with metrics on):
+#: the benchmark's key is of the second.
+KEY_FAMILIES = {"session": "session:*", "key": ["k*", "keys:*"], "user": "user:*"}
 #: The same for a cluster client of the in-memory cluster: each is "cluster " + the case.
 CLUSTER_COUNT_CASES = tuple(f"cluster {case}" for case in COUNT_CASES[:4])
 #: The same for valkey-py's client on an in-memory valkey-py connection: "valkey " + the case.
@@ -579,11 +583,13 @@ def count(case: str, n: int) -> None:
     pipeline = kind.startswith("pipeline ")
     kind = kind[len("pipeline ") :] if pipeline else kind
     settings = {
-        "METRICS": kind.startswith(("metrics", "timing")),
+        "METRICS": kind.startswith(("metrics", "timing", "key families")),
         "METRICS_REGISTRY": CollectorRegistry(),
         "RECORD_CALLS": kind.startswith("recording"),
         "RECORD_CALLS_MAX": n,
     }
+    if kind.startswith("key families"):
+        settings["METRICS_KEY_FAMILIES"] = KEY_FAMILIES
     if cluster:
         random.seed(0)  # redis-py shuffles the startup nodes: the same order in each run
         app, clients = app_with({"BENCH": memory_cluster(**settings)})

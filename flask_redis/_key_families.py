@@ -147,6 +147,8 @@ def _text(word: Any) -> str:
 #: arguments too (``"GET k"``), and the rule of its first key. Bounded: names come from code.
 _NAMES: dict[Any, tuple[bool, Callable[[Sequence[Any]], Any]]] = {}
 _NAMES_SIZE = 4096
+#: Keys whose family a prefix keeps (see :meth:`Matcher.family`).
+_KNOWN = 4096
 
 
 def _name_rule(name: Any) -> tuple[bool, Callable[[Sequence[Any]], Any]]:
@@ -251,9 +253,26 @@ class Matcher:
                 parts.append(f"(?P<{group}>{fnmatch.translate(glob)})")
         self._groups = groups
         self._match = re.compile("|".join(parts)).match if parts else None
+        #: The family of each key matched lately: keys are read again and again, and a
+        #: look-up costs a fifth of a match. Bounded: emptied when full.
+        self._known: dict[Any, str] = {}
 
     def family(self, key: Any) -> str:
         """The family of ``key`` (``None``: no key)."""
+        try:
+            found = self._known.get(key)
+        except TypeError:  # unhashable (a bytearray, a memoryview): not kept
+            return self._family(key)
+        if found is None:
+            found = self._family(key)
+            if is_short(key):  # no long key is kept, nor arguments of a one-string name
+                known = self._known
+                if len(known) >= _KNOWN:
+                    known.clear()
+                known[key] = found
+        return found
+
+    def _family(self, key: Any) -> str:
         if key is None:
             return NONE
         if self._match is None:
