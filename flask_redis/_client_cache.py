@@ -40,18 +40,22 @@ class CacheFigures(NamedTuple):
 
     hits: int
     misses: int
+    #: Entries evicted to make room (the cache was full).
     evictions: int
+    #: Entries dropped because the server invalidated their key (it changed).
+    invalidations: int
     #: Entries now (replies, and reads whose reply is on its way).
     size: int
 
 
 class _Counts:
-    __slots__ = ("hits", "misses", "evictions")
+    __slots__ = ("hits", "misses", "evictions", "invalidations")
 
     def __init__(self) -> None:
         self.hits = 0
         self.misses = 0
         self.evictions = 0
+        self.invalidations = 0
 
 
 def served_from_cache() -> bool:
@@ -122,6 +126,21 @@ def _count_evictions(policy: Any, counts: _Counts) -> None:
         return keys
 
     policy.evict_next, policy.evict_many = counted_next, counted_many
+
+
+def _count_invalidations(cache: Any, counts: _Counts) -> None:
+    """Make ``cache`` count the keys the server invalidated that it held entries of
+    (``delete_by_redis_keys``, which redis-py calls for each invalidation it reads; a
+    flush, when the server's database is flushed or the connection closes, is not
+    counted). Wrapped on the object, as the eviction policy's methods are."""
+    delete = cache.delete_by_redis_keys
+
+    def counted(redis_keys: Any) -> Any:
+        deleted = delete(redis_keys)
+        counts.invalidations += sum(1 for each in deleted if each)
+        return deleted
+
+    cache.delete_by_redis_keys = counted
 
 
 class _CountingPool:
@@ -202,11 +221,12 @@ def _observe_pool(pool: Any, note: bool) -> None:
         except AttributeError:
             return  # a cache of the application's that takes no attribute: not counted
         policy = getattr(cache, "eviction_policy", None)
-        if policy is not None:
-            try:
+        try:
+            if policy is not None:
                 _count_evictions(policy, counts)
-            except AttributeError:
-                pass  # a policy of the application's that takes no attribute
+            _count_invalidations(cache, counts)
+        except AttributeError:
+            pass  # a cache or policy of the application's that takes no attribute
     note = note or getattr(pool, "_flask_redis_note", False)
     if not _swap(pool, _CountingPool):
         return
@@ -251,12 +271,13 @@ def cache_figures(pools: Iterable[Any]) -> CacheFigures | None:
     caches = {id(cache): cache for cache in map(_cache_of, pools) if cache is not None}
     if not caches:
         return None
-    hits = misses = evictions = size = 0
+    hits = misses = evictions = invalidations = size = 0
     for cache in caches.values():
         counts = getattr(cache, "_flask_redis_counts", None)
         if counts is not None:
             hits += counts.hits
             misses += counts.misses
             evictions += counts.evictions
+            invalidations += counts.invalidations
         size += cache.size
-    return CacheFigures(hits, misses, evictions, size)
+    return CacheFigures(hits, misses, evictions, invalidations, size)

@@ -45,7 +45,7 @@ class ConnectionMetrics:
         self._events: deque[tuple[Any, ...]] = deque()
         self._lock = threading.Lock()
         #: The caches' figures, summed, when they were last read (see :meth:`_add_cache`).
-        self._cache = CacheFigures(0, 0, 0, 0)
+        self._cache = CacheFigures(0, 0, 0, 0, 0)
         self._cache_shown = False
         self._shown = False
 
@@ -173,16 +173,19 @@ class ConnectionMetrics:
                 self._cache_shown = False
             return
         metrics, prefix = self.metrics, self.prefix
-        hits, misses, evictions, entries = figures
+        requests, evictions = metrics.client_cache_requests, metrics.client_cache_evictions
         last = self._cache
-        # A cache that went (its app dropped) takes its counts with it: what is new is
-        # never negative.
-        if hits > last.hits:
-            metrics.client_cache_requests.labels(prefix, "hit").inc(hits - last.hits)
-        if misses > last.misses:
-            metrics.client_cache_requests.labels(prefix, "miss").inc(misses - last.misses)
-        if evictions > last.evictions:
-            metrics.client_cache_evictions.labels(prefix).inc(evictions - last.evictions)
+        # Each counter's series, at zero until it counts; a cache that went (its app
+        # dropped) takes its counts with it: what is new is never negative.
+        for child, now, before in (
+            (requests.labels(prefix, "hit"), figures.hits, last.hits),
+            (requests.labels(prefix, "miss"), figures.misses, last.misses),
+            (evictions.labels(prefix, "full"), figures.evictions, last.evictions),
+            (evictions.labels(prefix, "invalidation"), figures.invalidations,
+             last.invalidations),
+        ):  # fmt: skip
+            if now > before:
+                child.inc(now - before)
         self._cache = figures
-        metrics.client_cache_entries.labels(prefix).set(entries)
+        metrics.client_cache_entries.labels(prefix).set(figures.size)
         self._cache_shown = True

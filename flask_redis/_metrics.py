@@ -150,8 +150,9 @@ class Metrics(Collector):
         )  # fmt: skip
         self.client_cache_evictions = Counter(
             "flask_redis_client_cache_evictions",
-            "Entries evicted from the client-side cache to make room.",
-            ["prefix"], registry=None,
+            "Entries dropped from the client-side cache, by reason (full: to make room;"
+            " invalidation: the server invalidated their key).",
+            ["prefix", "reason"], registry=None,
         )  # fmt: skip
         self.client_cache_entries = Gauge(
             "flask_redis_client_cache_entries",

@@ -34,8 +34,10 @@ _INFO_LENGTH = _BYTES_OFFSET + _BYTES.size
 #: The attribute of a connection where :func:`unread_bytes` keeps its last reading.
 _READ = "_flask_redis_read_bytes"
 #: One reading at a time: the collecting thread and a connection that closes in another
-#: thread must not both count the same bytes.
-_reading = threading.Lock()
+#: thread must not both count the same bytes. Re-entrant: a connection that the garbage
+#: collector closes in the middle of a reading (redis-py closes it when it is collected)
+#: is read in the same thread.
+_reading = threading.RLock()
 
 
 def socket_bytes(sock: Any) -> tuple[int, int] | None:
@@ -93,6 +95,10 @@ def unread_bytes(connection: Any) -> tuple[int, int]:
     (a reconnection) counts from its own zero, and no result is negative.
     """
     with _reading:
+        # A client-side cache's proxy (redis-py's CacheProxyConnection) reads through the
+        # connection it wraps, which keeps the figures: it is the one that closes.
+        if not hasattr(connection, "_sock") and hasattr(connection, "_conn"):
+            connection = connection._conn
         sock = connection_socket(connection)
         figures = socket_bytes(sock)
         if figures is None or connection_socket(connection) is not sock:

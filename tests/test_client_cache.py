@@ -16,6 +16,8 @@ from flask_redis._client_cache import (
     observe_cache,
     served_from_cache,
 )
+from flask_redis._pools import pool_connections
+from flask_redis._sockets import unread_bytes
 
 from .servers import ClientCacheServer, ServerUnavailable, client_cache_binary
 from .waiting import wait_for
@@ -59,7 +61,7 @@ def test_a_second_read_of_a_key_is_a_hit(cached: Any) -> None:
     cached.set("k", "v")
     assert cached.get("k") == b"v"
     assert cached.get("k") == b"v"
-    assert figures(cached) == CacheFigures(hits=1, misses=1, evictions=0, size=1)
+    assert figures(cached) == CacheFigures(hits=1, misses=1, evictions=0, invalidations=0, size=1)
 
 
 def test_a_write_of_another_client_invalidates_and_the_next_read_misses(
@@ -75,6 +77,8 @@ def test_a_write_of_another_client_invalidates_and_the_next_read_misses(
     found = figures(cached)
     assert found is not None
     assert (found.hits, found.misses, found.size) == (1, 2, 1)
+    # The entry went because the server invalidated its key: no room was made.
+    assert (found.invalidations, found.evictions) == (1, 0)
 
 
 def test_a_full_cache_counts_an_eviction(cache_server: ClientCacheServer) -> None:
@@ -84,7 +88,9 @@ def test_a_full_cache_counts_an_eviction(cache_server: ClientCacheServer) -> Non
         client.mset({"a": 1, "b": 2, "c": 3})
         for key in ("a", "b", "c"):
             client.get(key)
-        assert figures(client) == CacheFigures(hits=0, misses=3, evictions=1, size=2)
+        assert figures(client) == CacheFigures(
+            hits=0, misses=3, evictions=1, invalidations=0, size=2
+        )
     finally:
         client.close()
 
@@ -109,7 +115,9 @@ def test_a_client_observed_without_note_notes_nothing(cache_server: ClientCacheS
         client.get("k")
         client.get("k")
         assert served_from_cache() is False
-        assert figures(client) == CacheFigures(hits=1, misses=1, evictions=0, size=1)
+        assert figures(client) == CacheFigures(
+            hits=1, misses=1, evictions=0, invalidations=0, size=1
+        )
     finally:
         client.close()
 
@@ -124,7 +132,9 @@ def test_connections_made_before_observing_count_and_twice_observed_counts_once(
         observe_cache(client)
         observe_cache(client, note=True)
         client.get("k")
-        assert figures(client) == CacheFigures(hits=1, misses=0, evictions=0, size=1)
+        assert figures(client) == CacheFigures(
+            hits=1, misses=0, evictions=0, invalidations=0, size=1
+        )
         assert served_from_cache() is True
     finally:
         client.close()
@@ -141,7 +151,9 @@ def test_one_cache_shared_by_two_clients_is_summed_once(cache_server: ClientCach
         first.get("k")
         second.get("k")
         pools = [first.connection_pool, second.connection_pool]
-        assert cache_figures(pools) == CacheFigures(hits=1, misses=1, evictions=0, size=1)
+        assert cache_figures(pools) == CacheFigures(
+            hits=1, misses=1, evictions=0, invalidations=0, size=1
+        )
     finally:
         first.close()
         second.close()
@@ -181,3 +193,15 @@ def test_every_read_is_counted_once_as_a_hit_or_a_miss(cache_server: ClientCache
         assert found.size == len(keys)
     finally:
         client.close()
+
+
+def test_the_bytes_of_a_cached_clients_connections_are_read_through_their_proxies(
+    cached: Any,
+) -> None:
+    cached.set("big", b"x" * 10_000)
+    assert cached.get("big") == b"x" * 10_000
+    (proxy,) = pool_connections(cached.connection_pool)
+    sent, received = unread_bytes(proxy)
+    assert sent >= 10_000 and received >= 10_000
+    # The figures are the wrapped connection's, which reads them again as it closes.
+    assert unread_bytes(proxy._conn) == (0, 0)
