@@ -578,6 +578,9 @@ def count(case: str, n: int) -> None:
     if case.startswith("async "):
         count_async(case[len("async ") :], n)
         return
+    if case.startswith("connections "):
+        count_connections(case, n)
+        return
     cluster, valkey = case.startswith("cluster "), case.startswith("valkey ")
     kind = case.split(" ", 1)[1] if cluster or valkey else case
     pipeline = kind.startswith("pipeline ")
@@ -1186,6 +1189,97 @@ def async_section(args: argparse.Namespace) -> None:
     print_request_table(figures, lambda count: f"{count / 1e3:.1f}k")
 
 
+#: The server of section 15's counted runs, whose port the parent hands them.
+_PORT_VARIABLE = "FLASK_REDIS_BENCH_PORT"
+#: Connections held while section 15 counts the collections.
+HELD = 10
+
+
+def count_connections(case: str, n: int) -> None:
+    """Section 15's counted runs (``connections <what> <plain|metrics>``): ``n`` connections
+    opened and closed on a real server; ``n`` GETs on an in-memory blocking pool; ``n``
+    collections of the metrics with ``HELD`` connections open or none."""
+    _, what, column = case.split()
+    settings: dict[str, Any] = {"METRICS": column == "metrics",
+                                "METRICS_REGISTRY": CollectorRegistry()}  # fmt: skip
+    if what == "blocking":
+        pool = redis.BlockingConnectionPool(connection_class=MemoryConnection)
+        app, clients = app_with({"BENCH": {"CONNECTION_POOL": pool, **settings}})
+        client = clients["BENCH"].connection
+        client.get("key")
+        gc.collect()
+        gc.freeze()
+        with app.test_request_context():
+            request_started.send(app)
+            for _ in range(n):
+                client.get("key")
+        return
+    settings.update(HOST="127.0.0.1", PORT=int(os.environ[_PORT_VARIABLE]))
+    app, clients = app_with({"BENCH": settings})
+    pool = clients["BENCH"].connection.connection_pool
+    held = [checked_out(pool) for _ in range(HELD if what == "collect-held" else 1)]
+    for connection in held:
+        connection.connect()
+        pool.release(connection)
+    registry = settings["METRICS_REGISTRY"]
+    metrics = metrics_for(registry)
+    metrics.add_pending()
+    gc.collect()
+    gc.freeze()
+    if what == "open":  # a connection opened (handshake included) and closed
+        for _ in range(n):
+            connection = checked_out(pool)
+            pool.release(connection)
+            pool.disconnect()
+        if column == "metrics":
+            metrics.add_pending()  # the events of the n connections, added up
+        return
+    for _ in range(n):  # collect-held, collect-one
+        metrics.add_pending()
+    pool.disconnect()
+
+
+def checked_out(pool: Any) -> Any:
+    """A connection of ``pool`` in use, as a command holds it."""
+    try:
+        return pool.get_connection()
+    except TypeError:  # redis-py before 5.3 wants a command name
+        return pool.get_connection("GET")
+
+
+def connections_section(args: argparse.Namespace) -> None:
+    """Section 15: what is paid per connection, per checkout and per collection."""
+    print("15. Connections and pools, what is paid apart from the commands (callgrind)")
+    if not args.instructions:
+        print("   counted in instructions only: run with --instructions")
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        server = RedisServer(Path(folder)).start()
+        os.environ[_PORT_VARIABLE] = str(server.port)
+        try:
+            jobs = [(f"connections {what} {column}", calls)
+                    for what, n in (("open", 200), ("blocking", 2000),
+                                    ("collect-one", 200), ("collect-held", 200))
+                    for column in ("plain", "metrics") for calls in (0, n)]  # fmt: skip
+            counted = parallel_callgrind(jobs)
+        finally:
+            server.stop()
+
+    def per(what: str, column: str, n: int) -> float:
+        case = f"connections {what} {column}"
+        return (counted[case, n] - counted[case, 0]) / n
+
+    opened = {column: per("open", column, 200) for column in ("plain", "metrics")}
+    print("   per connection opened and closed, loopback redis-server (200 minus none)")
+    print_instructions(opened, "plain")
+    blocking = {column: per("blocking", column, 2000) for column in ("plain", "metrics")}
+    print("   per GET on a BlockingConnectionPool, in a request (2000 minus none)")
+    print_instructions(blocking, "plain")
+    collect = per("collect-held", "metrics", 200) - per("collect-one", "metrics", 200)
+    print(f"   per connection held, per collection of the metrics: {collect / (HELD - 1):,.0f}"
+          f" instructions (its bytes read from the kernel)")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=30, help="alternating rounds per case")
@@ -1196,9 +1290,10 @@ def main() -> None:
     )
     parser.add_argument(
         "--only",
-        choices=("server", "cluster", "request", "valkey", "async"),
+        choices=("server", "cluster", "request", "valkey", "async", "connections"),
         help="run only the sections of one server (1-6), of a cluster (7-9),"
-        " of whole requests (10), of valkey-py (11-13) or of the asyncio client (14)",
+        " of whole requests (10), of valkey-py (11-13), of the asyncio client (14)"
+        " or of connections and pools (15)",
     )
     parser.add_argument(
         "--client",
@@ -1254,6 +1349,7 @@ def main() -> None:
         "request": request_section,
         "valkey": valkey_sections,
         "async": async_section,
+        "connections": connections_section,
     }
     for number, (name, section) in enumerate(sections.items()):
         if args.only in (None, name):
