@@ -18,6 +18,7 @@ import sys
 from time import perf_counter
 from typing import Any, Callable, Protocol
 
+from ._hooks import hook
 from ._instrument import report_failure
 
 #: Why a connection was closed: the values of :meth:`ConnectionEvents.closing`'s reason.
@@ -306,63 +307,73 @@ def _own_retry(owner: Any, events: ConnectionEvents) -> None:
 
 
 def _pool_methods(base: type[Any], events: ConnectionEvents) -> dict[str, Any]:
-    methods: dict[str, Any] = {}
-    if hasattr(base, "get_available_connection"):
-        # redis.asyncio 6 and later refuse in get_available_connection(), which reads
-        # max_connections only when no connection is free: read through a property.
-        def get_max(self: Any) -> Any:
-            value = self.__dict__["max_connections"]
-            caller = sys._getframe(1)
-            if (
-                caller.f_code.co_name == "get_available_connection"
-                and len(self._in_use_connections) >= value
-            ):
-                _report(events, "exhausted")
-            return value
+    """An asyncio pool (redis.asyncio 6 and later refuse in get_available_connection(),
+    which reads max_connections only when no connection is free): read it through a
+    property, which only a class can have."""
 
-        def set_max(self: Any, value: Any) -> None:
-            self.__dict__["max_connections"] = value
+    def get_max(self: Any) -> Any:
+        value = self.__dict__["max_connections"]
+        caller = sys._getframe(1)
+        if (
+            caller.f_code.co_name == "get_available_connection"
+            and len(self._in_use_connections) >= value
+        ):
+            _report(events, "exhausted")
+        return value
 
-        methods["max_connections"] = property(get_max, set_max)
-    elif hasattr(base, "make_connection"):
-        base_make = base.make_connection
+    def set_max(self: Any, value: Any) -> None:
+        self.__dict__["max_connections"] = value
 
-        def make_connection(self: Any) -> Any:
-            # Called only when a new connection is needed; a blocking pool never refuses here.
-            made = getattr(self, "_created_connections", None)
-            full = made is not None and made >= self.max_connections
+    return {"max_connections": property(get_max, set_max)}
+
+
+def _hook_make_connection(pool: Any, events: ConnectionEvents) -> None:
+    """A sync pool refuses in make_connection(), called only when a new connection is
+    needed; a blocking pool never refuses there."""
+
+    def make(call: Callable[..., Any], ref: Callable[[], Any]) -> Callable[..., Any]:
+        def make_connection() -> Any:
+            this = ref()
+            made = getattr(this, "_created_connections", None)
+            full = made is not None and made >= this.max_connections
             try:
-                return base_make(self)
+                return call()
             except Exception:
                 if full:
                     _report(events, "exhausted")
                 raise
 
-        methods["make_connection"] = make_connection
-    return methods
+        return make_connection
+
+    hook(pool, "make_connection", make)
 
 
-def _queue_methods(base: type[Any], events: ConnectionEvents) -> dict[str, Any]:
+def _hook_queue(waiting: Any, events: ConnectionEvents) -> None:
     """A sync blocking pool's queue: a checkout that finds none free waits in ``get``."""
-    base_get = base.get
+    get = type(waiting).get
 
-    def get(self: Any, block: bool = True, timeout: float | None = None) -> Any:
-        try:
-            return base_get(self, False)
-        except queue.Empty:
-            if not block:
+    def make(call: Callable[..., Any], ref: Callable[[], Any]) -> Callable[..., Any]:
+        # The class's get, called straight: this runs at each checkout.
+        def hooked_get(block: bool = True, timeout: float | None = None) -> Any:
+            this = ref()
+            try:
+                return get(this, False)
+            except queue.Empty:
+                if not block:
+                    raise
+            start = perf_counter()
+            try:
+                item = get(this, block, timeout)
+            except queue.Empty:
+                _report(events, "waited", perf_counter() - start)
+                _report(events, "exhausted")
                 raise
-        start = perf_counter()
-        try:
-            item = base_get(self, block, timeout)
-        except queue.Empty:
             _report(events, "waited", perf_counter() - start)
-            _report(events, "exhausted")
-            raise
-        _report(events, "waited", perf_counter() - start)
-        return item
+            return item
 
-    return {"get": get}
+        return hooked_get
+
+    hook(waiting, "get", make)
 
 
 def _async_wait_ended(events: ConnectionEvents, start: float, timeout: Any,
@@ -433,9 +444,15 @@ def _instrument_waits(pool: Any, events: ConnectionEvents) -> None:
     waiting = getattr(pool, "pool", None)
     condition = getattr(pool, "_condition", None)
     if isinstance(waiting, queue.Queue):
-        _swap(waiting, "queue", events, _queue_methods)
-        # A fork's reset makes a new queue of queue_class.
-        pool.queue_class = type(waiting)
+        _hook_queue(waiting, events)
+        queue_class = pool.queue_class
+
+        def make_queue(*args: Any, **kwargs: Any) -> Any:
+            made = queue_class(*args, **kwargs)
+            _hook_queue(made, events)
+            return made
+
+        pool.queue_class = make_queue  # a fork's reset makes a new queue of queue_class
     elif isinstance(waiting, asyncio.Queue):
         _swap(waiting, "async queue", events, _async_queue_methods)
         waiting._flask_redis_timeout = pool.timeout  # type: ignore[attr-defined]
@@ -446,10 +463,16 @@ def _instrument_waits(pool: Any, events: ConnectionEvents) -> None:
 
 def instrument_pool(pool: Any, events: ConnectionEvents) -> None:
     """Report what happens to the connections of ``pool`` to ``events``; a pool already
-    instrumented keeps its first events."""
-    if getattr(type(pool), "_flask_redis_events", None) is not None:
+    instrumented keeps its first events. A sync pool keeps its class (see
+    :mod:`flask_redis._hooks`): only an asyncio pool takes a subclass."""
+    if getattr(pool, "_flask_redis_events", None) is not None:
         return
-    _swap(pool, "pool", events, _pool_methods)
+    if hasattr(pool, "get_available_connection"):
+        _swap(pool, "pool", events, _pool_methods)
+    else:
+        if hasattr(pool, "make_connection"):
+            _hook_make_connection(pool, events)
+        pool._flask_redis_events = events
     pool.connection_class = connection_class(pool.connection_class, events)
     _instrument_waits(pool, events)
 
@@ -489,22 +512,10 @@ def _instrument_sync_node(node: Any, events: ConnectionEvents) -> None:
             instrument_pool(client.connection_pool, events)
 
 
-def _creating(base_create: Callable[..., Any], events: ConnectionEvents) -> Callable[..., Any]:
-    def create_node(self: Any, *args: Any, **kwargs: Any) -> Any:
-        client = base_create(self, *args, **kwargs)
-        instrument_pool(client.connection_pool, events)
-        return client
-
-    return create_node
-
-
-def _nodes_manager_methods(base: type[Any], events: ConnectionEvents) -> dict[str, Any]:
-    """The nodes manager of a cluster client: the nodes it makes later are instrumented
-    too (sync: their clients, made by ``create_redis_node``; asyncio: the nodes, all set
-    by ``set_nodes``)."""
-    for name in ("create_redis_node", "create_valkey_node"):
-        if hasattr(base, name):
-            return {name: _creating(getattr(base, name), events)}
+def _async_nodes_manager_methods(base: type[Any], events: ConnectionEvents) -> dict[str, Any]:
+    """An asyncio cluster's nodes manager: the nodes it sets are instrumented. It has
+    slots, so it takes a subclass (no attribute could hold a hook; nor does a class
+    assigned to it slow the reads of its slots)."""
     base_set_nodes = base.set_nodes
 
     def set_nodes(self: Any, old: Any, new: Any, *args: Any, **kwargs: Any) -> Any:
@@ -515,6 +526,30 @@ def _nodes_manager_methods(base: type[Any], events: ConnectionEvents) -> dict[st
     return {"set_nodes": set_nodes}
 
 
+def _instrument_nodes_manager(manager: Any, events: ConnectionEvents) -> None:
+    """The nodes manager of a cluster client: the nodes it makes later are instrumented
+    too. A sync one's clients, made by ``create_redis_node``, through a hook on the
+    manager, which each cluster command reads (see :mod:`flask_redis._hooks`)."""
+    if getattr(manager, "_flask_redis_events", None) is not None:
+        return
+    name = next((name for name in ("create_redis_node", "create_valkey_node")
+                 if hasattr(manager, name)), None)  # fmt: skip
+    if name is None:
+        _swap(manager, "nodes manager", events, _async_nodes_manager_methods)
+        return
+
+    def creating(call: Callable[..., Any], ref: Any) -> Callable[..., Any]:
+        def create_node(*args: Any, **kwargs: Any) -> Any:
+            client = call(*args, **kwargs)
+            instrument_pool(client.connection_pool, events)
+            return client
+
+        return create_node
+
+    hook(manager, name, creating)
+    manager._flask_redis_events = events
+
+
 def _instrument_cluster(client: Any, manager: Any, events: ConnectionEvents) -> None:
     nodes = list(getattr(manager, "startup_nodes", {}).values())
     nodes += list(getattr(manager, "nodes_cache", {}).values())
@@ -523,7 +558,7 @@ def _instrument_cluster(client: Any, manager: Any, events: ConnectionEvents) -> 
             _instrument_async_node(node, events)
         else:
             _instrument_sync_node(node, events)
-    _swap(manager, "nodes manager", events, _nodes_manager_methods)
+    _instrument_nodes_manager(manager, events)
     _own_retry(client, events)
 
 

@@ -384,7 +384,9 @@ def _address(client: Any) -> tuple[Any, Any]:
 
 def watch_of(pool: Any) -> MasterWatch | None:
     """The watch of ``pool``, a Sentinel master pool, if :func:`watch` was called on it."""
-    return vars(pool).get("_flask_redis_watch") if pool is not None else None
+    # Not vars(pool): reading a pool's __dict__ costs each of its checkouts for good (see
+    # flask_redis._hooks).
+    return getattr(pool, "_flask_redis_watch", None) if pool is not None else None
 
 
 def _service_of(message: dict[str, Any]) -> str | None:
@@ -406,14 +408,18 @@ def watch(sentinel: Any, service: str, pool: Any) -> MasterWatch:
     asker = getattr(pool, "proxy", pool)
     asked = asker.get_master_address
     lock = threading.Lock()
+    first = True  # until a master is found
 
     def get_master_address() -> Any:
+        nonlocal first
         with lock:  # two threads may open the first connections at once
-            if vars(asker).get("get_master_address") is not None:
+            if first:
                 found.choose()
         address = asked()  # no master found: the next connection asks again
         with lock:
-            if vars(asker).pop("get_master_address", None) is not None:  # the class's again
+            if first:
+                first = False
+                del asker.get_master_address  # the class's again
                 found.start()
         return address
 
