@@ -4,6 +4,7 @@ opened, closed and why, waits, exhaustion, retries, on real servers, sync and as
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 import logging
 import sys
@@ -12,7 +13,10 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from flask import Flask
+from prometheus_client import CollectorRegistry
 
+from flask_redis import Redis
 from flask_redis._connections import (
     CLOSE_REASONS,
     close_reason,
@@ -325,6 +329,64 @@ def test_the_command_of_a_retried_pipeline_is_pipeline_or_multi(
 
     assert execute(pipe) == ("MULTI" if transaction else "PIPELINE")
     assert retried_command(sys._getframe()) is None  # no command above: cannot be told
+
+
+def _attributes_in_a_dict(thing: Any, attribute: str) -> bool:
+    """Whether CPython holds the attributes of ``thing`` (one of them ``attribute``) in a
+    dict, rather than in the compact layout it reads fast (3.11 and later)."""
+    return any(isinstance(each, dict) and attribute in each for each in gc.get_referents(thing))
+
+
+_FAST_LAYOUT = pytest.mark.skipif(
+    sys.implementation.name != "cpython" or sys.version_info < (3, 11),
+    reason="before 3.11, or on another interpreter, attributes are in a dict anyway",
+)
+_POOLS = pytest.mark.parametrize(
+    "blocking", [False, True], ids=["ConnectionPool", "BlockingConnectionPool"]
+)
+
+
+@_FAST_LAYOUT
+@_POOLS
+def test_a_pool_and_its_queue_keep_the_layout_the_interpreter_reads_fast(
+    client_module: ModuleType, redis_server: RedisServer, closing: Closing, blocking: bool
+) -> None:
+    host, port = redis_server.address
+    pool_class = client_module.BlockingConnectionPool if blocking else client_module.ConnectionPool
+    pool = pool_class(host=host, port=port)
+    client = closing(client_module.StrictRedis(connection_pool=pool))
+    assert not _attributes_in_a_dict(pool, "connection_class")  # as redis-py made it
+    instrument_client(client, Recorder())
+    client.ping()
+    assert not _attributes_in_a_dict(pool, "connection_class")
+    if blocking:
+        assert not _attributes_in_a_dict(pool.pool, "mutex")
+    pool.__class__ = type("Subclass", (pool_class,), {})  # what the hooks are not
+    assert _attributes_in_a_dict(pool, "connection_class")
+
+
+@_FAST_LAYOUT
+@_POOLS
+@pytest.mark.parametrize("metrics", [False, True], ids=["no metrics", "metrics"])
+def test_the_extension_leaves_the_pool_of_its_client_in_that_layout(
+    client_module: ModuleType,
+    redis_server: RedisServer,
+    closing: Closing,
+    blocking: bool,
+    metrics: bool,
+) -> None:
+    host, port = redis_server.address
+    pool_class = client_module.BlockingConnectionPool if blocking else client_module.ConnectionPool
+    pool = pool_class(host=host, port=port)
+    app = Flask(__name__)
+    app.config.update(REDIS_CLASS=client_module.StrictRedis, REDIS_CONNECTION_POOL=pool,
+                      REDIS_METRICS=metrics,
+                      REDIS_METRICS_REGISTRY=CollectorRegistry())  # fmt: skip
+    client = closing(Redis(app).connection)
+    client.ping()
+    assert not _attributes_in_a_dict(pool, "connection_class")
+    if blocking:
+        assert not _attributes_in_a_dict(pool.pool, "mutex")
 
 
 def test_the_methods_each_command_calls_stay_the_librarys_own(
