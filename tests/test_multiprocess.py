@@ -183,10 +183,13 @@ def test_workers_metrics_are_added_up(gunicorn: Gunicorn, preload: bool) -> None
     assert seconds is not None and 0 < seconds < REQUESTS * HTTP_TIMEOUT
 
     # livesum: the live workers' gauges added up. A sync worker serves one request at a
-    # time, so each worker that served /work holds one idle connection, none in use.
+    # time (and /background joins its thread), so each worker that used Redis holds one
+    # idle connection, none in use. Loaded by the workers, each of them did, for its PING;
+    # preloaded, the master holds the connection of its PING, and the workers that served
+    # /work or /background one each.
     pool_gauge = "flask_redis_pool_connections"
-    # The master that loaded the app holds the connection of its PING.
-    holding = len(pids) + (1 if preload else 0)
+    served = pids | {int(pid) for _status, pid in background}
+    holding = len(served) + 1 if preload else WORKERS
     assert value(pool_gauge, prefix="redis", state="in_use") == 0
     assert value(pool_gauge, prefix="redis", state="idle") == holding
 
