@@ -76,7 +76,7 @@ from flask_redis._instrument import observe
 from flask_redis._labels import COMMANDS
 from flask_redis._metrics import metrics_for
 from flask_redis._tallies import DURATION_BUCKETS
-from tests.servers import ClusterNodes, RedisServer, ServerUnavailable
+from tests.servers import ClientCacheServer, ClusterNodes, RedisServer, ServerUnavailable
 
 
 class _InMemory:
@@ -548,6 +548,7 @@ COUNT_CASES = (
     "metrics, in a request",
     "recording, in a request",
     "key families, in a request",
+    "no metrics (the extension's client)",
 )
 #: The families of the "key families" case (PREFIX_METRICS_KEY_FAMILIES, with metrics on):
 #: the benchmark's key is of the second.
@@ -603,6 +604,10 @@ def count(case: str, n: int) -> None:
         memory = redis.ConnectionPool(connection_class=MemoryConnection)
         app, clients = app_with({"BENCH": {"CONNECTION_POOL": memory, **settings}})
     client = clients["BENCH"].connection
+    if case == "plain":  # redis-py alone, on a pool the extension never saw
+        client = redis.Redis(
+            connection_pool=redis.ConnectionPool(connection_class=MemoryConnection)
+        )
     if kind.startswith("timing only"):  # the floor of the subclass design
         observe(client, lambda *args: None)
     client.get("key")  # the first command connects
@@ -660,7 +665,7 @@ def print_instructions(counted: dict[str, float], plain: str, strip: str = "") -
     """Each case's instructions per GET, and what it adds to those of ``plain``."""
     base = counted[plain]
     for case, value in counted.items():
-        print(f"   {case[len(strip) :]:34} {value:10.0f}  +{(value - base) / base:.1%}")
+        print(f"   {case[len(strip) :]:34} {value:10.0f}  {(value - base) / base:+.1%}")
 
 
 def print_added(times: dict[str, float], cases: tuple[str, ...]) -> None:
@@ -1189,8 +1194,9 @@ def async_section(args: argparse.Namespace) -> None:
     print_request_table(figures, lambda count: f"{count / 1e3:.1f}k")
 
 
-#: The server of section 15's counted runs, whose port the parent hands them.
+#: The servers of section 15's counted runs, whose ports the parent hands them.
 _PORT_VARIABLE = "FLASK_REDIS_BENCH_PORT"
+_CACHE_PORT_VARIABLE = "FLASK_REDIS_BENCH_CACHE_PORT"
 #: Connections held while section 15 counts the collections.
 HELD = 10
 
@@ -1198,8 +1204,13 @@ HELD = 10
 def count_connections(case: str, n: int) -> None:
     """Section 15's counted runs (``connections <what> <plain|metrics>``): ``n`` connections
     opened and closed on a real server; ``n`` GETs on an in-memory blocking pool; ``n``
-    collections of the metrics with ``HELD`` connections open or none."""
+    collections of the metrics with ``HELD`` connections open or none; ``n`` GETs served
+    from a client-side cache (``cached``; ``counted`` is plain with the cache's counting
+    alone)."""
     _, what, column = case.split()
+    if what == "cached":
+        count_cached(column, n)
+        return
     settings: dict[str, Any] = {"METRICS": column == "metrics",
                                 "METRICS_REGISTRY": CollectorRegistry()}  # fmt: skip
     if what == "blocking":
@@ -1239,6 +1250,33 @@ def count_connections(case: str, n: int) -> None:
     pool.disconnect()
 
 
+def count_cached(column: str, n: int) -> None:
+    """``n`` GETs of one key that redis-py's client-side cache answers, on a real Redis
+    7.4+: plain redis-py; ``counted``, plain with the cache's hits and misses counted
+    (:func:`flask_redis._client_cache.observe_cache` alone); ``metrics``, the extension's
+    client with metrics, which counts them too."""
+    from redis.cache import CacheConfig
+
+    from flask_redis._client_cache import observe_cache
+
+    settings: dict[str, Any] = {
+        "HOST": "127.0.0.1", "PORT": int(os.environ[_CACHE_PORT_VARIABLE]), "PROTOCOL": 3,
+        "CACHE_CONFIG": CacheConfig(), "METRICS": column == "metrics",
+        "METRICS_REGISTRY": CollectorRegistry(),
+    }  # fmt: skip
+    app, clients = app_with({"BENCH": settings})
+    client = clients["BENCH"].connection
+    if column == "counted":
+        observe_cache(client)
+    client.set("key", "value")
+    client.get("key")  # a miss: the reply is cached
+    gc.collect()
+    gc.freeze()
+    for _ in range(n):
+        client.get("key")
+    client.connection_pool.disconnect()
+
+
 def checked_out(pool: Any) -> Any:
     """A connection of ``pool`` in use, as a command holds it."""
     try:
@@ -1254,16 +1292,28 @@ def connections_section(args: argparse.Namespace) -> None:
         print("   counted in instructions only: run with --instructions")
         return
     with tempfile.TemporaryDirectory() as folder:
-        server = RedisServer(Path(folder)).start()
+        server = RedisServer(Path(folder, "plain")).start()
         os.environ[_PORT_VARIABLE] = str(server.port)
+        jobs = [(f"connections {what} {column}", calls)
+                for what, n in (("open", 200), ("blocking", 2000),
+                                ("collect-one", 200), ("collect-held", 200))
+                for column in ("plain", "metrics") for calls in (0, n)]  # fmt: skip
         try:
-            jobs = [(f"connections {what} {column}", calls)
-                    for what, n in (("open", 200), ("blocking", 2000),
-                                    ("collect-one", 200), ("collect-held", 200))
-                    for column in ("plain", "metrics") for calls in (0, n)]  # fmt: skip
+            cache_server: RedisServer | None = ClientCacheServer(Path(folder, "cache")).start()
+        except ServerUnavailable as error:
+            cache_server = None
+            print(f"   GETs from a client-side cache left out: {error}")
+        else:
+            os.environ[_CACHE_PORT_VARIABLE] = str(cache_server.port)
+            jobs += [(f"connections cached {column}", calls)
+                     for column in ("plain", "counted", "metrics")
+                     for calls in (0, 2000)]  # fmt: skip
+        try:
             counted = parallel_callgrind(jobs)
         finally:
             server.stop()
+            if cache_server is not None:
+                cache_server.stop()
 
     def per(what: str, column: str, n: int) -> float:
         case = f"connections {what} {column}"
@@ -1278,6 +1328,11 @@ def connections_section(args: argparse.Namespace) -> None:
     collect = per("collect-held", "metrics", 200) - per("collect-one", "metrics", 200)
     print(f"   per connection held, per collection of the metrics: {collect / (HELD - 1):,.0f}"
           f" instructions (its bytes read from the kernel)")  # fmt: skip
+    if ("connections cached plain", 0) in counted:
+        cached = {column: per("cached", column, 2000)
+                  for column in ("plain", "counted", "metrics")}  # fmt: skip
+        print("   per GET served from a client-side cache, Redis 7.4+ (2000 minus none)")
+        print_instructions(cached, "plain")
 
 
 def main() -> None:
