@@ -48,9 +48,12 @@ from flask_redis._libraries import ClientLibrary
 
 from .servers import (
     SERVER_KINDS,
+    ClientCacheServer,
     ClusterNodes,
     RedisServer,
     SentinelSet,
+    ServerUnavailable,
+    client_cache_binary,
     server_available,
     server_binary,
     use_kind,
@@ -317,6 +320,24 @@ def server_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPool
     pool = ServerPool(tmp_path_factory)
     yield pool
     pool.stop()
+
+
+@pytest.fixture(scope="module")
+def cache_server(server_pool: ServerPool) -> ClientCacheServer:
+    """A Redis 7.4 or later, whose replies redis-py may cache; the test is skipped, with the
+    reason, where there is none or redis-py has no cache (before 5.1)."""
+    pytest.importorskip("redis.cache", reason="redis-py before 5.1 has no client-side cache")
+    try:
+        client_cache_binary()
+    except ServerUnavailable as error:
+        pytest.skip(str(error))
+
+    def start(folder: Path) -> ClientCacheServer:
+        server = ClientCacheServer(folder)
+        server.start()
+        return server
+
+    return server_pool.get("client-cache", "redis", start)
 
 
 def observed_app(url: str, registry: CollectorRegistry, **config: Any) -> Flask:

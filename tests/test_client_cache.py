@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +18,7 @@ from flask_redis._client_cache import (
 from flask_redis._pools import pool_connections
 from flask_redis._sockets import unread_bytes
 
-from .servers import ClientCacheServer, ServerUnavailable, client_cache_binary
+from .servers import ClientCacheServer
 from .waiting import wait_for
 
 cache_module = pytest.importorskip(
@@ -28,18 +27,6 @@ cache_module = pytest.importorskip(
 CacheConfig: Any = cache_module.CacheConfig
 
 pytestmark = [pytest.mark.server, pytest.mark.one_kind]
-
-
-@pytest.fixture(scope="module")
-def cache_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClientCacheServer]:
-    try:
-        client_cache_binary()
-    except ServerUnavailable as error:
-        pytest.skip(str(error))
-    server = ClientCacheServer(Path(tmp_path_factory.mktemp("client-cache")))
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture()

@@ -18,7 +18,7 @@ from markupsafe import Markup
 
 from flask_redis import RecordedCall, Redis
 
-from .conftest import ServerPool, close_clients
+from .conftest import close_clients
 from .recorded import (
     SCRIPT_TAG,
     SECRET_FORMS,
@@ -30,7 +30,7 @@ from .recorded import (
     refuses,
     send,
 )
-from .servers import ClientCacheServer, RedisServer, ServerUnavailable, client_cache_binary
+from .servers import ClientCacheServer, RedisServer
 
 pytest.importorskip("flask_debugtoolbar")
 
@@ -583,24 +583,6 @@ def test_the_panel_renders_any_object_with_the_fields_of_a_recorded_call() -> No
 
 
 # -- Client-side cache -----------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def cache_server(server_pool: ServerPool) -> ClientCacheServer:
-    """A Redis 7.4 or later, whose replies redis-py may cache; the test is skipped, with the
-    reason, where there is none or redis-py has no cache (before 5.1)."""
-    pytest.importorskip("redis.cache", reason="redis-py before 5.1 has no client-side cache")
-    try:
-        client_cache_binary()
-    except ServerUnavailable as error:
-        pytest.skip(str(error))
-
-    def start(folder: Path) -> ClientCacheServer:
-        server = ClientCacheServer(folder)
-        server.start()
-        return server
-
-    return server_pool.get("client-cache", "redis", start)
 
 
 @pytest.fixture()

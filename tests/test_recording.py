@@ -38,9 +38,9 @@ from flask_redis._display import ARGUMENT_LIMIT, ARGUMENTS_LIMIT, REDACTED, as_t
 from flask_redis._libraries import ClientLibrary
 from flask_redis._redaction import secret_positions, sent_words
 
-from .conftest import SECRET, ServerPool, close_clients
+from .conftest import SECRET, close_clients
 from .recorded import copied, in_threads, recorded, refuses, run
-from .servers import ClientCacheServer, RedisServer, ServerUnavailable, client_cache_binary
+from .servers import ClientCacheServer, RedisServer
 
 #: This file as a recorded location shows it: relative to the app's root (``tests/``).
 HERE = Path(__file__).name
@@ -1305,24 +1305,6 @@ def test_the_short_way_of_displaying_a_command_gives_what_the_long_way_gives(
 # Each test is single-threaded: redis-py 8.2's cache can hang when threads share a client.
 
 CacheApps = Callable[..., Flask]
-
-
-@pytest.fixture(scope="module")
-def cache_server(server_pool: ServerPool) -> ClientCacheServer:
-    """A Redis 7.4 or later, whose replies redis-py may cache; the test is skipped, with the
-    reason, where there is none or redis-py has no cache (before 5.1)."""
-    pytest.importorskip("redis.cache", reason="redis-py before 5.1 has no client-side cache")
-    try:
-        client_cache_binary()
-    except ServerUnavailable as error:
-        pytest.skip(str(error))
-
-    def start(folder: Path) -> ClientCacheServer:
-        server = ClientCacheServer(folder)
-        server.start()
-        return server
-
-    return server_pool.get("client-cache", "redis", start)
 
 
 @pytest.fixture()
