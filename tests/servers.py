@@ -845,12 +845,20 @@ class ClusterNodes:
     :param masters: How many masters.
     :param replicas: How many replicas each master has.
     :param kind: ``"redis"`` or ``"valkey"``, of every node; by default :func:`default_kind`.
+    :param node_class: The class of the nodes (:class:`ClientCacheClusterServer`: Redis
+        7.4 or later, for client-side caching).
     """
 
     def __init__(
-        self, directory: Path, masters: int = 3, replicas: int = 1, kind: str | None = None
+        self,
+        directory: Path,
+        masters: int = 3,
+        replicas: int = 1,
+        kind: str | None = None,
+        node_class: type[ClusterServer] = ClusterServer,
     ) -> None:
         self.kind = default_kind() if kind is None else kind
+        self.node_class = node_class
         self.directory = directory
         self.master_count = masters
         self.replica_count = replicas
@@ -876,7 +884,7 @@ class ClusterNodes:
         """Start the nodes, form the cluster and wait until every node agrees on it."""
         try:
             for number in range(self.master_count * (1 + self.replica_count)):
-                node = ClusterServer(self.directory / f"node-{number}", kind=self.kind)
+                node = self.node_class(self.directory / f"node-{number}", kind=self.kind)
                 group = self.masters if number < self.master_count else self.replicas
                 group.append(node)
                 node.start()
@@ -1112,6 +1120,16 @@ class ClientCacheServer(RedisServer):
     """A Redis server of :func:`client_cache_binary`, whose replies redis-py may cache."""
 
     def __init__(self, directory: Path, *options: str) -> None:
+        super().__init__(directory, *options, kind="redis")
+
+    def command(self, *options: str) -> list[str]:
+        return [client_cache_binary(), *super().command(*options)[1:]]
+
+
+class ClientCacheClusterServer(ClusterServer):
+    """A cluster node of :func:`client_cache_binary`, whose replies redis-py may cache."""
+
+    def __init__(self, directory: Path, *options: str, kind: str | None = None) -> None:
         super().__init__(directory, *options, kind="redis")
 
     def command(self, *options: str) -> list[str]:

@@ -8,7 +8,10 @@ from typing import Any
 
 import pytest
 import redis
+from flask import Flask
+from prometheus_client import CollectorRegistry
 
+from flask_redis import Redis
 from flask_redis._client_cache import (
     CacheFigures,
     cache_figures,
@@ -18,7 +21,8 @@ from flask_redis._client_cache import (
 from flask_redis._pools import pool_connections
 from flask_redis._sockets import unread_bytes
 
-from .servers import ClientCacheServer
+from .conftest import ServerPool
+from .servers import ClientCacheClusterServer, ClientCacheServer, ClusterNodes
 from .waiting import wait_for
 
 cache_module = pytest.importorskip(
@@ -195,3 +199,66 @@ def test_the_bytes_of_a_cached_clients_connections_are_read_through_their_proxie
     assert sent >= 10_000 and received >= 10_000
     # The figures are the wrapped connection's, which reads them again as it closes.
     assert unread_bytes(proxy._conn) == (0, 0)
+
+
+@pytest.fixture(scope="module")
+def cache_cluster(server_pool: ServerPool, cache_server: ClientCacheServer) -> ClusterNodes:
+    """A Cluster of three Redis 7.4+ masters (skipped as ``cache_server`` is)."""
+    return server_pool.get("client-cache-cluster", "redis", lambda folder: ClusterNodes(
+        folder, replicas=0, node_class=ClientCacheClusterServer).start())  # fmt: skip
+
+
+#: Keys on all three masters of a cluster.
+CLUSTER_KEYS = [f"cached-{number}" for number in range(12)]
+
+
+@pytest.mark.cluster
+def test_a_cluster_clients_reads_are_counted_over_all_its_nodes(
+    cache_cluster: ClusterNodes,
+) -> None:
+    host, port = cache_cluster.startup_nodes[0]
+    client = redis.RedisCluster(host=host, port=port, protocol=3, cache_config=CacheConfig())
+    try:
+        observe_cache(client)
+        assert len({client.get_node_from_key(key).name for key in CLUSTER_KEYS}) == 3
+        for key in CLUSTER_KEYS:
+            client.set(key, "v")
+            assert client.get(key) == b"v"  # a miss
+            assert client.get(key) == b"v"  # a hit
+        pools = [node.redis_connection.connection_pool for node in client.get_nodes()]
+        found = cache_figures(pools)
+        assert found is not None
+        keys = len(CLUSTER_KEYS)
+        assert (found.hits, found.misses) == (keys, keys)
+        # The nodes share one cache, counted once. (redis-py empties it as a connection to
+        # another node opens: the first keys' entries may be gone.)
+        assert len({id(pool.cache) for pool in pools}) == 1
+        assert found.size == pools[0].cache.size > 0
+    finally:
+        client.close()
+
+
+@pytest.mark.cluster
+def test_a_cluster_prefix_has_the_cache_metrics_of_all_its_nodes(
+    cache_cluster: ClusterNodes,
+) -> None:
+    registry = CollectorRegistry()
+    app = Flask(__name__)
+    app.config.update(REDIS_URL=cache_cluster.url, REDIS_PROTOCOL=3,
+                      REDIS_CACHE_CONFIG=CacheConfig(),
+                      REDIS_METRICS_REGISTRY=registry)  # fmt: skip
+    client = Redis(app).connection
+    try:
+        for key in CLUSTER_KEYS:
+            client.get(key)  # a miss
+            client.get(key)  # a hit
+
+        def requests(result: str) -> float | None:
+            labels = {"prefix": "redis", "result": result}
+            return registry.get_sample_value("flask_redis_client_cache_requests_total", labels)
+
+        assert (requests("hit"), requests("miss")) == (len(CLUSTER_KEYS), len(CLUSTER_KEYS))
+        entries = registry.get_sample_value("flask_redis_client_cache_entries", {"prefix": "redis"})
+        assert entries == client.nodes_manager._cache.size > 0  # one cache, counted once
+    finally:
+        client.close()
