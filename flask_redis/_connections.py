@@ -306,25 +306,25 @@ def _own_retry(owner: Any, events: ConnectionEvents) -> None:
 # Pools -------------------------------------------------------------------------------
 
 
-def _pool_methods(base: type[Any], events: ConnectionEvents) -> dict[str, Any]:
-    """An asyncio pool (redis.asyncio 6 and later refuse in get_available_connection(),
-    which reads max_connections only when no connection is free): read it through a
-    property, which only a class can have."""
+def _hook_available(pool: Any, events: ConnectionEvents) -> None:
+    """An asyncio pool (redis.asyncio 6 and later, valkey-py) refuses in
+    get_available_connection(), called at each checkout."""
+    available = type(pool).get_available_connection
 
-    def get_max(self: Any) -> Any:
-        value = self.__dict__["max_connections"]
-        caller = sys._getframe(1)
-        if (
-            caller.f_code.co_name == "get_available_connection"
-            and len(self._in_use_connections) >= value
-        ):
-            _report(events, "exhausted")
-        return value
+    def make(call: Callable[..., Any], ref: Callable[[], Any]) -> Callable[..., Any]:
+        # The class's method, called straight: this runs at each checkout.
+        def get_available_connection() -> Any:
+            this = ref()
+            try:
+                return available(this)
+            except Exception:
+                if len(this._in_use_connections) >= this.max_connections:
+                    _report(events, "exhausted")
+                raise
 
-    def set_max(self: Any, value: Any) -> None:
-        self.__dict__["max_connections"] = value
+        return get_available_connection
 
-    return {"max_connections": property(get_max, set_max)}
+    hook(pool, "get_available_connection", make)
 
 
 def _hook_make_connection(pool: Any, events: ConnectionEvents) -> None:
@@ -389,46 +389,53 @@ def _async_wait_ended(events: ConnectionEvents, start: float, timeout: Any,
         _report(events, "exhausted")
 
 
-def _async_queue_methods(base: type[Any], events: ConnectionEvents) -> dict[str, Any]:
+def _hook_async_queue(waiting: Any, events: ConnectionEvents, timeout: Any) -> None:
     """An asyncio blocking pool's queue (redis-py 5, valkey-py before the condition)."""
-    base_get = base.get
+    get = type(waiting).get
 
-    async def get(self: Any) -> Any:
-        try:
-            return self.get_nowait()
-        except asyncio.QueueEmpty:
-            pass
-        start = perf_counter()
-        try:
-            item = await base_get(self)
-        except BaseException as error:
-            _async_wait_ended(events, start, getattr(self, "_flask_redis_timeout", None), error)
-            raise
-        _async_wait_ended(events, start, None, None)
-        return item
+    def make(call: Callable[..., Any], ref: Callable[[], Any]) -> Callable[..., Any]:
+        async def hooked_get() -> Any:
+            this = ref()
+            try:
+                return this.get_nowait()
+            except asyncio.QueueEmpty:
+                pass
+            start = perf_counter()
+            try:
+                item = await get(this)
+            except BaseException as error:
+                _async_wait_ended(events, start, timeout, error)
+                raise
+            _async_wait_ended(events, start, None, None)
+            return item
 
-    return {"get": get}
+        return hooked_get
+
+    hook(waiting, "get", make)
 
 
-def _condition_methods(base: type[Any], events: ConnectionEvents) -> dict[str, Any]:
+def _hook_condition(condition: Any, events: ConnectionEvents, timeout: Any) -> None:
     """An asyncio blocking pool's condition: a checkout waits in ``wait_for``, which asks
     the predicate first as :meth:`asyncio.Condition.wait_for` does: no cost added."""
-    base_wait_for = base.wait_for
+    wait_for = type(condition).wait_for
 
-    async def wait_for(self: Any, predicate: Callable[[], Any]) -> Any:
-        result = predicate()
-        if result:
+    def make(call: Callable[..., Any], ref: Callable[[], Any]) -> Callable[..., Any]:
+        async def hooked_wait_for(predicate: Callable[[], Any]) -> Any:
+            result = predicate()
+            if result:
+                return result
+            start = perf_counter()
+            try:
+                result = await wait_for(ref(), predicate)
+            except BaseException as error:
+                _async_wait_ended(events, start, timeout, error)
+                raise
+            _async_wait_ended(events, start, None, None)
             return result
-        start = perf_counter()
-        try:
-            result = await base_wait_for(self, predicate)
-        except BaseException as error:
-            _async_wait_ended(events, start, getattr(self, "_flask_redis_timeout", None), error)
-            raise
-        _async_wait_ended(events, start, None, None)
-        return result
 
-    return {"wait_for": wait_for}
+        return hooked_wait_for
+
+    hook(condition, "wait_for", make)
 
 
 def _swap(thing: Any, kind: str, events: ConnectionEvents,
@@ -454,25 +461,22 @@ def _instrument_waits(pool: Any, events: ConnectionEvents) -> None:
 
         pool.queue_class = make_queue  # a fork's reset makes a new queue of queue_class
     elif isinstance(waiting, asyncio.Queue):
-        _swap(waiting, "async queue", events, _async_queue_methods)
-        waiting._flask_redis_timeout = pool.timeout  # type: ignore[attr-defined]
+        _hook_async_queue(waiting, events, pool.timeout)
     elif isinstance(condition, asyncio.Condition):
-        _swap(condition, "condition", events, _condition_methods)
-        condition._flask_redis_timeout = pool.timeout  # type: ignore[attr-defined]
+        _hook_condition(condition, events, pool.timeout)
 
 
 def instrument_pool(pool: Any, events: ConnectionEvents) -> None:
     """Report what happens to the connections of ``pool`` to ``events``; a pool already
-    instrumented keeps its first events. A sync pool keeps its class (see
-    :mod:`flask_redis._hooks`): only an asyncio pool takes a subclass."""
+    instrumented keeps its first events. The pool, its queue or condition keep their
+    classes (see :mod:`flask_redis._hooks`)."""
     if getattr(pool, "_flask_redis_events", None) is not None:
         return
     if hasattr(pool, "get_available_connection"):
-        _swap(pool, "pool", events, _pool_methods)
-    else:
-        if hasattr(pool, "make_connection"):
-            _hook_make_connection(pool, events)
-        pool._flask_redis_events = events
+        _hook_available(pool, events)
+    elif hasattr(pool, "make_connection"):
+        _hook_make_connection(pool, events)
+    pool._flask_redis_events = events
     pool.connection_class = connection_class(pool.connection_class, events)
     _instrument_waits(pool, events)
 
