@@ -533,6 +533,29 @@ def test_an_async_connection_reports_opened_killed_and_closed(
     assert all(seconds > 0 for seconds in events.of("opened"))
 
 
+@_FAST_LAYOUT
+@_POOLS
+def test_an_async_pool_and_its_waiting_keep_the_layout_the_interpreter_reads_fast(
+    client_module: ModuleType, redis_server: RedisServer, blocking: bool
+) -> None:
+    aio = _async_module(client_module)
+    host, port = redis_server.address
+    pool = (aio.BlockingConnectionPool if blocking else aio.ConnectionPool)(host=host, port=port)
+    client = aio.StrictRedis(connection_pool=pool)
+    instrument_client(client, Recorder())
+
+    async def main() -> None:
+        await client.ping()
+        await pool.disconnect()
+
+    asyncio.run(main())
+    assert not _attributes_in_a_dict(pool, "connection_class")
+    if blocking:  # it waits on a condition (redis-py 6 and later) or a queue
+        waiting = getattr(pool, "_condition", None) or pool.pool
+        attribute = "_waiters" if hasattr(waiting, "wait_for") else "_maxsize"
+        assert not _attributes_in_a_dict(waiting, attribute)
+
+
 def test_a_full_async_pool_reports_its_exhaustion(
     client_module: ModuleType, redis_server: RedisServer
 ) -> None:
