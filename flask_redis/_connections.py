@@ -223,9 +223,13 @@ def connection_class(base: type[Any], events: ConnectionEvents) -> type[Any]:
     """The subclass of the connection class ``base`` that reports to ``events``."""
     if getattr(base, "_flask_redis_events", None) is not None:
         return base
-    methods = _async_methods if inspect.iscoroutinefunction(base._connect) else _sync_methods
+
+    def methods() -> dict[str, Any]:
+        coroutine = inspect.iscoroutinefunction(base._connect)
+        return (_async_methods if coroutine else _sync_methods)(base, events)
+
     # No __slots__: redis.asyncio's connections have slots, the subclass a __dict__ more.
-    return _subclass("connection", base, events, lambda: methods(base, events), slots=False)
+    return _subclass("connection", base, events, methods, slots=False)
 
 
 # Retries -----------------------------------------------------------------------------
