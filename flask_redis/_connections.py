@@ -15,6 +15,7 @@ import inspect
 import os
 import queue
 import sys
+from collections.abc import Awaitable
 from time import perf_counter
 from typing import Any, Callable, Protocol
 
@@ -393,6 +394,18 @@ def _async_wait_ended(events: ConnectionEvents, start: float, timeout: Any,
         _report(events, "exhausted")
 
 
+async def _timed_wait(waiting: Awaitable[Any], events: ConnectionEvents, timeout: Any) -> Any:
+    """Await ``waiting``, an asyncio checkout that found no connection free, and report it."""
+    start = perf_counter()
+    try:
+        result = await waiting
+    except BaseException as error:
+        _async_wait_ended(events, start, timeout, error)
+        raise
+    _async_wait_ended(events, start, None, None)
+    return result
+
+
 def _hook_async_queue(waiting: Any, events: ConnectionEvents, timeout: Any) -> None:
     """An asyncio blocking pool's queue (redis-py 5, valkey-py before the condition)."""
     get = type(waiting).get
@@ -404,14 +417,7 @@ def _hook_async_queue(waiting: Any, events: ConnectionEvents, timeout: Any) -> N
                 return this.get_nowait()
             except asyncio.QueueEmpty:
                 pass
-            start = perf_counter()
-            try:
-                item = await get(this)
-            except BaseException as error:
-                _async_wait_ended(events, start, timeout, error)
-                raise
-            _async_wait_ended(events, start, None, None)
-            return item
+            return await _timed_wait(get(this), events, timeout)
 
         return hooked_get
 
@@ -428,14 +434,7 @@ def _hook_condition(condition: Any, events: ConnectionEvents, timeout: Any) -> N
             result = predicate()
             if result:
                 return result
-            start = perf_counter()
-            try:
-                result = await wait_for(ref(), predicate)
-            except BaseException as error:
-                _async_wait_ended(events, start, timeout, error)
-                raise
-            _async_wait_ended(events, start, None, None)
-            return result
+            return await _timed_wait(wait_for(ref(), predicate), events, timeout)
 
         return hooked_wait_for
 
