@@ -1,11 +1,14 @@
 """What happens to the connections and pools of a client: opened, closed, waits,
 exhaustion, retries, reported to a :class:`ConnectionEvents`.
 
-Nothing here runs per command. :func:`instrument_client` gives each pool a subclass of its
-connection class and swaps the classes of the pool, its queue or condition and the
-backoffs of its connections' retries for subclasses that override only what redis-py
-calls when something rare happens: a socket opened or closed, a new connection made, a
-checkout that finds no connection free, a retry's backoff computed.
+:func:`instrument_client` gives each pool a subclass of its connection class (connections
+are made of it from then on), and the backoffs of its connections' retries a subclass;
+the pool, its queue or condition and a sync cluster's nodes manager keep their classes
+and are given hooks of their own (see :mod:`flask_redis._hooks`). What they override
+runs when something rare happens: a socket opened or closed, a new connection made, a
+checkout that finds no connection free, a retry's backoff computed. The hooks of an
+asyncio pool and of a blocking pool's queue run at each checkout, and only call the
+library's method unless it fails or finds nothing free.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Swapping an object's class for a subclass (``obj.__class__ = Sub``) costs every later
 read of its attributes: on CPython 3.11 and later, an object with few attributes keeps
-them in a compact layout that the interpreter reads fast, and assigning its class (or
-reading its ``__dict__``) moves them to a dictionary, for good. A redis-py
+them in a compact layout that the interpreter reads fast, and assigning its class (or,
+on 3.11 and 3.12, reading its ``__dict__``) moves them to a dictionary, for good. A redis-py
 ``ConnectionPool`` read that way costs a GET about 5,000 instructions more (5% of it),
 whether or not the hooked method is ever called. A hook set as an attribute of the object
 leaves its layout alone: only the calls of the hooked method go through it.
